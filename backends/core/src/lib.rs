@@ -1,0 +1,139 @@
+//! The contract between the vaultbridge daemon and its secret backends.
+//!
+//! This crate knows no daemon and no cloud: it holds the [`Backend`] trait, the
+//! [`SecretValue`] type that carries secret bytes (redacted when printed, zeroized on
+//! drop), the [`BackendError`] every backend maps its own errors into, and, behind the
+//! `conformance` feature, the behaviour suite every backend runs from its own tests.
+#![forbid(unsafe_code)]
+
+mod error;
+mod keyed;
+mod value;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{BackendError, ErrorKind};
+pub use keyed::{pick_json_key, wipe_json};
+pub use value::SecretValue;
+
+use async_trait::async_trait;
+use std::fmt;
+
+/// Which version of a secret a definition asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum VersionSelector {
+    /// Whatever the backend considers current.
+    #[default]
+    Latest,
+    /// A version pinned by the backend's own version id.
+    Id(String),
+    /// A version selected by a label such as AWS's `AWSPREVIOUS`.
+    Stage(String),
+}
+
+/// What a secret definition asks of its backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretRef {
+    /// The secret's name, path or id, as the backend understands it.
+    pub id: String,
+    /// One field of a key/value secret, when only that field is wanted.
+    pub key: Option<String>,
+    pub version: VersionSelector,
+}
+
+impl SecretRef {
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            key: None,
+            version: VersionSelector::Latest,
+        }
+    }
+
+    #[must_use]
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// A secret as a backend returned it: raw bytes, untouched (trimming is the daemon's
+/// policy, not the backend's), plus what the backend knows about the version.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Fetched {
+    pub value: SecretValue,
+    /// The backend's id for the version served, when it has versions.
+    pub version: Option<String>,
+}
+
+impl Fetched {
+    pub fn new(value: SecretValue) -> Self {
+        Self {
+            value,
+            version: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+}
+
+/// What a backend can do; config validation and the conformance suite read this
+/// instead of special-casing backend types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Versions can be pinned by id.
+    pub version_ids: bool,
+    /// Versions can be selected by stage label.
+    pub version_stages: bool,
+    /// Values may be arbitrary bytes, not only UTF-8 text.
+    pub binary: bool,
+    /// Values may contain NUL bytes (environment variables cannot).
+    pub nul_bytes: bool,
+}
+
+impl Capabilities {
+    pub const fn text_only() -> Self {
+        Self {
+            version_ids: false,
+            version_stages: false,
+            binary: false,
+            nul_bytes: false,
+        }
+    }
+
+    #[must_use]
+    pub const fn with_binary(mut self, nul_bytes: bool) -> Self {
+        self.binary = true;
+        self.nul_bytes = nul_bytes;
+        self
+    }
+}
+
+/// A source of secrets.
+///
+/// Implementations return values exactly as stored and put no secret value into any
+/// error message; the conformance suite checks both.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// The backend type as written in config (`env`, `file`, ...).
+    fn kind(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError>;
+
+    /// A cheap marker that changes whenever the backend's data may have changed, for
+    /// backends that can tell (a file on disk). The resolver drops a cached value whose
+    /// marker no longer matches, so an edit is seen on the next resolve rather than
+    /// after the TTL. `None` means the backend cannot tell and the TTL alone applies.
+    fn revision(&self) -> Option<u64> {
+        None
+    }
+}

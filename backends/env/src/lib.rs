@@ -1,0 +1,201 @@
+//! The `env` backend: a definition names an environment variable, read from the daemon's
+//! own environment (optionally behind a prefix set on the backend instance).
+#![forbid(unsafe_code)]
+
+use async_trait::async_trait;
+use std::ffi::OsString;
+use std::fmt;
+use std::sync::Arc;
+use vaultbridge_backend_core::{
+    Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue, VersionSelector,
+    pick_json_key,
+};
+
+pub const KIND: &str = "env";
+
+/// The `env` backend instance's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvConfig {
+    /// Prepended to every variable name a definition gives (`APP_` + `JIRA_TOKEN`).
+    pub prefix: String,
+}
+
+/// Where variables come from. The process environment in production; a map in tests,
+/// because changing the real environment of a running test process is not safe.
+pub trait VarSource: Send + Sync + 'static {
+    fn var(&self, name: &str) -> Option<OsString>;
+}
+
+/// The daemon's own environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl VarSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name)
+    }
+}
+
+pub struct EnvBackend {
+    config: EnvConfig,
+    vars: Arc<dyn VarSource>,
+}
+
+impl fmt::Debug for EnvBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvBackend")
+            .field("prefix", &self.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvBackend {
+    pub fn new(config: EnvConfig) -> Self {
+        Self::with_source(config, Arc::new(ProcessEnv))
+    }
+
+    pub fn with_source(config: EnvConfig, vars: Arc<dyn VarSource>) -> Self {
+        Self { config, vars }
+    }
+
+    fn variable_name(&self, id: &str) -> String {
+        format!("{}{id}", self.config.prefix)
+    }
+}
+
+/// Checks a definition's variable name at config load, so that a typo is reported once
+/// at start rather than on every resolve.
+pub fn validate_variable_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the variable name is empty".to_owned());
+    }
+    if name.contains(['=', '\0']) {
+        return Err(format!(
+            "`{name}` cannot be an environment variable name: it contains `=` or NUL"
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for EnvBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Unix environment strings are bytes, but C strings: no NUL.
+        Capabilities::text_only().with_binary(false)
+    }
+
+    async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
+        if secret.version != VersionSelector::Latest {
+            return Err(BackendError::invalid_config(
+                "environment variables have no versions; remove the version from the definition",
+            ));
+        }
+        let name = self.variable_name(&secret.id);
+        let raw = self.vars.var(&name).ok_or_else(|| {
+            BackendError::not_found(format!(
+                "environment variable `{name}` is not set in the daemon's environment"
+            ))
+        })?;
+        let value = SecretValue::new(os_string_bytes(raw));
+        let value = match &secret.key {
+            None => value,
+            Some(key) => pick_json_key(&value, key, &format!("environment variable `{name}`"))?,
+        };
+        Ok(Fetched::new(value))
+    }
+}
+
+#[cfg(unix)]
+fn os_string_bytes(raw: OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    raw.into_vec()
+}
+
+#[cfg(not(unix))]
+fn os_string_bytes(raw: OsString) -> Vec<u8> {
+    raw.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use vaultbridge_backend_core::conformance::{Fixture, Seed};
+    use vaultbridge_backend_core::{ErrorKind, conformance_suite};
+
+    #[derive(Default)]
+    struct MapEnv(Mutex<HashMap<String, OsString>>);
+
+    impl VarSource for MapEnv {
+        fn var(&self, name: &str) -> Option<OsString> {
+            self.0.lock().expect("test lock").get(name).cloned()
+        }
+    }
+
+    struct EnvFixture {
+        prefix: &'static str,
+    }
+
+    #[async_trait]
+    impl Fixture for EnvFixture {
+        async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
+            let vars = MapEnv::default();
+            for (id, seed) in secrets {
+                let value = match seed {
+                    Seed::Value(bytes) => bytes.clone(),
+                    Seed::Map(pairs) => Seed::map_as_json(pairs).into_bytes(),
+                };
+                #[cfg(unix)]
+                let value = {
+                    use std::os::unix::ffi::OsStringExt;
+                    OsString::from_vec(value)
+                };
+                vars.0
+                    .lock()
+                    .expect("test lock")
+                    .insert(format!("{}{id}", self.prefix), value);
+            }
+            let config = EnvConfig {
+                prefix: self.prefix.to_owned(),
+            };
+            Arc::new(EnvBackend::with_source(config, Arc::new(vars)))
+        }
+    }
+
+    conformance_suite!(EnvFixture { prefix: "" });
+    conformance_suite!(conformance_with_prefix, EnvFixture { prefix: "APP_" });
+
+    #[tokio::test]
+    async fn prefix_is_prepended_and_named_in_errors() {
+        let backend = EnvFixture { prefix: "APP_" }
+            .backend(&[("TOKEN", Seed::text("v"))])
+            .await;
+        let err = backend
+            .fetch(&SecretRef::new("OTHER"))
+            .await
+            .expect_err("unset");
+        assert!(err.to_string().contains("`APP_OTHER`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn versions_are_rejected() {
+        let backend = EnvFixture { prefix: "" }.backend(&[]).await;
+        let mut secret = SecretRef::new("X");
+        secret.version = VersionSelector::Id("1".into());
+        let err = backend.fetch(&secret).await.expect_err("no versions");
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    }
+
+    #[test]
+    fn variable_names_with_equals_or_nul_are_rejected() {
+        assert!(validate_variable_name("JIRA_TOKEN").is_ok());
+        assert!(validate_variable_name("").is_err());
+        assert!(validate_variable_name("A=B").is_err());
+        assert!(validate_variable_name("A\0B").is_err());
+    }
+}

@@ -1,0 +1,485 @@
+//! The `file` backend: a local YAML, JSON or dotenv file of `name -> value` or
+//! `name -> {key: value}` entries, for laptops and simple deployments.
+//!
+//! The file is re-read when it changes on disk. Changes are detected by a stat
+//! signature (device, inode, size, mtime, ctime) taken on every resolve, so the next
+//! resolve after an edit sees it, cache included, with no watcher thread to race.
+#![forbid(unsafe_code)]
+
+mod parse;
+
+pub use parse::FileFormat;
+
+use async_trait::async_trait;
+use parse::{Entries, Entry};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use vaultbridge_backend_core::{
+    Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue,
+    VersionSelector, pick_json_key,
+};
+use zeroize::Zeroizing;
+
+pub const KIND: &str = "file";
+
+/// The `file` backend instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    pub format: FileFormat,
+}
+
+impl FileFormat {
+    /// The format a file name implies, if it implies one.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name.ends_with(".yaml") || name.ends_with(".yml") {
+            Some(Self::Yaml)
+        } else if name.ends_with(".json") {
+            Some(Self::Json)
+        } else if name.starts_with(".env") || name.ends_with(".env") {
+            Some(Self::Dotenv)
+        } else {
+            None
+        }
+    }
+}
+
+/// What identifies one version of the file on disk. Editors that replace the file
+/// change the inode; in-place writes change size, mtime or ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+#[cfg(unix)]
+fn signature(path: &Path) -> Option<Signature> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Signature {
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.size(),
+        modified: (meta.mtime(), meta.mtime_nsec()),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+    })
+}
+
+#[cfg(not(unix))]
+fn signature(path: &Path) -> Option<Signature> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| (d.as_secs() as i64, i64::from(d.subsec_nanos())))
+        .unwrap_or_default();
+    Some(Signature {
+        device: 0,
+        inode: 0,
+        size: meta.len(),
+        modified,
+        changed: modified,
+    })
+}
+
+type Loaded = Result<Arc<Entries>, (ErrorKind, String)>;
+
+#[derive(Debug)]
+struct State {
+    signature: Option<Signature>,
+    revision: u64,
+    /// `None` until the current revision has been read.
+    loaded: Option<Loaded>,
+}
+
+pub struct FileBackend {
+    config: FileConfig,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("path", &self.config.path)
+            .field("format", &self.config.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileBackend {
+    /// Opens the backend and reads the file once, so that problems are reported at
+    /// start: a file readable by group or others, a missing file, a file that does
+    /// not parse. None of them stops the daemon; resolves report them until fixed.
+    pub fn open(config: FileConfig) -> Self {
+        let backend = Self {
+            config,
+            state: Mutex::new(State {
+                signature: None,
+                revision: 0,
+                loaded: None,
+            }),
+        };
+        backend.warn_if_shared();
+        if let Err((_, message)) = backend.entries() {
+            tracing::warn!(file = %backend.config.path.display(), "{message}");
+        }
+        backend
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    #[cfg(unix)]
+    fn warn_if_shared(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&self.config.path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %self.config.path.display(),
+                    mode = format!("{mode:04o}"),
+                    "secrets file is accessible by group or others; run `chmod 600` on it"
+                );
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_shared(&self) {}
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-written in a way
+        // that matters: the worst case is a re-read.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn current_revision(&self) -> u64 {
+        let now = signature(&self.config.path);
+        let mut state = self.lock();
+        if state.signature != now || state.loaded.is_none() && state.revision == 0 {
+            state.signature = now;
+            state.revision += 1;
+            state.loaded = None;
+        }
+        state.revision
+    }
+
+    fn entries(&self) -> Loaded {
+        self.current_revision();
+        let mut state = self.lock();
+        if let Some(loaded) = &state.loaded {
+            return loaded.clone();
+        }
+        // A change between the stat above and this read is caught by the next stat,
+        // which sees a signature this state does not hold and reads again.
+        let loaded = self.read();
+        state.loaded = Some(loaded.clone());
+        loaded
+    }
+
+    fn read(&self) -> Loaded {
+        let path = self.config.path.display();
+        let bytes = std::fs::read(&self.config.path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => (
+                ErrorKind::FailedPrecondition,
+                format!("secrets file `{path}` does not exist"),
+            ),
+            std::io::ErrorKind::PermissionDenied => (
+                ErrorKind::PermissionDenied,
+                format!("the daemon may not read secrets file `{path}`"),
+            ),
+            _ => (
+                ErrorKind::Unavailable,
+                format!("secrets file `{path}` could not be read: {err}"),
+            ),
+        })?;
+        let text = Zeroizing::new(String::from_utf8(bytes).map_err(|_| {
+            (
+                ErrorKind::FailedPrecondition,
+                format!("secrets file `{path}` is not UTF-8 text"),
+            )
+        })?);
+        parse::parse(self.config.format, &text)
+            .map(Arc::new)
+            .map_err(|reason| {
+                (
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "secrets file `{path}` is not valid {}: {reason}",
+                        self.config.format.name()
+                    ),
+                )
+            })
+    }
+
+    fn describe(&self, id: &str) -> String {
+        format!("entry `{id}` of secrets file `{}`", self.config.path.display())
+    }
+}
+
+#[async_trait]
+impl Backend for FileBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // YAML, JSON and dotenv hold text.
+        Capabilities::text_only()
+    }
+
+    async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
+        if secret.version != VersionSelector::Latest {
+            return Err(BackendError::invalid_config(
+                "secrets files have no versions; remove the version from the definition",
+            ));
+        }
+        let entries = self.entries().map_err(|(kind, message)| {
+            let err = BackendError::new(kind, message);
+            // An editor may be half-way through writing the file.
+            err.temporary(kind == ErrorKind::FailedPrecondition || kind == ErrorKind::Unavailable)
+        })?;
+        let entry = entries.get(&secret.id).ok_or_else(|| {
+            BackendError::not_found(format!(
+                "secrets file `{}` has no entry `{}`",
+                self.config.path.display(),
+                secret.id
+            ))
+        })?;
+        let value = match (entry, &secret.key) {
+            (Entry::Value(value), None) => SecretValue::from(value.expose().to_vec()),
+            (Entry::Value(value), Some(key)) => {
+                pick_json_key(value, key, &self.describe(&secret.id))?
+            }
+            (Entry::Map(map), Some(key)) => match map.get(key) {
+                Some(value) => SecretValue::from(value.expose().to_vec()),
+                None => {
+                    return Err(BackendError::key_not_found(
+                        &self.describe(&secret.id),
+                        key,
+                        map.keys(),
+                    ));
+                }
+            },
+            (Entry::Map(map), None) => map_as_json(map),
+        };
+        Ok(Fetched::new(value))
+    }
+
+    fn revision(&self) -> Option<u64> {
+        Some(self.current_revision())
+    }
+}
+
+/// A whole key/value entry served without `key` comes back as a JSON object, the shape
+/// the other backends store such secrets in.
+fn map_as_json(map: &std::collections::BTreeMap<String, SecretValue>) -> SecretValue {
+    let mut object = serde_json::Map::new();
+    for (key, value) in map {
+        let text = String::from_utf8_lossy(value.expose()).into_owned();
+        object.insert(key.clone(), serde_json::Value::String(text));
+    }
+    let mut document = serde_json::Value::Object(object);
+    let rendered = SecretValue::from(document.to_string());
+    vaultbridge_backend_core::wipe_json(&mut document);
+    rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use vaultbridge_backend_core::conformance::{Fixture, Seed};
+    use vaultbridge_backend_core::conformance_suite;
+
+    struct FileFixture {
+        dir: tempfile::TempDir,
+        format: FileFormat,
+    }
+
+    impl FileFixture {
+        fn new(format: FileFormat) -> Self {
+            Self {
+                dir: tempfile::tempdir().expect("tempdir"),
+                format,
+            }
+        }
+    }
+
+    fn json_string(bytes: &[u8]) -> String {
+        let text = std::str::from_utf8(bytes).expect("text backend seeds are UTF-8");
+        serde_json::Value::String(text.to_owned()).to_string()
+    }
+
+    fn dotenv_string(bytes: &[u8]) -> String {
+        let text = std::str::from_utf8(bytes).expect("text backend seeds are UTF-8");
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                other => out.push(other),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// Writes the seeds in the fixture's format. JSON string syntax is also valid YAML
+    /// double-quoted syntax, which gives exact YAML for any text.
+    fn render(format: FileFormat, secrets: &[(&str, Seed)]) -> String {
+        let mut out = String::new();
+        match format {
+            FileFormat::Yaml => {
+                for (id, seed) in secrets {
+                    match seed {
+                        Seed::Value(bytes) => out += &format!("{id}: {}\n", json_string(bytes)),
+                        Seed::Map(pairs) => {
+                            out += &format!("{id}:\n");
+                            for (key, value) in pairs {
+                                out += &format!("  {key}: {}\n", json_string(value.as_bytes()));
+                            }
+                        }
+                    }
+                }
+            }
+            FileFormat::Json => {
+                let mut object = serde_json::Map::new();
+                for (id, seed) in secrets {
+                    let value = match seed {
+                        Seed::Value(bytes) => serde_json::Value::String(
+                            String::from_utf8(bytes.clone()).expect("UTF-8 seed"),
+                        ),
+                        Seed::Map(pairs) => serde_json::Value::Object(
+                            pairs
+                                .iter()
+                                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                                .collect(),
+                        ),
+                    };
+                    object.insert((*id).to_owned(), value);
+                }
+                out = serde_json::Value::Object(object).to_string();
+            }
+            FileFormat::Dotenv => {
+                for (id, seed) in secrets {
+                    let value = match seed {
+                        Seed::Value(bytes) => dotenv_string(bytes),
+                        Seed::Map(pairs) => dotenv_string(Seed::map_as_json(pairs).as_bytes()),
+                    };
+                    out += &format!("{id}={value}\n");
+                }
+            }
+        }
+        out
+    }
+
+    #[async_trait]
+    impl Fixture for FileFixture {
+        async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
+            let name = match self.format {
+                FileFormat::Yaml => "secrets.yaml",
+                FileFormat::Json => "secrets.json",
+                FileFormat::Dotenv => ".env",
+            };
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, render(self.format, secrets)).expect("write secrets");
+            Arc::new(FileBackend::open(FileConfig {
+                path,
+                format: self.format,
+            }))
+        }
+    }
+
+    conformance_suite!(conformance_yaml, FileFixture::new(FileFormat::Yaml));
+    conformance_suite!(conformance_json, FileFixture::new(FileFormat::Json));
+    conformance_suite!(conformance_dotenv, FileFixture::new(FileFormat::Dotenv));
+
+    fn open(dir: &tempfile::TempDir, name: &str, body: &str) -> FileBackend {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).expect("write");
+        FileBackend::open(FileConfig {
+            format: FileFormat::from_path(&path).expect("known extension"),
+            path,
+        })
+    }
+
+    async fn fetch(backend: &FileBackend, id: &str) -> Result<Vec<u8>, BackendError> {
+        backend
+            .fetch(&SecretRef::new(id))
+            .await
+            .map(|fetched| fetched.value.expose().to_vec())
+    }
+
+    #[tokio::test]
+    async fn an_edit_is_seen_by_the_next_fetch_and_moves_the_revision() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = open(&dir, "s.yaml", "a: \"one\"\n");
+        let first = backend.revision();
+        assert_eq!(fetch(&backend, "a").await.unwrap(), b"one");
+        assert_eq!(backend.revision(), first, "no change, same revision");
+        // Same size, written in place: caught by mtime/ctime even within one second.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(dir.path().join("s.yaml"))
+            .expect("open");
+        file.write_all(b"a: \"two\"\n").expect("write");
+        drop(file);
+        assert_ne!(backend.revision(), first);
+        assert_eq!(fetch(&backend, "a").await.unwrap(), b"two");
+    }
+
+    #[tokio::test]
+    async fn a_whole_map_entry_comes_back_as_a_json_object() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = open(&dir, "s.yaml", "jira:\n  email: \"a@b.c\"\n  token: \"t\"\n");
+        let whole = fetch(&backend, "jira").await.unwrap();
+        assert_eq!(whole, br#"{"email":"a@b.c","token":"t"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_then_created_is_picked_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("later.json");
+        let backend = FileBackend::open(FileConfig {
+            path: path.clone(),
+            format: FileFormat::Json,
+        });
+        let err = fetch(&backend, "a").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        std::fs::write(&path, r#"{"a":"now"}"#).expect("write");
+        assert_eq!(fetch(&backend, "a").await.unwrap(), b"now");
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_reports_position_not_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = open(&dir, "s.json", "{\"a\": \"hunter2-value\", oops}");
+        let err = fetch(&backend, "a").await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("not valid JSON at line 1"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn format_follows_the_file_name() {
+        let of = |name: &str| FileFormat::from_path(Path::new(name));
+        assert_eq!(of("/x/secrets.YML"), Some(FileFormat::Yaml));
+        assert_eq!(of("a.json"), Some(FileFormat::Json));
+        assert_eq!(of(".env"), Some(FileFormat::Dotenv));
+        assert_eq!(of(".env.local"), Some(FileFormat::Dotenv));
+        assert_eq!(of("prod.env"), Some(FileFormat::Dotenv));
+        assert_eq!(of("secrets.txt"), None);
+    }
+}
