@@ -166,9 +166,7 @@ pub async fn binary_safe_value(fixture: &dyn Fixture) {
 /// Trimming is the daemon's per-definition policy, so a backend must not trim.
 pub async fn trailing_whitespace_kept(fixture: &dyn Fixture) {
     let value = "  padded-token \t\r\n";
-    let backend = fixture
-        .backend(&[("conf-padded", Seed::text(value))])
-        .await;
+    let backend = fixture.backend(&[("conf-padded", Seed::text(value))]).await;
     let fetched = backend
         .fetch(&SecretRef::new("conf-padded"))
         .await

@@ -12,10 +12,18 @@ use zeroize::Zeroize;
 /// nested objects and arrays as compact JSON, so a service-account document can be
 /// served whole. Messages never quote the value: parser messages can echo input, so
 /// only the position of a syntax error is reported.
-pub fn pick_json_key(value: &SecretValue, key: &str, what: &str) -> Result<SecretValue, BackendError> {
+pub fn pick_json_key(
+    value: &SecretValue,
+    key: &str,
+    what: &str,
+) -> Result<SecretValue, BackendError> {
     let mut parsed: Value = serde_json::from_slice(value.expose()).map_err(|err| {
         let position = if err.is_syntax() || err.is_eof() {
-            format!(" (invalid JSON at line {}, column {})", err.line(), err.column())
+            format!(
+                " (invalid JSON at line {}, column {})",
+                err.line(),
+                err.column()
+            )
         } else {
             String::new()
         };
@@ -91,9 +99,15 @@ mod tests {
         let err = pick(r#"{"user":"u-secret","token":"t-secret"}"#, "tok").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::KeyNotFound);
         let message = err.to_string();
-        assert!(message.contains("`token`") && message.contains("`user`"), "{message}");
+        assert!(
+            message.contains("`token`") && message.contains("`user`"),
+            "{message}"
+        );
         assert!(!message.contains("secret\""), "{message}");
-        assert!(!message.contains("t-secret") && !message.contains("u-secret"), "{message}");
+        assert!(
+            !message.contains("t-secret") && !message.contains("u-secret"),
+            "{message}"
+        );
     }
 
     #[test]

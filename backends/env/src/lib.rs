@@ -13,6 +13,9 @@ use vaultbridge_backend_core::{
 
 pub const KIND: &str = "env";
 
+/// Unix environment strings are bytes, but C strings: no NUL.
+pub const CAPABILITIES: Capabilities = Capabilities::text_only().with_binary(false);
+
 /// The `env` backend instance's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvConfig {
@@ -84,8 +87,7 @@ impl Backend for EnvBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Unix environment strings are bytes, but C strings: no NUL.
-        Capabilities::text_only().with_binary(false)
+        CAPABILITIES
     }
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {

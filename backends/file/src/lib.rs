@@ -23,6 +23,9 @@ use zeroize::Zeroizing;
 
 pub const KIND: &str = "file";
 
+/// YAML, JSON and dotenv hold text, and a file has no versions.
+pub const CAPABILITIES: Capabilities = Capabilities::text_only();
+
 /// The `file` backend instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileConfig {
@@ -220,7 +223,10 @@ impl FileBackend {
     }
 
     fn describe(&self, id: &str) -> String {
-        format!("entry `{id}` of secrets file `{}`", self.config.path.display())
+        format!(
+            "entry `{id}` of secrets file `{}`",
+            self.config.path.display()
+        )
     }
 }
 
@@ -231,8 +237,7 @@ impl Backend for FileBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // YAML, JSON and dotenv hold text.
-        Capabilities::text_only()
+        CAPABILITIES
     }
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
@@ -442,7 +447,11 @@ mod tests {
     #[tokio::test]
     async fn a_whole_map_entry_comes_back_as_a_json_object() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let backend = open(&dir, "s.yaml", "jira:\n  email: \"a@b.c\"\n  token: \"t\"\n");
+        let backend = open(
+            &dir,
+            "s.yaml",
+            "jira:\n  email: \"a@b.c\"\n  token: \"t\"\n",
+        );
         let whole = fetch(&backend, "jira").await.unwrap();
         assert_eq!(whole, br#"{"email":"a@b.c","token":"t"}"#);
     }

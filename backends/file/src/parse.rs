@@ -2,8 +2,8 @@
 //! reason, never file content: parser messages can quote input, and the input is
 //! secrets.
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 use vaultbridge_backend_core::SecretValue;
@@ -127,7 +127,9 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Entry, A::Error> {
-        Err(safe_error("lists are not supported; use name: value or name: {key: value}"))
+        Err(safe_error(
+            "lists are not supported; use name: value or name: {key: value}",
+        ))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Entry, A::Error> {
@@ -225,7 +227,10 @@ fn parse_dotenv(text: &str) -> Result<Entries, String> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let statement = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start();
+        let statement = trimmed
+            .strip_prefix("export ")
+            .unwrap_or(trimmed)
+            .trim_start();
         let Some((name, rest)) = statement.split_once('=') else {
             return Err(format!("line {line_number}: expected NAME=value"));
         };
@@ -369,7 +374,10 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
         assert!(!err.contains("hunter2"));
         let err = parse_dotenv("A=\"never closed hunter2\n").unwrap_err();
-        assert!(err.contains("never closed") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("never closed") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

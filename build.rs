@@ -1,0 +1,20 @@
+//! Compiles the gRPC contract with protox (pure Rust), so building needs no system
+//! `protoc`, and keeps the descriptor set for server reflection.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/vaultbridge/v1/secrets.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("vaultbridge_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! The `vaultbridge` command line: `serve`, `get`, `check`.
+//!
+//! Exit codes: 0 success; 1 a failure (a resolve error, an invalid config, a failed
+//! check); 2 bad usage; 3 `get` could not reach the daemon.
+
+use crate::backends;
+use crate::client::{self, Address};
+use crate::config::{Config, ConfigError, ProcessVars};
+use crate::proto::v1::ResolveRequest;
+use crate::resolver::Resolver;
+use crate::server;
+use crate::status::code_and_message;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vaultbridge",
+    version,
+    about = "Resolves named secret definitions and serves them over gRPC"
+)]
+pub struct Cli {
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
+    /// such as `vaultbridge=debug,h2=info`. Logs go to stderr and never hold values.
+    #[arg(long, global = true, env = "VAULTBRIDGE_LOG", default_value = "info")]
+    pub log: String,
+    #[arg(long, global = true, env = "VAULTBRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon. Without --config it runs the embedded local-dev config
+    /// (config.example.yaml): the file backend over examples/secrets.dev.yaml.
+    Serve {
+        #[arg(long, env = "VAULTBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print one secret's value from a running daemon, with no newline added.
+    Get {
+        name: String,
+        /// `unix:/path`, `/path`, `host:port` or `http://host:port`. Default: the
+        /// example config's socket, `$VAULTBRIDGE_SOCKET` or /tmp/vaultbridge.sock.
+        #[arg(long, env = "VAULTBRIDGE_ADDR")]
+        addr: Option<String>,
+        /// End the value with a newline.
+        #[arg(long)]
+        newline: bool,
+    },
+    /// Validate a config, and optionally resolve every definition; prints a table
+    /// of definition, backend and status (never values).
+    Check {
+        #[arg(long, env = "VAULTBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Also resolve every definition through its backend.
+        #[arg(long)]
+        resolve: bool,
+    },
+}
+
+pub fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|err| {
+        eprintln!("vaultbridge: invalid --log filter ({err}); using `info`");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => Config::load(path, &ProcessVars),
+        None => Config::embedded_default(&ProcessVars),
+    }
+}
+
+pub async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("vaultbridge: invalid config:\n{err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match server::serve(config, server::termination_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("vaultbridge: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode {
+    let address = addr
+        .as_deref()
+        .map_or_else(Address::default_local, Address::parse);
+    let mut client = match client::connect(&address).await {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!(
+                "vaultbridge: cannot reach the daemon at {address}: {err}; is `vaultbridge serve` running?"
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    match client.resolve(ResolveRequest { name }).await {
+        Ok(response) => {
+            let Some(secret) = response.into_inner().secret else {
+                eprintln!("vaultbridge: the daemon answered without a secret");
+                return ExitCode::from(EXIT_FAILURE);
+            };
+            let mut stdout = std::io::stdout().lock();
+            let written = stdout
+                .write_all(&secret.value)
+                .and_then(|()| {
+                    if newline {
+                        stdout.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| stdout.flush());
+            drop(secret);
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("vaultbridge: cannot write the value to stdout: {err}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+        Err(status)
+            if status.code() == tonic::Code::Unavailable
+                && status.message().contains("connect") =>
+        {
+            eprintln!(
+                "vaultbridge: cannot reach the daemon at {address}: {}",
+                status.message()
+            );
+            ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(status) => {
+            eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
+    let config = match load_config(config.as_ref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("vaultbridge: invalid config:\n{err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let backends = backends::build_all(&config);
+    let resolver = match Resolver::new(&config, &backends) {
+        Ok(resolver) => resolver,
+        Err(err) => {
+            eprintln!("vaultbridge: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut rows = vec![[
+        "DEFINITION".to_owned(),
+        "BACKEND".to_owned(),
+        "STATUS".to_owned(),
+    ]];
+    let mut failures = 0;
+    for definition in resolver.definitions() {
+        let backend = format!(
+            "{} ({})",
+            definition.backend_name,
+            definition.backend.kind()
+        );
+        let status = if resolve {
+            match resolver.resolve(&definition.name).await {
+                Ok(resolved) if resolved.secret.trimmed => "ok (whitespace trimmed)".to_owned(),
+                Ok(_) => "ok".to_owned(),
+                Err(err) => {
+                    failures += 1;
+                    let (code, message) = code_and_message(&err);
+                    format!("{code:?}: {message}")
+                }
+            }
+        } else {
+            "valid".to_owned()
+        };
+        rows.push([definition.name.to_string(), backend, status]);
+    }
+    print_table(&rows);
+    eprintln!(
+        "{}: {} definitions, {} backends{}",
+        config.source,
+        config.definitions.len(),
+        config.backends.len(),
+        if resolve {
+            format!(", {failures} failed to resolve")
+        } else {
+            String::new()
+        }
+    );
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+fn print_table(rows: &[[String; 3]]) {
+    let widths: Vec<usize> = (0..2)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    for row in rows {
+        // A closed stdout (`| head`) is not worth failing the check over.
+        let _ = writeln!(
+            stdout,
+            "{:<w0$}  {:<w1$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            w0 = widths[0],
+            w1 = widths[1]
+        );
+    }
+}

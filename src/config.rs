@@ -1,0 +1,781 @@
+//! The daemon's configuration: YAML parsed into raw structs that reject unknown fields,
+//! then validated into a checked [`Config`] that the rest of the daemon uses.
+//!
+//! Every error names the file, the line and column, and the field path, and says what
+//! was expected. `${VAR}` and `${VAR:-default}` are expanded inside string values (never
+//! in the YAML text itself, so a variable cannot change the document's structure), and
+//! variables are read through [`Vars`] so tests can supply them.
+
+use crate::names;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vaultbridge_backend_core::{Capabilities, SecretRef, VersionSelector};
+use vaultbridge_backend_env::EnvConfig;
+use vaultbridge_backend_file::{FileConfig, FileFormat};
+
+/// The built-in local-development configuration, used by `serve` without `--config`.
+/// It is `config.example.yaml`, so the example and the default cannot drift apart.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.yaml");
+pub const EMBEDDED_NAME: &str = "<embedded config.example.yaml>";
+
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+/// Where `${VAR}` values come from.
+pub trait Vars {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessVars;
+
+impl Vars for ProcessVars {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Vars for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages.
+    pub source: String,
+    pub server: ServerConfig,
+    pub cache: CacheConfig,
+    pub backends: BTreeMap<String, BackendConfig>,
+    pub definitions: BTreeMap<String, DefinitionConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub unix_socket: Option<PathBuf>,
+    pub unix_socket_mode: u32,
+    pub tcp: Option<SocketAddr>,
+    /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub max_entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    Env(EnvConfig),
+    File(FileConfig),
+}
+
+impl BackendConfig {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Env(_) => vaultbridge_backend_env::KIND,
+            Self::File(_) => vaultbridge_backend_file::KIND,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            Self::Env(_) => vaultbridge_backend_env::CAPABILITIES,
+            Self::File(_) => vaultbridge_backend_file::CAPABILITIES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionConfig {
+    pub backend: String,
+    pub secret: SecretRef,
+    /// `None`: the cache's TTL.
+    pub ttl: Option<Duration>,
+    pub trim: bool,
+    pub description: String,
+}
+
+/// One thing wrong with a config, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: u64,
+    pub column: u64,
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{file}`: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(file: &str, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let path = if p.path.is_empty() {
+                "(top level)"
+            } else {
+                &p.path
+            };
+            format!("{file}:{}:{}: {path}: {}", p.line, p.column, p.message)
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Self::Invalid { problems, .. } => problems,
+            Self::Read { .. } => &[],
+        }
+    }
+}
+
+// ---- raw, as written -------------------------------------------------------------
+// Every scalar is read as a spanned string so that interpolation applies to all of
+// them and every validation error can point at the value.
+
+type Text = Spanned<String>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    cache: Option<RawCache>,
+    #[serde(default)]
+    backends: BTreeMap<String, RawBackend>,
+    #[serde(default)]
+    definitions: BTreeMap<String, RawDefinition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    unix_socket: Option<Text>,
+    unix_socket_mode: Option<Text>,
+    tcp: Option<Text>,
+    shutdown_grace: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    ttl: Option<Text>,
+    max_entries: Option<Text>,
+}
+
+/// One struct for every backend type, validated per type: serde's tagged enums lose
+/// the positions that errors need.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    #[serde(rename = "type")]
+    kind: Text,
+    prefix: Option<Text>,
+    path: Option<Text>,
+    format: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinition {
+    backend: Text,
+    secret: Text,
+    key: Option<Text>,
+    version_id: Option<Text>,
+    version_stage: Option<Text>,
+    ttl: Option<Text>,
+    trim: Option<Text>,
+    description: Option<Text>,
+}
+
+// ---- loading ---------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it are relative to the
+    /// file's directory.
+    pub fn load(path: &Path, vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &file, &base, vars)
+    }
+
+    /// The embedded local-development default; relative paths are relative to the
+    /// working directory.
+    pub fn embedded_default(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        Self::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), vars)
+    }
+
+    pub fn parse(
+        text: &str,
+        file: &str,
+        base: &Path,
+        vars: &dyn Vars,
+    ) -> Result<Self, ConfigError> {
+        let raw = parse_raw(text).map_err(|problem| ConfigError::Invalid {
+            file: file.to_owned(),
+            problems: vec![problem],
+        })?;
+        let mut checker = Checker {
+            vars,
+            base,
+            problems: Vec::new(),
+        };
+        let config = checker.config(raw, file);
+        if checker.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                problems: checker.problems,
+            })
+        }
+    }
+
+    /// The TTL that applies to a definition.
+    pub fn ttl_of(&self, definition: &DefinitionConfig) -> Duration {
+        definition.ttl.unwrap_or(self.cache.ttl)
+    }
+}
+
+fn parse_raw(text: &str) -> Result<RawConfig, Problem> {
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    let mut path = String::new();
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize::<_, Option<RawConfig>>(de).map_err(|err| {
+            path = err.path().to_string();
+            err.into_inner()
+        })
+    });
+    parsed.map(Option::unwrap_or_default).map_err(|err| {
+        let (line, column) = err
+            .location()
+            .map(|at| (at.line(), at.column()))
+            .unwrap_or((1, 1));
+        let message = err.without_snippet().to_string();
+        let message = strip_location_suffix(&message);
+        // Spanned values deserialize through an inner `value` field; users never see it.
+        let path = path.strip_suffix(".value").unwrap_or(&path);
+        let path = if path == "." || path == "?" { "" } else { path };
+        Problem {
+            line,
+            column,
+            path: path.to_owned(),
+            message: explain_parse_message(message),
+        }
+    })
+}
+
+/// serde-saphyr appends " at line L, column C"; the location is printed separately.
+fn strip_location_suffix(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    }
+}
+
+fn explain_parse_message(message: &str) -> String {
+    if message.contains("expected string scalar") {
+        "expected a single value (text, number or duration), not a list or map".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+struct Checker<'a> {
+    vars: &'a dyn Vars,
+    base: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, at: &Text, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The value with `${VAR}` expanded, or `None` after recording why not.
+    fn text(&mut self, value: &Text, path: &str) -> Option<String> {
+        match interpolate(&value.value, self.vars) {
+            Ok(text) => Some(text),
+            Err(message) => {
+                self.problem(value, path, message);
+                None
+            }
+        }
+    }
+
+    fn optional_text(&mut self, value: Option<&Text>, path: &str) -> Option<String> {
+        value.and_then(|value| self.text(value, path))
+    }
+
+    fn duration(&mut self, value: &Text, path: &str) -> Option<Duration> {
+        let text = self.text(value, path)?;
+        match humantime::parse_duration(text.trim()) {
+            Ok(duration) => Some(duration),
+            Err(_) => {
+                self.problem(
+                    value,
+                    path,
+                    format!("expected a duration such as `30s`, `5m` or `1h30m`, got `{text}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Text, path: &str) -> Option<bool> {
+        match self.text(value, path)?.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            other => {
+                self.problem(
+                    value,
+                    path,
+                    format!("expected `true` or `false`, got `{other}`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn path_value(&mut self, value: &Text, path: &str) -> Option<PathBuf> {
+        let text = self.text(value, path)?;
+        if text.is_empty() {
+            self.problem(value, path, "expected a file path, got an empty value");
+            return None;
+        }
+        let candidate = PathBuf::from(text);
+        Some(
+            if candidate.is_relative() && !self.base.as_os_str().is_empty() {
+                self.base.join(candidate)
+            } else {
+                candidate
+            },
+        )
+    }
+
+    fn config(&mut self, raw: RawConfig, file: &str) -> Config {
+        let server = self.server(raw.server);
+        let cache = self.cache(raw.cache);
+        let mut backends = BTreeMap::new();
+        for (name, backend) in &raw.backends {
+            if let Some(checked) = self.backend(name, backend) {
+                backends.insert(name.clone(), checked);
+            }
+        }
+        let mut definitions = BTreeMap::new();
+        for (name, definition) in &raw.definitions {
+            if let Some(checked) = self.definition(name, definition, &raw.backends, &backends) {
+                definitions.insert(name.clone(), checked);
+            }
+        }
+        Config {
+            source: file.to_owned(),
+            server,
+            cache,
+            backends,
+            definitions,
+        }
+    }
+
+    fn server(&mut self, raw: Option<RawServer>) -> ServerConfig {
+        let mut server = ServerConfig {
+            unix_socket: None,
+            unix_socket_mode: DEFAULT_SOCKET_MODE,
+            tcp: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        };
+        let Some(raw) = raw else {
+            self.problems.push(Problem {
+                line: 1,
+                column: 1,
+                path: "server".into(),
+                message: "no listener: add a `server` section with `unix_socket`, `tcp` or both"
+                    .into(),
+            });
+            return server;
+        };
+        if let Some(value) = &raw.unix_socket {
+            server.unix_socket = self.path_value(value, "server.unix_socket");
+        }
+        if let Some(value) = &raw.unix_socket_mode
+            && let Some(text) = self.text(value, "server.unix_socket_mode")
+        {
+            match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+                Ok(mode) if mode <= 0o777 => server.unix_socket_mode = mode,
+                _ => self.problem(
+                    value,
+                    "server.unix_socket_mode",
+                    format!(
+                        "expected octal permission bits such as `0600` or `0660`, got `{text}`"
+                    ),
+                ),
+            }
+        }
+        if let Some(value) = &raw.tcp
+            && let Some(text) = self.text(value, "server.tcp")
+        {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => server.tcp = Some(addr),
+                Err(_) => self.problem(
+                    value,
+                    "server.tcp",
+                    format!(
+                        "expected an IP address and port such as `127.0.0.1:50051` or `[::1]:50051`, got `{text}`"
+                    ),
+                ),
+            }
+        }
+        if let Some(value) = &raw.shutdown_grace
+            && let Some(grace) = self.duration(value, "server.shutdown_grace")
+        {
+            server.shutdown_grace = grace;
+        }
+        if raw.unix_socket.is_none() && raw.tcp.is_none() {
+            self.problems.push(Problem {
+                line: 1,
+                column: 1,
+                path: "server".into(),
+                message: "no listener: set `unix_socket`, `tcp` or both".into(),
+            });
+        }
+        server
+    }
+
+    fn cache(&mut self, raw: Option<RawCache>) -> CacheConfig {
+        let mut cache = CacheConfig {
+            ttl: DEFAULT_TTL,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        };
+        let Some(raw) = raw else { return cache };
+        if let Some(value) = &raw.ttl
+            && let Some(ttl) = self.duration(value, "cache.ttl")
+        {
+            cache.ttl = ttl;
+        }
+        if let Some(value) = &raw.max_entries
+            && let Some(text) = self.text(value, "cache.max_entries")
+        {
+            match text.trim().replace('_', "").parse::<u64>() {
+                Ok(max) if max > 0 => cache.max_entries = max,
+                _ => self.problem(
+                    value,
+                    "cache.max_entries",
+                    format!("expected a whole number of entries, at least 1, got `{text}`"),
+                ),
+            }
+        }
+        cache
+    }
+
+    fn backend(&mut self, name: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        let path = format!("backends.{name}");
+        if !valid_backend_name(name) {
+            self.problem(
+                &raw.kind,
+                &path,
+                "a backend name may contain only ASCII letters, digits, '-' and '_'",
+            );
+        }
+        let kind = self.text(&raw.kind, &format!("{path}.type"))?;
+        let fields: [(&str, Option<&Text>); 3] = [
+            ("prefix", raw.prefix.as_ref()),
+            ("path", raw.path.as_ref()),
+            ("format", raw.format.as_ref()),
+        ];
+        let allowed: &[&str] = match kind.as_str() {
+            vaultbridge_backend_env::KIND => &["prefix"],
+            vaultbridge_backend_file::KIND => &["path", "format"],
+            other => {
+                self.problem(
+                    &raw.kind,
+                    format!("{path}.type"),
+                    format!("unknown backend type `{other}`; expected one of: env, file"),
+                );
+                return None;
+            }
+        };
+        for (field, value) in fields {
+            if let Some(value) = value
+                && !allowed.contains(&field)
+            {
+                self.problem(
+                    value,
+                    format!("{path}.{field}"),
+                    format!(
+                        "`{field}` does not apply to `{kind}` backends; their fields are: type, {}",
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+        match kind.as_str() {
+            vaultbridge_backend_env::KIND => {
+                let prefix = self
+                    .optional_text(raw.prefix.as_ref(), &format!("{path}.prefix"))
+                    .unwrap_or_default();
+                Some(BackendConfig::Env(EnvConfig { prefix }))
+            }
+            _ => {
+                let Some(path_text) = &raw.path else {
+                    self.problem(
+                        &raw.kind,
+                        &path,
+                        "a `file` backend needs `path`: the secrets file to read",
+                    );
+                    return None;
+                };
+                let file = self.path_value(path_text, &format!("{path}.path"))?;
+                let format = match &raw.format {
+                    Some(value) => {
+                        let text = self.text(value, &format!("{path}.format"))?;
+                        match text.as_str() {
+                            "yaml" => FileFormat::Yaml,
+                            "json" => FileFormat::Json,
+                            "dotenv" => FileFormat::Dotenv,
+                            other => {
+                                self.problem(
+                                    value,
+                                    format!("{path}.format"),
+                                    format!(
+                                        "unknown format `{other}`; expected yaml, json or dotenv"
+                                    ),
+                                );
+                                return None;
+                            }
+                        }
+                    }
+                    None => match FileFormat::from_path(&file) {
+                        Some(format) => format,
+                        None => {
+                            self.problem(
+                                path_text,
+                                format!("{path}.path"),
+                                "cannot tell the file's format from its name (.yaml, .yml, .json, .env); set `format: yaml`, `json` or `dotenv`",
+                            );
+                            return None;
+                        }
+                    },
+                };
+                Some(BackendConfig::File(FileConfig { path: file, format }))
+            }
+        }
+    }
+
+    fn definition(
+        &mut self,
+        name: &str,
+        raw: &RawDefinition,
+        raw_backends: &BTreeMap<String, RawBackend>,
+        backends: &BTreeMap<String, BackendConfig>,
+    ) -> Option<DefinitionConfig> {
+        let path = format!("definitions.{name}");
+        if let Err(err) = names::validate(name) {
+            self.problem(&raw.backend, &path, err.to_string());
+        }
+        let backend_name = self.text(&raw.backend, &format!("{path}.backend"))?;
+        if !raw_backends.contains_key(&backend_name) {
+            let known: Vec<&str> = raw_backends.keys().map(String::as_str).collect();
+            self.problem(
+                &raw.backend,
+                format!("{path}.backend"),
+                format!(
+                    "no backend named `{backend_name}`; configured backends: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+        let backend = backends.get(&backend_name);
+        let secret_path = format!("{path}.secret");
+        let id = self.text(&raw.secret, &secret_path)?;
+        if id.is_empty() {
+            self.problem(
+                &raw.secret,
+                &secret_path,
+                "expected the secret's name or id, got an empty value",
+            );
+        }
+        if let Some(BackendConfig::Env(_)) = backend
+            && let Err(message) = vaultbridge_backend_env::validate_variable_name(&id)
+        {
+            self.problem(&raw.secret, &secret_path, message);
+        }
+        let key = self.optional_text(raw.key.as_ref(), &format!("{path}.key"));
+        if let (Some(""), Some(value)) = (key.as_deref(), &raw.key) {
+            self.problem(
+                value,
+                format!("{path}.key"),
+                "expected a key name, got an empty value",
+            );
+        }
+        let version = self.version(&path, raw, backend)?;
+        let ttl = match &raw.ttl {
+            Some(value) => Some(self.duration(value, &format!("{path}.ttl"))?),
+            None => None,
+        };
+        let trim = match &raw.trim {
+            Some(value) => self.boolean(value, &format!("{path}.trim"))?,
+            None => true,
+        };
+        let description = self
+            .optional_text(raw.description.as_ref(), &format!("{path}.description"))
+            .unwrap_or_default();
+        Some(DefinitionConfig {
+            backend: backend_name,
+            secret: SecretRef { id, key, version },
+            ttl,
+            trim,
+            description,
+        })
+    }
+
+    fn version(
+        &mut self,
+        path: &str,
+        raw: &RawDefinition,
+        backend: Option<&BackendConfig>,
+    ) -> Option<VersionSelector> {
+        let id = self.optional_text(raw.version_id.as_ref(), &format!("{path}.version_id"));
+        let stage =
+            self.optional_text(raw.version_stage.as_ref(), &format!("{path}.version_stage"));
+        let capabilities = backend.map(BackendConfig::capabilities).unwrap_or_default();
+        let type_name = backend.map(BackendConfig::type_name).unwrap_or("unknown");
+        match (id, stage, &raw.version_id, &raw.version_stage) {
+            (Some(_), Some(_), _, Some(at)) => {
+                self.problem(
+                    at,
+                    format!("{path}.version_stage"),
+                    "set `version_id` or `version_stage`, not both",
+                );
+                None
+            }
+            (Some(id), None, Some(at), _) => {
+                if backend.is_some() && !capabilities.version_ids {
+                    self.problem(
+                        at,
+                        format!("{path}.version_id"),
+                        format!("`{type_name}` backends have no versions to pin"),
+                    );
+                }
+                Some(VersionSelector::Id(id))
+            }
+            (None, Some(stage), _, Some(at)) => {
+                if backend.is_some() && !capabilities.version_stages {
+                    self.problem(
+                        at,
+                        format!("{path}.version_stage"),
+                        format!("`{type_name}` backends have no version stages"),
+                    );
+                }
+                Some(VersionSelector::Stage(stage))
+            }
+            _ => Some(VersionSelector::Latest),
+        }
+    }
+}
+
+fn valid_backend_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Expands `${NAME}` and `${NAME:-default}` (the default applies when the variable is
+/// unset or empty, as in the shell). `$$` is a literal `$`; any other `$` is literal.
+pub fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let Some(end) = body.find('}') else {
+                return Err("`${` is not closed by `}`; write `$$` for a literal `$`".to_owned());
+            };
+            let expression = &body[..end];
+            let (name, default) = match expression.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (expression, None),
+            };
+            if !valid_var_name(name) {
+                return Err(format!(
+                    "`${{{expression}}}` is not a variable reference: names are letters, digits and `_`, not starting with a digit"
+                ));
+            }
+            match (vars.var(name), default) {
+                (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
+                (Some(value), _) => out.push_str(&value),
+                (None, Some(default)) => out.push_str(default),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable `{name}` is not set; set it, or write `${{{name}:-default}}`"
+                    ));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl fmt::Display for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.type_name())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(
+        text,
+        "test.yaml",
+        Path::new("/etc/vb"),
+        &vars(&[("HOME", "/home/u")]),
+    )
+}
+
+fn problems(text: &str) -> Vec<String> {
+    let err = parse(text).expect_err("invalid config");
+    err.to_string().lines().map(str::to_owned).collect()
+}
+
+const MINIMAL: &str = "server:\n  tcp: 127.0.0.1:50051\nbackends:\n  e:\n    type: env\n";
+
+#[test]
+fn the_example_config_parses_with_no_variables_set() {
+    let config = Config::parse(
+        EMBEDDED_DEFAULT,
+        "config.example.yaml",
+        Path::new(""),
+        &vars(&[]),
+    )
+    .expect("config.example.yaml is valid");
+    assert_eq!(
+        config.server.unix_socket,
+        Some(PathBuf::from("/tmp/vaultbridge.sock"))
+    );
+    assert_eq!(config.server.unix_socket_mode, 0o600);
+    assert!(config.definitions.len() >= 6);
+    assert!(!config.definitions["signing-key"].trim);
+    assert_eq!(
+        config.definitions["warehouse-password"].ttl,
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(
+        config.backends["local"],
+        BackendConfig::File(FileConfig {
+            path: PathBuf::from("examples/secrets.dev.yaml"),
+            format: FileFormat::Yaml
+        })
+    );
+    // And the copy on disk is the same file.
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
+            .expect("read example");
+    assert_eq!(on_disk, EMBEDDED_DEFAULT);
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let config = parse(
+        "server:\n  unix_socket: run/vb.sock\nbackends:\n  f:\n    type: file\n    path: s.json\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        config.server.unix_socket,
+        Some(PathBuf::from("/etc/vb/run/vb.sock"))
+    );
+    assert_eq!(
+        config.backends["f"],
+        BackendConfig::File(FileConfig {
+            path: PathBuf::from("/etc/vb/s.json"),
+            format: FileFormat::Json
+        })
+    );
+}
+
+#[test]
+fn unknown_field_names_file_line_and_path() {
+    let lines = problems(&format!(
+        "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: X\n    tll: 5m\n"
+    ));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("test.yaml:10:5: definitions.a.tll: unknown field `tll`"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].contains("ttl"),
+        "lists the expected fields: {lines:?}"
+    );
+}
+
+#[test]
+fn unknown_top_level_section_is_an_error() {
+    let lines = problems("server:\n  tcp: 127.0.0.1:1\ncahce:\n  ttl: 1m\n");
+    assert!(lines[0].starts_with("test.yaml:3:1:"), "{lines:?}");
+    assert!(lines[0].contains("unknown field `cahce`"), "{lines:?}");
+}
+
+#[test]
+fn validation_errors_are_all_reported_with_locations() {
+    let lines = problems(&format!(
+        "{MINIMAL}cache:\n  ttl: five minutes\n  max_entries: 0\ndefinitions:\n  a:\n    backend: nope\n    secret: X\n  b:\n    backend: e\n    secret: X\n    trim: maybe\n"
+    ));
+    let text = lines.join("\n");
+    assert!(
+        text.contains("test.yaml:7:8: cache.ttl: expected a duration"),
+        "{text}"
+    );
+    assert!(
+        text.contains("test.yaml:8:16: cache.max_entries: expected a whole number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("definitions.a.backend: no backend named `nope`; configured backends: e"),
+        "{text}"
+    );
+    assert!(
+        text.contains("definitions.b.trim: expected `true` or `false`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn backend_fields_are_checked_per_type() {
+    let lines = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: env\n    path: x.yaml\n  f:\n    type: file\n  g:\n    type: vault\n  h:\n    type: file\n    path: s.txt\n",
+    );
+    let text = lines.join("\n");
+    assert!(
+        text.contains("backends.e.path: `path` does not apply to `env` backends"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backends.f: a `file` backend needs `path`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backends.g.type: unknown backend type `vault`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("backends.h.path: cannot tell the file's format"),
+        "{text}"
+    );
+}
+
+#[test]
+fn versions_are_refused_for_backends_without_them() {
+    let lines = problems(&format!(
+        "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: X\n    version_stage: AWSPREVIOUS\n"
+    ));
+    assert!(
+        lines[0].contains("definitions.a.version_stage: `env` backends have no version stages"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_definition_names_and_env_variable_names_are_refused() {
+    let text = problems(&format!(
+        "{MINIMAL}definitions:\n  'bad name':\n    backend: e\n    secret: X\n  ok:\n    backend: e\n    secret: A=B\n"
+    ))
+    .join("\n");
+    assert!(
+        text.contains("definitions.bad name: the definition name has ' '"),
+        "{text}"
+    );
+    assert!(
+        text.contains("definitions.ok.secret: `A=B` cannot be an environment variable name"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_list_where_a_value_belongs_is_explained() {
+    let lines = problems(&format!(
+        "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: [1, 2]\n"
+    ));
+    assert!(
+        lines[0].starts_with("test.yaml:9:13: definitions.a.secret: expected a single value"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn no_listener_is_an_error() {
+    let lines = problems("backends: {}\n");
+    assert!(lines[0].contains("server: no listener"), "{lines:?}");
+}
+
+#[test]
+fn syntax_errors_have_a_location() {
+    let lines = problems("server:\n  tcp: [127.0.0.1\n");
+    assert!(lines[0].starts_with("test.yaml:"), "{lines:?}");
+}
+
+#[test]
+fn interpolation_expands_defaults_and_escapes() {
+    let env = vars(&[("SET", "v"), ("EMPTY", "")]);
+    assert_eq!(interpolate("a${SET}b", &env).unwrap(), "avb");
+    assert_eq!(interpolate("${UNSET:-d}", &env).unwrap(), "d");
+    assert_eq!(interpolate("${EMPTY:-d}", &env).unwrap(), "d");
+    assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
+    assert_eq!(
+        interpolate("$$HOME $5 ${SET:-}", &env).unwrap(),
+        "$HOME $5 v"
+    );
+    assert_eq!(interpolate("${UNSET:-}", &env).unwrap(), "");
+}
+
+#[test]
+fn interpolation_errors_name_the_variable() {
+    let env = vars(&[]);
+    let err = interpolate("${MISSING}", &env).unwrap_err();
+    assert!(err.contains("`MISSING` is not set"), "{err}");
+    assert!(
+        interpolate("${OPEN", &env)
+            .unwrap_err()
+            .contains("not closed")
+    );
+    assert!(
+        interpolate("${1BAD}", &env)
+            .unwrap_err()
+            .contains("not a variable")
+    );
+}
+
+#[test]
+fn interpolated_values_cannot_change_the_yaml_structure() {
+    let env = vars(&[("SOCK", "/tmp/x.sock\ntcp: 0.0.0.0:1")]);
+    let config = Config::parse(
+        "server:\n  unix_socket: ${SOCK}\n",
+        "t.yaml",
+        Path::new(""),
+        &env,
+    )
+    .expect("valid");
+    assert_eq!(config.server.tcp, None);
+    assert_eq!(
+        config.server.unix_socket,
+        Some(PathBuf::from("/tmp/x.sock\ntcp: 0.0.0.0:1"))
+    );
+}
+
+#[test]
+fn interpolation_failure_points_at_the_value() {
+    let lines = problems("server:\n  unix_socket: ${NOPE}/vb.sock\n");
+    assert!(
+        lines[0].starts_with(
+            "test.yaml:2:16: server.unix_socket: environment variable `NOPE` is not set"
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn numbers_and_booleans_are_read_as_written() {
+    let config = parse(&format!(
+        "{MINIMAL}cache:\n  max_entries: 500\ndefinitions:\n  a:\n    backend: e\n    secret: X\n    trim: false\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.cache.max_entries, 500);
+    assert!(!config.definitions["a"].trim);
+}

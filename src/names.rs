@@ -1,0 +1,59 @@
+//! The rule for definition names, shared by config validation and request validation
+//! so that every configured definition can be requested.
+
+/// Longest accepted name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// The characters a name may contain, as said in errors and docs.
+pub const ALLOWED: &str = "ASCII letters, digits, '-', '_', '.' and '/'";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the definition name is empty")]
+    Empty,
+    #[error("the definition name is {len} bytes long; the limit is {MAX_NAME_LEN}")]
+    TooLong { len: usize },
+    #[error("the definition name has {found:?} at byte {at}; names may contain only {ALLOWED}")]
+    BadCharacter { found: char, at: usize },
+}
+
+pub fn validate(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong { len: name.len() });
+    }
+    match name
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')))
+    {
+        Some((at, found)) => Err(NameError::BadCharacter { found, at }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_documented_set() {
+        assert_eq!(validate("jira-api_token.prod/v2"), Ok(()));
+        assert_eq!(validate(&"a".repeat(MAX_NAME_LEN)), Ok(()));
+    }
+
+    #[test]
+    fn rejects_empty_long_and_odd_names() {
+        assert_eq!(validate(""), Err(NameError::Empty));
+        assert_eq!(
+            validate(&"a".repeat(MAX_NAME_LEN + 1)),
+            Err(NameError::TooLong { len: 257 })
+        );
+        assert_eq!(
+            validate("jira token"),
+            Err(NameError::BadCharacter { found: ' ', at: 4 })
+        );
+        assert!(validate("ünï").is_err());
+    }
+}

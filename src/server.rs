@@ -1,0 +1,207 @@
+//! Running the daemon: listeners, health, reflection, graceful shutdown.
+
+use crate::backends;
+use crate::config::Config;
+use crate::proto::{self, v1::secrets_server::SecretsServer};
+use crate::resolver::Resolver;
+use crate::service::SecretsService;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+/// The name health checks use for the secrets service.
+pub const SECRETS_SERVICE: &str = "vaultbridge.v1.Secrets";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another process is listening on socket `{0}`; stop it or choose another `server.unix_socket`"
+    )]
+    SocketInUse(PathBuf),
+    #[error("`{0}` exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("cannot serve reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
+/// (for up to `server.shutdown_grace`), and removes the socket file.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let backends = backends::build_all(&config);
+    let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SECRETS_SERVICE, ServingStatus::NotServing)
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    let mut socket_path = None;
+
+    if let Some(path) = &config.server.unix_socket {
+        let listener = bind_unix(path, config.server.unix_socket_mode)?;
+        socket_path = Some(path.clone());
+        tracing::info!(socket = %path.display(), "listening on Unix socket");
+        let server = tonic::transport::Server::builder()
+            .add_routes(routes.clone())
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listener),
+                stopped(stop_rx.clone()),
+            );
+        servers.spawn(server);
+    }
+    if let Some(addr) = config.server.tcp {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                what: format!("TCP {addr}"),
+                source,
+            })?;
+        let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+            what: format!("TCP {addr}"),
+            source,
+        })?;
+        tracing::info!(address = %bound, "listening on TCP");
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = tonic::transport::Server::builder()
+            .add_routes(routes.clone())
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+        servers.spawn(server);
+    }
+
+    health.set_service_status("", ServingStatus::Serving).await;
+    health
+        .set_service_status(SECRETS_SERVICE, ServingStatus::Serving)
+        .await;
+    tracing::info!(
+        config = %config.source,
+        definitions = config.definitions.len(),
+        backends = config.backends.len(),
+        "vaultbridge is serving"
+    );
+
+    tokio::select! {
+        () = shutdown => {}
+        Some(result) = servers.join_next() => {
+            // A server that stops by itself has failed; stop the others too.
+            report_server_end(result);
+        }
+    }
+
+    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight calls");
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SECRETS_SERVICE, ServingStatus::NotServing)
+        .await;
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.server.shutdown_grace, async {
+        while let Some(result) = servers.join_next().await {
+            report_server_end(result);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight calls did not finish within the shutdown grace; exiting anyway");
+        servers.abort_all();
+    }
+    if let Some(path) = socket_path
+        && let Err(err) = std::fs::remove_file(&path)
+        && err.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(socket = %path.display(), error = %err, "could not remove the socket file");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn report_server_end(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "a listener failed"),
+        Err(err) => tracing::error!(error = %err, "a listener task ended abnormally"),
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Binds the socket, replacing a stale socket file left by a crashed run but never a
+/// live socket or a file that is not a socket.
+fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ServeError::NotASocket(path.to_path_buf()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ServeError::SocketInUse(path.to_path_buf()));
+        }
+        tracing::info!(socket = %path.display(), "replacing a stale socket file");
+        std::fs::remove_file(path).map_err(|source| ServeError::Bind {
+            what: format!("socket `{}` (removing the stale file)", path.display()),
+            source,
+        })?;
+    }
+    let bind_error = |source| ServeError::Bind {
+        what: format!("socket `{}`", path.display()),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    // The process umask (0077, set at start) already made the socket private; this
+    // applies the configured mode, which may open it to a group.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM; only SIGINT will stop the daemon");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

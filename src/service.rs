@@ -1,0 +1,134 @@
+//! The `vaultbridge.v1.Secrets` gRPC service.
+
+use crate::proto::v1::{self as pb, secrets_server::Secrets};
+use crate::resolver::{CacheOutcome, Resolved, Resolver};
+use crate::status::{RequestError, code_and_message};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Most names one `ResolveBatch` may ask for.
+pub const MAX_BATCH: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct SecretsService {
+    resolver: Arc<Resolver>,
+}
+
+impl SecretsService {
+    pub fn new(resolver: Arc<Resolver>) -> Self {
+        Self { resolver }
+    }
+}
+
+fn to_proto(resolved: &Resolved) -> pb::Secret {
+    let secret = &resolved.secret;
+    let value = secret.value.expose();
+    pb::Secret {
+        name: resolved.definition.name.to_string(),
+        value: value.to_vec(),
+        text: secret.value.expose_str().map(str::to_owned),
+        backend: resolved.definition.backend_name.clone(),
+        version_id: secret.version.clone(),
+        fetched_at: Some(prost_types::Timestamp::from(secret.fetched_at)),
+        cache: match resolved.cache {
+            CacheOutcome::Hit => pb::CacheOutcome::Hit,
+            CacheOutcome::Miss => pb::CacheOutcome::Miss,
+        } as i32,
+        trimmed: secret.trimmed,
+        metadata: HashMap::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl Secrets for SecretsService {
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let resolved = self.resolver.resolve(&request.get_ref().name).await?;
+        Ok(Response::new(pb::ResolveResponse {
+            secret: Some(to_proto(&resolved)),
+        }))
+    }
+
+    async fn resolve_batch(
+        &self,
+        request: Request<pb::ResolveBatchRequest>,
+    ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
+        let names = request.into_inner().names;
+        if names.len() > MAX_BATCH {
+            return Err(RequestError::BatchTooLarge {
+                size: names.len(),
+                max: MAX_BATCH,
+            }
+            .into());
+        }
+        // Duplicate names coalesce in the resolver's single-flight.
+        let results = futures_util::future::join_all(names.into_iter().map(|name| async move {
+            let outcome = match self.resolver.resolve(&name).await {
+                Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(&resolved)),
+                Err(err) => {
+                    let (code, message) = code_and_message(&err);
+                    pb::resolve_result::Outcome::Error(pb::Error {
+                        code: code as i32,
+                        message,
+                    })
+                }
+            };
+            pb::ResolveResult {
+                name,
+                outcome: Some(outcome),
+            }
+        }))
+        .await;
+        Ok(Response::new(pb::ResolveBatchResponse { results }))
+    }
+
+    async fn list_definitions(
+        &self,
+        _request: Request<pb::ListDefinitionsRequest>,
+    ) -> Result<Response<pb::ListDefinitionsResponse>, Status> {
+        let definitions = self
+            .resolver
+            .definitions()
+            .iter()
+            .map(|definition| pb::Definition {
+                name: definition.name.to_string(),
+                backend: definition.backend_name.clone(),
+                backend_type: definition.backend.kind().to_owned(),
+                description: definition.description.clone(),
+                trim: if definition.trim {
+                    pb::TrimPolicy::Trim
+                } else {
+                    pb::TrimPolicy::None
+                } as i32,
+                secret: definition.secret.id.clone(),
+                key: definition.secret.key.clone(),
+                ttl_seconds: definition.ttl.as_secs(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListDefinitionsResponse { definitions }))
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<pb::InvalidateRequest>,
+    ) -> Result<Response<pb::InvalidateResponse>, Status> {
+        match request.into_inner().target {
+            Some(pb::invalidate_request::Target::Name(name)) => {
+                self.resolver.invalidate(&name).await?;
+                tracing::info!(definition = %name, "cache entry invalidated");
+            }
+            Some(pb::invalidate_request::Target::All(true)) => {
+                self.resolver.invalidate_all();
+                tracing::info!("all cache entries invalidated");
+            }
+            Some(pb::invalidate_request::Target::All(false)) => {
+                return Err(RequestError::InvalidateAllFalse.into());
+            }
+            None => return Err(RequestError::NoInvalidateTarget.into()),
+        }
+        Ok(Response::new(pb::InvalidateResponse {}))
+    }
+}

@@ -1,0 +1,131 @@
+//! The one place where errors become gRPC status codes.
+//!
+//! The daemon's own trouble (a backend it cannot reach, its own identity lacking
+//! access) is never UNAUTHENTICATED, which would blame the caller. Internal errors are
+//! logged and answered without internals.
+
+use crate::resolver::ResolveError;
+use tonic::{Code, Status};
+use vaultbridge_backend_core::ErrorKind;
+
+/// Errors of the gRPC layer itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("a batch may hold at most {max} names; this one has {size}")]
+    BatchTooLarge { size: usize, max: usize },
+    #[error("set `name` or `all` to say what to invalidate")]
+    NoInvalidateTarget,
+    #[error("`all` must be true to invalidate everything")]
+    InvalidateAllFalse,
+}
+
+pub fn code_of(err: &ResolveError) -> Code {
+    match err {
+        ResolveError::InvalidName(_) => Code::InvalidArgument,
+        ResolveError::UnknownDefinition { .. } => Code::NotFound,
+        ResolveError::Backend { source, .. } => match source.kind() {
+            ErrorKind::NotFound | ErrorKind::KeyNotFound => Code::NotFound,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::InvalidConfig | ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::Unavailable => Code::Unavailable,
+            // `ErrorKind` is non-exhaustive: a kind added later is internal until it
+            // is mapped here.
+            _ => Code::Internal,
+        },
+    }
+}
+
+/// The code and the message a caller sees for `err`.
+pub fn code_and_message(err: &ResolveError) -> (Code, String) {
+    let code = code_of(err);
+    if code == Code::Internal {
+        tracing::error!(error = %err, "internal error while resolving");
+        return (
+            code,
+            "internal error; the daemon's log has the details".to_owned(),
+        );
+    }
+    (code, err.to_string())
+}
+
+impl From<ResolveError> for Status {
+    fn from(err: ResolveError) -> Self {
+        let (code, message) = code_and_message(&err);
+        Status::new(code, message)
+    }
+}
+
+impl From<RequestError> for Status {
+    fn from(err: RequestError) -> Self {
+        Status::invalid_argument(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::NameError;
+    use std::sync::Arc;
+    use vaultbridge_backend_core::BackendError;
+
+    fn backend(err: BackendError) -> ResolveError {
+        ResolveError::Backend {
+            definition: "d".into(),
+            backend: "b".into(),
+            source: Arc::new(err),
+        }
+    }
+
+    #[test]
+    fn every_error_maps_to_its_code() {
+        let cases = [
+            (
+                ResolveError::InvalidName(NameError::Empty),
+                Code::InvalidArgument,
+            ),
+            (
+                ResolveError::UnknownDefinition { name: "x".into() },
+                Code::NotFound,
+            ),
+            (backend(BackendError::not_found("m")), Code::NotFound),
+            (
+                backend(BackendError::key_not_found("s", "k", ["a"])),
+                Code::NotFound,
+            ),
+            (
+                backend(BackendError::permission_denied("m")),
+                Code::PermissionDenied,
+            ),
+            (
+                backend(BackendError::invalid_config("m")),
+                Code::FailedPrecondition,
+            ),
+            (
+                backend(BackendError::failed_precondition("m")),
+                Code::FailedPrecondition,
+            ),
+            (backend(BackendError::unavailable("m")), Code::Unavailable),
+            (backend(BackendError::internal("m")), Code::Internal),
+        ];
+        for (err, code) in cases {
+            assert_eq!(Status::from(err.clone()).code(), code, "{err}");
+            assert_ne!(code_of(&err), Code::Unauthenticated);
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_details() {
+        let status = Status::from(backend(BackendError::internal("stack details")));
+        assert!(!status.message().contains("stack details"));
+    }
+
+    #[test]
+    fn request_errors_are_invalid_arguments() {
+        let status = Status::from(RequestError::BatchTooLarge {
+            size: 300,
+            max: 256,
+        });
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("300"));
+    }
+}
