@@ -76,8 +76,10 @@ pub fn init_logging(filter: &str, format: LogFormat) {
         eprintln!("vaultbridge: invalid --log filter ({err}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

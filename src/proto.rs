@@ -13,3 +13,42 @@ pub mod v1 {
 /// The encoded descriptors of the vaultbridge protos, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/vaultbridge_descriptor.bin"));
+
+impl std::fmt::Debug for v1::Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("name", &self.name)
+            .field(
+                "value",
+                &format_args!("[REDACTED], {} bytes", self.value.len()),
+            )
+            .field("backend", &self.backend)
+            .field("version_id", &self.version_id)
+            .field("fetched_at", &self.fetched_at)
+            .field("cache", &self.cache)
+            .field("trimmed", &self.trimmed)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v1;
+
+    #[test]
+    fn debug_of_a_secret_message_redacts_the_value() {
+        let secret = v1::Secret {
+            name: "jira-api-token".into(),
+            value: b"hunter2-token".to_vec(),
+            text: Some("hunter2-token".into()),
+            ..v1::Secret::default()
+        };
+        let response = v1::ResolveResponse {
+            secret: Some(secret),
+        };
+        let printed = format!("{response:?} {response:#?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("jira-api-token"), "{printed}");
+    }
+}

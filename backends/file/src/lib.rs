@@ -102,6 +102,11 @@ struct State {
 }
 
 pub struct FileBackend {
+    inner: Arc<Inner>,
+}
+
+/// Shared with the blocking-pool task that reads the file.
+struct Inner {
     config: FileConfig,
     state: Mutex<State>,
 }
@@ -109,8 +114,8 @@ pub struct FileBackend {
 impl fmt::Debug for FileBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileBackend")
-            .field("path", &self.config.path)
-            .field("format", &self.config.format)
+            .field("path", &self.inner.config.path)
+            .field("format", &self.inner.config.format)
             .finish_non_exhaustive()
     }
 }
@@ -120,7 +125,7 @@ impl FileBackend {
     /// start: a file readable by group or others, a missing file, a file that does
     /// not parse. None of them stops the daemon; resolves report them until fixed.
     pub fn open(config: FileConfig) -> Self {
-        let backend = Self {
+        let inner = Inner {
             config,
             state: Mutex::new(State {
                 signature: None,
@@ -128,17 +133,40 @@ impl FileBackend {
                 loaded: None,
             }),
         };
-        backend.warn_if_shared();
-        if let Err((_, message)) = backend.entries() {
-            tracing::warn!(file = %backend.config.path.display(), "{message}");
+        inner.warn_if_shared();
+        if let Err((_, message)) = inner.entries() {
+            tracing::warn!(file = %inner.config.path.display(), "{message}");
         }
-        backend
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     pub fn path(&self) -> &Path {
-        &self.config.path
+        &self.inner.config.path
     }
 
+    /// The entries of the current revision. A read happens on tokio's blocking pool:
+    /// a file that blocks (a FIFO, a hung network mount) must not stall the runtime,
+    /// which also serves other requests and watches for SIGTERM.
+    async fn entries(&self) -> Loaded {
+        self.inner.current_revision();
+        if let Some(loaded) = self.inner.lock().loaded.clone() {
+            return loaded;
+        }
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.entries())
+            .await
+            .unwrap_or_else(|err| {
+                Err((
+                    ErrorKind::Internal,
+                    format!("reading the secrets file failed: {err}"),
+                ))
+            })
+    }
+}
+
+impl Inner {
     #[cfg(unix)]
     fn warn_if_shared(&self) {
         use std::os::unix::fs::PermissionsExt;
@@ -166,7 +194,7 @@ impl FileBackend {
     fn current_revision(&self) -> u64 {
         let now = signature(&self.config.path);
         let mut state = self.lock();
-        if state.signature != now || state.loaded.is_none() && state.revision == 0 {
+        if state.signature != now {
             state.signature = now;
             state.revision += 1;
             state.loaded = None;
@@ -174,16 +202,20 @@ impl FileBackend {
         state.revision
     }
 
+    /// Blocking. The lock is not held while reading, so a slow read never blocks
+    /// `revision()` on the async path; two concurrent first reads may both read.
     fn entries(&self) -> Loaded {
-        self.current_revision();
-        let mut state = self.lock();
-        if let Some(loaded) = &state.loaded {
-            return loaded.clone();
+        let revision = self.current_revision();
+        if let Some(loaded) = self.lock().loaded.clone() {
+            return loaded;
         }
+        let loaded = self.read();
+        let mut state = self.lock();
         // A change between the stat above and this read is caught by the next stat,
         // which sees a signature this state does not hold and reads again.
-        let loaded = self.read();
-        state.loaded = Some(loaded.clone());
+        if state.revision == revision {
+            state.loaded = Some(loaded.clone());
+        }
         loaded
     }
 
@@ -246,7 +278,7 @@ impl Backend for FileBackend {
                 "secrets files have no versions; remove the version from the definition",
             ));
         }
-        let entries = self.entries().map_err(|(kind, message)| {
+        let entries = self.entries().await.map_err(|(kind, message)| {
             let err = BackendError::new(kind, message);
             // An editor may be half-way through writing the file.
             err.temporary(kind == ErrorKind::FailedPrecondition || kind == ErrorKind::Unavailable)
@@ -254,20 +286,20 @@ impl Backend for FileBackend {
         let entry = entries.get(&secret.id).ok_or_else(|| {
             BackendError::not_found(format!(
                 "secrets file `{}` has no entry `{}`",
-                self.config.path.display(),
+                self.inner.config.path.display(),
                 secret.id
             ))
         })?;
         let value = match (entry, &secret.key) {
             (Entry::Value(value), None) => SecretValue::from(value.expose().to_vec()),
             (Entry::Value(value), Some(key)) => {
-                pick_json_key(value, key, &self.describe(&secret.id))?
+                pick_json_key(value, key, &self.inner.describe(&secret.id))?
             }
             (Entry::Map(map), Some(key)) => match map.get(key) {
                 Some(value) => SecretValue::from(value.expose().to_vec()),
                 None => {
                     return Err(BackendError::key_not_found(
-                        &self.describe(&secret.id),
+                        &self.inner.describe(&secret.id),
                         key,
                         map.keys(),
                     ));
@@ -279,7 +311,7 @@ impl Backend for FileBackend {
     }
 
     fn revision(&self) -> Option<u64> {
-        Some(self.current_revision())
+        Some(self.inner.current_revision())
     }
 }
 

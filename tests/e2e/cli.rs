@@ -1,0 +1,161 @@
+use crate::harness::{BINARY, ChildGuard, Setup, run_cli};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+#[test]
+fn get_prints_the_value_with_no_newline_unless_asked() {
+    let daemon = Setup::new().env("VB_E2E_TOKEN", " env-cli-token\n").start();
+    let socket = daemon.socket();
+    let addr = socket.to_str().unwrap();
+    let (code, stdout, stderr) = run_cli(&["get", "jira-api-token", "--addr", addr], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, b"ATATT3x-e2e-token-value");
+    let (code, stdout, _) = run_cli(
+        &["get", "env-token", "--newline"],
+        &[("VAULTBRIDGE_ADDR", addr)],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(stdout, b"env-cli-token\n");
+}
+
+#[test]
+fn get_fails_with_the_error_on_stderr_and_nothing_on_stdout() {
+    let daemon = Setup::new().start();
+    let addr = format!("unix:{}", daemon.socket().display());
+    let (code, stdout, stderr) = run_cli(&["get", "no-such-definition", "--addr", &addr], &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("NotFound") && stderr.contains("`no-such-definition`"),
+        "{stderr}"
+    );
+
+    let missing = daemon.setup.dir.path().join("nobody.sock");
+    let (code, stdout, stderr) =
+        run_cli(&["get", "plain", "--addr", missing.to_str().unwrap()], &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("cannot reach the daemon"), "{stderr}");
+}
+
+#[test]
+fn check_validates_and_resolves_printing_a_table_without_values() {
+    let setup = Setup::new();
+    let config = setup.dir.path().join("config.yaml");
+    std::fs::write(&config, setup.config_text(None)).unwrap();
+    let config = config.to_str().unwrap();
+
+    let (code, stdout, stderr) = run_cli(&["check", "--config", config], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let table = String::from_utf8(stdout).unwrap();
+    assert!(table.starts_with("DEFINITION"), "{table}");
+    assert!(
+        table.contains("jira-api-token") && table.contains("valid"),
+        "{table}"
+    );
+
+    let (code, stdout, stderr) = run_cli(
+        &["check", "--config", config, "--resolve"],
+        &[("VB_E2E_TOKEN", "tok-check-value")],
+    );
+    assert_eq!(code, 1, "some definitions are meant to fail: {stderr}");
+    let table = String::from_utf8(stdout).unwrap();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .to_owned()
+    };
+    assert!(
+        row("jira-api-token").ends_with("ok (whitespace trimmed)"),
+        "{table}"
+    );
+    assert!(row("plain").ends_with("ok"), "{table}");
+    assert!(row("missing-key").contains("NotFound"), "{table}");
+    assert!(row("not-a-map").contains("FailedPrecondition"), "{table}");
+    for value in [
+        "ATATT3x-e2e-token-value",
+        "plain-e2e-value",
+        "tok-check-value",
+        "e2e-pem-body",
+    ] {
+        assert!(
+            !table.contains(value) && !stderr.contains(value),
+            "{value} leaked:\n{table}\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("failed to resolve"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_config_is_reported_with_file_line_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(
+        &config,
+        "server:\n  unix_socket: vb.sock\n  tcp: localhost\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for command in ["check", "serve"] {
+        let (code, _, stderr) = run_cli(&[command, "--config", config], &[]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{config}:3:8: server.tcp: expected an IP address and port"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+/// The README's first command, as written, from the repository root: `serve` with no
+/// config runs config.example.yaml; `get` then prints values from both backends.
+#[test]
+fn the_readme_quick_start_serves_the_example_from_file_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("quickstart.sock");
+    let socket_text = socket.to_str().unwrap();
+    let _daemon = ChildGuard(
+        Command::new(BINARY)
+            .arg("serve")
+            .current_dir(REPO)
+            .env("VAULTBRIDGE_SOCKET", socket_text)
+            .env("JIRA_API_TOKEN", "quickstart-env-token")
+            .env_remove("VAULTBRIDGE_CONFIG")
+            .env_remove("VAULTBRIDGE_SECRETS_FILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    {
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the example config did not start serving"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let env = [("VAULTBRIDGE_SOCKET", socket_text)];
+        let (code, stdout, stderr) = loop {
+            let answer = run_cli(&["get", "jira-api-token"], &env);
+            if answer.0 != 3 || Instant::now() > deadline {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            stdout, b"ATATT3xFfGF0-dev-only-token",
+            "trimmed, from examples/secrets.dev.yaml"
+        );
+        let (code, stdout, stderr) = run_cli(&["get", "jira-api-token-env"], &env);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(stdout, b"quickstart-env-token");
+    }
+}

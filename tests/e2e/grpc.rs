@@ -1,0 +1,361 @@
+use crate::harness::Setup;
+use std::time::Duration;
+use tonic::Code;
+use vaultbridge::client;
+use vaultbridge::proto::v1::{
+    self as pb, CacheOutcome, InvalidateRequest, ListDefinitionsRequest, ResolveBatchRequest,
+    ResolveRequest, resolve_result::Outcome,
+};
+
+fn resolve_request(name: &str) -> ResolveRequest {
+    ResolveRequest { name: name.into() }
+}
+
+#[tokio::test]
+async fn resolves_over_the_unix_socket_and_over_tcp() {
+    let mut setup = Setup::new().env("VB_E2E_TOKEN", "env-e2e-token\r\n");
+    setup.tcp = true;
+    let daemon = setup.start();
+    for address in [daemon.unix_address(), daemon.tcp_address()] {
+        let mut client = client::connect(&address).await.unwrap();
+        let secret = client
+            .resolve(resolve_request("jira-api-token"))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+            .unwrap();
+        assert_eq!(secret.name, "jira-api-token");
+        assert_eq!(secret.value, b"ATATT3x-e2e-token-value");
+        assert_eq!(secret.text.as_deref(), Some("ATATT3x-e2e-token-value"));
+        assert_eq!(secret.backend, "local");
+        assert!(
+            secret.trimmed,
+            "the stored token ends in a space and a newline"
+        );
+        assert!(secret.fetched_at.is_some());
+        let env = client
+            .resolve(resolve_request("env-token"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(env.secret.unwrap().value, b"env-e2e-token");
+    }
+}
+
+#[tokio::test]
+async fn the_second_resolve_is_a_cache_hit_with_the_same_fetch_time() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let first = client
+        .resolve(resolve_request("plain"))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+        .unwrap();
+    let second = client
+        .resolve(resolve_request("plain"))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+        .unwrap();
+    assert_eq!(first.cache, CacheOutcome::Miss as i32);
+    assert_eq!(second.cache, CacheOutcome::Hit as i32);
+    assert_eq!(first.fetched_at, second.fetched_at);
+    assert!(!second.trimmed);
+}
+
+#[tokio::test]
+async fn trim_false_keeps_the_value_byte_for_byte() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let pem = client
+        .resolve(resolve_request("pem"))
+        .await
+        .unwrap()
+        .into_inner()
+        .secret
+        .unwrap();
+    assert_eq!(
+        pem.value,
+        b"-----BEGIN KEY-----\nAAAA-e2e-pem-body\n-----END KEY-----\n"
+    );
+    assert!(!pem.trimmed);
+}
+
+#[tokio::test]
+async fn errors_carry_the_documented_codes_and_names() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let status = |name: &str| {
+        let mut client = client.clone();
+        let name = name.to_owned();
+        async move { client.resolve(resolve_request(&name)).await.unwrap_err() }
+    };
+
+    let unknown = status("no-such-definition").await;
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(
+        unknown.message().contains("`no-such-definition`"),
+        "{}",
+        unknown.message()
+    );
+
+    let missing = status("missing-entry").await;
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(
+        missing.message().contains("`missing-entry`") && missing.message().contains("`local`"),
+        "names definition and backend: {}",
+        missing.message()
+    );
+
+    let missing_key = status("missing-key").await;
+    assert_eq!(missing_key.code(), Code::NotFound);
+    for name in ["api_tokn", "`api_token`", "`email`", "`url`"] {
+        assert!(
+            missing_key.message().contains(name),
+            "{}",
+            missing_key.message()
+        );
+    }
+    assert!(
+        !missing_key.message().contains("ATATT3x"),
+        "{}",
+        missing_key.message()
+    );
+
+    let not_a_map = status("not-a-map").await;
+    assert_eq!(not_a_map.code(), Code::FailedPrecondition);
+    assert!(!not_a_map.message().contains("plain-e2e-value"));
+
+    let unset = status("env-unset").await;
+    assert_eq!(unset.code(), Code::NotFound);
+    assert!(
+        unset.message().contains("VB_E2E_UNSET"),
+        "{}",
+        unset.message()
+    );
+
+    for bad in ["", "has space", "semi;colon", &"x".repeat(257)] {
+        let err = status(bad).await;
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{bad:?}: {}",
+            err.message()
+        );
+    }
+    let _ = client.resolve(resolve_request("plain")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_returns_one_result_or_error_per_name_in_order() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let names = ["plain", "missing-entry", "jira-email", "bad name", "plain"];
+    let results = client
+        .resolve_batch(ResolveBatchRequest {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), names.len());
+    for (result, name) in results.iter().zip(names) {
+        assert_eq!(result.name, name);
+    }
+    let code = |r: &pb::ResolveResult| match &r.outcome {
+        Some(Outcome::Error(err)) => Some(err.code),
+        _ => None,
+    };
+    assert!(
+        matches!(&results[0].outcome, Some(Outcome::Secret(s)) if s.value == b"plain-e2e-value")
+    );
+    assert_eq!(code(&results[1]), Some(Code::NotFound as i32));
+    assert!(
+        matches!(&results[2].outcome, Some(Outcome::Secret(s)) if s.value == b"dev@example.com")
+    );
+    assert_eq!(code(&results[3]), Some(Code::InvalidArgument as i32));
+    assert!(matches!(&results[4].outcome, Some(Outcome::Secret(_))));
+
+    let too_many = client
+        .resolve_batch(ResolveBatchRequest {
+            names: vec!["plain".to_owned(); 257],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert!(too_many.message().contains("256"), "{}", too_many.message());
+}
+
+#[tokio::test]
+async fn list_definitions_describes_without_values() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let response = client
+        .list_definitions(ListDefinitionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = response
+        .definitions
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted: {names:?}");
+    let token = response
+        .definitions
+        .iter()
+        .find(|d| d.name == "jira-api-token")
+        .unwrap();
+    assert_eq!(token.backend, "local");
+    assert_eq!(token.backend_type, "file");
+    assert_eq!(token.description, "Jira token");
+    assert_eq!(token.trim, pb::TrimPolicy::Trim as i32);
+    assert_eq!(token.key.as_deref(), Some("api_token"));
+    assert_eq!(token.ttl_seconds, 600);
+    let pem = response
+        .definitions
+        .iter()
+        .find(|d| d.name == "pem")
+        .unwrap();
+    assert_eq!(pem.trim, pb::TrimPolicy::None as i32);
+    let printed = format!("{response:?}");
+    assert!(!printed.contains("e2e-token-value") && !printed.contains("plain-e2e-value"));
+}
+
+#[tokio::test]
+async fn invalidate_forces_the_next_resolve_to_read_the_backend() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let outcome = |mut client: vaultbridge::proto::v1::secrets_client::SecretsClient<_>| async move {
+        client
+            .resolve(resolve_request("plain"))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+            .unwrap()
+            .cache
+    };
+    outcome(client.clone()).await;
+    assert_eq!(outcome(client.clone()).await, CacheOutcome::Hit as i32);
+    client
+        .invalidate(InvalidateRequest {
+            target: Some(pb::invalidate_request::Target::Name("plain".into())),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome(client.clone()).await, CacheOutcome::Miss as i32);
+    client
+        .invalidate(InvalidateRequest {
+            target: Some(pb::invalidate_request::Target::All(true)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome(client.clone()).await, CacheOutcome::Miss as i32);
+    let unknown = client
+        .invalidate(InvalidateRequest {
+            target: Some(pb::invalidate_request::Target::Name("nope".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let empty = client
+        .invalidate(InvalidateRequest { target: None })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn an_edited_secrets_file_is_seen_by_the_next_resolve_despite_the_cache() {
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let value = |mut client: vaultbridge::proto::v1::secrets_client::SecretsClient<_>| async move {
+        client
+            .resolve(resolve_request("plain"))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+            .unwrap()
+    };
+    assert_eq!(value(client.clone()).await.value, b"plain-e2e-value");
+    assert_eq!(value(client.clone()).await.cache, CacheOutcome::Hit as i32);
+    // Rewrite in place (same inode), the way `echo > file` does.
+    let edited = crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-rotated");
+    std::fs::write(daemon.setup.secrets_file(), edited).unwrap();
+    let after = value(client.clone()).await;
+    assert_eq!(after.value, b"plain-e2e-rotated");
+    assert_eq!(after.cache, CacheOutcome::Miss as i32);
+    // Replace by rename, the way editors and Kubernetes secret volumes do.
+    let staged = daemon.setup.dir.path().join("secrets.yaml.new");
+    std::fs::write(
+        &staged,
+        crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-renamed"),
+    )
+    .unwrap();
+    std::fs::rename(&staged, daemon.setup.secrets_file()).unwrap();
+    assert_eq!(value(client.clone()).await.value, b"plain-e2e-renamed");
+    // A broken edit is reported, with position, and fixed by the next good write.
+    std::fs::write(daemon.setup.secrets_file(), "plain: [\"half-written-secret").unwrap();
+    let err = client.resolve(resolve_request("plain")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("not valid YAML"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        !err.message().contains("half-written-secret"),
+        "{}",
+        err.message()
+    );
+    std::fs::write(daemon.setup.secrets_file(), crate::harness::SECRETS_YAML).unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(value(client.clone()).await.value, b"plain-e2e-value");
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let daemon = Setup::new().start();
+    let channel = client::channel(&daemon.unix_address()).await.unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "vaultbridge.v1.Secrets".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list");
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in ["vaultbridge.v1.Secrets", "grpc.health.v1.Health"] {
+        assert!(services.iter().any(|s| s == expected), "{services:?}");
+    }
+}

@@ -1,0 +1,322 @@
+//! Starts the real `vaultbridge` binary on a temporary socket (and TCP port) with a
+//! config written for the test, and stops it when the guard drops.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use vaultbridge::client::{self, Address};
+use vaultbridge::proto::v1::secrets_client::SecretsClient;
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_vaultbridge");
+
+/// A secrets file and a config around it, in a private temporary directory.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    pub tcp: bool,
+    pub log: String,
+    pub extra_config: String,
+}
+
+pub const SECRETS_YAML: &str = r#"jira:
+  url: "https://example.atlassian.net"
+  email: "dev@example.com"
+  api_token: "ATATT3x-e2e-token-value \n"
+plain: "plain-e2e-value"
+pem: "-----BEGIN KEY-----\nAAAA-e2e-pem-body\n-----END KEY-----\n"
+"#;
+
+impl Setup {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("secrets.yaml"), SECRETS_YAML).expect("write secrets");
+        set_mode(&dir.path().join("secrets.yaml"), 0o600);
+        Self {
+            dir,
+            env: Vec::new(),
+            tcp: false,
+            log: "info".into(),
+            extra_config: String::new(),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("vb.sock")
+    }
+
+    pub fn secrets_file(&self) -> PathBuf {
+        self.dir.path().join("secrets.yaml")
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn config_text(&self, tcp_port: Option<u16>) -> String {
+        let tcp = tcp_port
+            .map(|port| format!("  tcp: 127.0.0.1:{port}\n"))
+            .unwrap_or_default();
+        format!(
+            r#"server:
+  unix_socket: vb.sock
+{tcp}  shutdown_grace: 5s
+cache:
+  ttl: 10m
+backends:
+  local:
+    type: file
+    path: secrets.yaml
+  env:
+    type: env
+    prefix: VB_E2E_
+definitions:
+  jira-api-token:
+    backend: local
+    secret: jira
+    key: api_token
+    description: Jira token
+  jira-email:
+    backend: local
+    secret: jira
+    key: email
+  plain:
+    backend: local
+    secret: plain
+  pem:
+    backend: local
+    secret: pem
+    trim: false
+  missing-entry:
+    backend: local
+    secret: not-there
+  missing-key:
+    backend: local
+    secret: jira
+    key: api_tokn
+  not-a-map:
+    backend: local
+    secret: plain
+    key: token
+  env-token:
+    backend: env
+    secret: TOKEN
+  env-unset:
+    backend: env
+    secret: UNSET
+{}"#,
+            self.extra_config
+        )
+    }
+
+    pub fn start(self) -> Daemon {
+        Daemon::start(self)
+    }
+}
+
+#[cfg(unix)]
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+pub struct Daemon {
+    pub setup: Setup,
+    pub child: Option<Child>,
+    pub tcp_port: Option<u16>,
+}
+
+impl Daemon {
+    fn start(setup: Setup) -> Self {
+        let tcp_port = setup.tcp.then(free_port);
+        let config = setup.dir.path().join("config.yaml");
+        std::fs::write(&config, setup.config_text(tcp_port)).expect("write config");
+        let child = spawn_serve(&setup, &config);
+        let mut daemon = Self {
+            setup,
+            child: Some(child),
+            tcp_port,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.setup.socket()
+    }
+
+    pub fn unix_address(&self) -> Address {
+        Address::Unix(self.socket())
+    }
+
+    pub fn tcp_address(&self) -> Address {
+        Address::Tcp(format!(
+            "http://127.0.0.1:{}",
+            self.tcp_port.expect("tcp enabled")
+        ))
+    }
+
+    pub async fn client(&self) -> SecretsClient<Channel> {
+        client::connect(&self.unix_address())
+            .await
+            .expect("connect over the socket")
+    }
+
+    pub fn stdout_path(&self) -> PathBuf {
+        self.setup.dir.path().join("stdout.log")
+    }
+
+    pub fn stderr_path(&self) -> PathBuf {
+        self.setup.dir.path().join("stderr.log")
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn output(&self) -> String {
+        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+        format!("{}{}", read(self.stdout_path()), read(self.stderr_path()))
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the daemon exited before it was ready ({status}):\n{}",
+                    self.output()
+                );
+            }
+            if is_serving(&self.unix_address()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon was not SERVING within 20 s:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal_term(&child);
+        wait_with_timeout(&mut child, Duration::from_secs(20))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Asks the health service; on its own thread and runtime, because callers may already
+/// be inside a runtime.
+pub fn is_serving(address: &Address) -> bool {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    let Ok(channel) = client::channel(address).await else {
+                        return false;
+                    };
+                    let answer = HealthClient::new(channel)
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await;
+                    matches!(answer, Ok(r) if r.get_ref().status == ServingStatus::Serving as i32)
+                })
+            })
+            .join()
+            .unwrap_or(false)
+    })
+}
+
+pub fn spawn_serve(setup: &Setup, config: &Path) -> Child {
+    let stdout = std::fs::File::create(setup.dir.path().join("stdout.log")).expect("stdout log");
+    let stderr = std::fs::File::create(setup.dir.path().join("stderr.log")).expect("stderr log");
+    let mut command = Command::new(BINARY);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env_remove("VAULTBRIDGE_CONFIG")
+        .env("VAULTBRIDGE_LOG", &setup.log)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    for (name, value) in &setup.env {
+        command.env(name, value);
+    }
+    command.spawn().expect("spawn vaultbridge serve")
+}
+
+pub fn signal_term(child: &Child) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the daemon did not exit within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the CLI with arguments and returns (exit code, stdout bytes, stderr text).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<u8>, String) {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_remove("VAULTBRIDGE_ADDR")
+        .env_remove("VAULTBRIDGE_CONFIG")
+        .env("NO_COLOR", "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run vaultbridge");
+    (
+        output.status.code().unwrap_or(-1),
+        output.stdout,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Kills a child process when dropped, so a failing assertion leaves none behind.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

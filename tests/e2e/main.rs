@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `vaultbridge` binary, called over a real socket by the
+//! generated tonic client, the CLI, and Python's grpcio.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod grpc;
+mod harness;
+mod leaks;
+mod lifecycle;
+mod python;

@@ -1,0 +1,67 @@
+//! Python's grpcio, a second and independent gRPC implementation, against the daemon.
+
+use crate::harness::Setup;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The virtualenv `scripts/test` prepares. Missing is a failure, not a skip.
+fn python() -> PathBuf {
+    let python = std::env::var_os("VAULTBRIDGE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+    assert!(
+        python.exists(),
+        "{} does not exist: run `scripts/test` (it creates .venv with grpcio), or set VAULTBRIDGE_TEST_PYTHON",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn python_grpcio_client_resolves_over_the_unix_socket() {
+    let python = python();
+    let daemon = Setup::new().start();
+    let output = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/grpc_client.py"
+        ))
+        .arg(daemon.socket())
+        .output()
+        .expect("run the Python client");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the Python client failed:\n{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the Python client prints JSON");
+
+    let resolve = &report["resolve"];
+    assert_eq!(resolve["name"], "jira-api-token");
+    assert_eq!(resolve["text"], "ATATT3x-e2e-token-value");
+    assert_eq!(resolve["value_hex"], hex("ATATT3x-e2e-token-value"));
+    assert_eq!(resolve["backend"], "local");
+    assert_eq!(resolve["trimmed"], true);
+    assert_eq!(resolve["cache"], "CACHE_OUTCOME_MISS");
+    assert_eq!(resolve["has_fetched_at"], true);
+
+    assert_eq!(report["unknown"]["code"], "NOT_FOUND");
+    assert!(
+        report["unknown"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-definition")
+    );
+
+    assert_eq!(report["batch"][0]["outcome"], "secret");
+    assert_eq!(report["batch"][1]["outcome"], "error");
+    assert_eq!(report["batch"][1]["code"], 5, "NOT_FOUND");
+
+    let definitions = report["definitions"].as_array().unwrap();
+    assert!(definitions.iter().any(|d| d == "jira-api-token"));
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
