@@ -120,7 +120,8 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
         Ok(client) => client,
         Err(err) => {
             eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {err}; is `vaultbridge serve` running?"
+                "vaultbridge: cannot reach the daemon at {address}: {}; is `vaultbridge serve` running?",
+                error_chain(&err)
             );
             return ExitCode::from(EXIT_UNREACHABLE);
         }
@@ -166,6 +167,22 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// An error and its causes on one line: transport errors say little on their own.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        // Wrappers often repeat their cause's text; say each thing once.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {

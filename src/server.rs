@@ -46,12 +46,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(SECRETS_SERVICE, ServingStatus::NotServing)
-        .await;
+    set_health(&health, ServingStatus::NotServing).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -120,12 +115,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     }
 
     tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight calls");
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(SECRETS_SERVICE, ServingStatus::NotServing)
-        .await;
+    set_health(&health, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(config.server.shutdown_grace, async {
         while let Some(result) = servers.join_next().await {
@@ -145,6 +135,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The overall status (service "") and the secrets service's move together.
+async fn set_health(health: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    for service in ["", SECRETS_SERVICE] {
+        health.set_service_status(service, status).await;
+    }
 }
 
 fn report_server_end(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) {

@@ -132,3 +132,76 @@ impl Secrets for SecretsService {
         Ok(Response::new(pb::InvalidateResponse {}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::Definition;
+    use async_trait::async_trait;
+    use std::time::Duration;
+    use tokio::sync::Barrier;
+    use vaultbridge_backend_core::{
+        Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue,
+    };
+
+    /// Answers only once `parties` fetches are waiting at the same time, so a batch
+    /// resolved one name after another would never finish.
+    #[derive(Debug)]
+    struct RendezvousBackend {
+        barrier: Barrier,
+    }
+
+    #[async_trait]
+    impl Backend for RendezvousBackend {
+        fn kind(&self) -> &'static str {
+            "rendezvous"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::text_only()
+        }
+
+        async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
+            self.barrier.wait().await;
+            Ok(Fetched::new(SecretValue::from(secret.id.as_str())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_resolves_its_names_concurrently() {
+        let backend = Arc::new(RendezvousBackend {
+            barrier: Barrier::new(3),
+        });
+        let definitions = ["a", "b", "c"].map(|name| {
+            Arc::new(Definition {
+                name: Arc::from(name),
+                backend_name: "r".into(),
+                backend: backend.clone(),
+                secret: SecretRef::new(name),
+                ttl: Duration::from_secs(60),
+                trim: true,
+                description: String::new(),
+            })
+        });
+        let service = SecretsService::new(Arc::new(Resolver::from_definitions(definitions, 10)));
+        let request = Request::new(pb::ResolveBatchRequest {
+            names: vec!["a".into(), "b".into(), "c".into()],
+        });
+        // The timeout only turns a deadlock (sequential resolution) into a failure.
+        let response =
+            tokio::time::timeout(Duration::from_secs(30), service.resolve_batch(request))
+                .await
+                .expect("the three fetches met, so they ran concurrently")
+                .unwrap()
+                .into_inner();
+        let values: Vec<Vec<u8>> = response
+            .results
+            .into_iter()
+            .map(|result| match result.outcome {
+                Some(pb::resolve_result::Outcome::Secret(secret)) => secret.value,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+}

@@ -1,7 +1,9 @@
 use crate::harness::Setup;
 use std::time::Duration;
 use tonic::Code;
+use tonic::transport::Channel;
 use vaultbridge::client;
+use vaultbridge::proto::v1::secrets_client::SecretsClient;
 use vaultbridge::proto::v1::{
     self as pb, CacheOutcome, InvalidateRequest, ListDefinitionsRequest, ResolveBatchRequest,
     ResolveRequest, resolve_result::Outcome,
@@ -11,6 +13,17 @@ fn resolve_request(name: &str) -> ResolveRequest {
     ResolveRequest { name: name.into() }
 }
 
+/// Resolves `name`, which must succeed.
+async fn resolved(client: &mut SecretsClient<Channel>, name: &str) -> pb::Secret {
+    client
+        .resolve(resolve_request(name))
+        .await
+        .unwrap_or_else(|status| panic!("{name}: {status}"))
+        .into_inner()
+        .secret
+        .expect("a secret in the response")
+}
+
 #[tokio::test]
 async fn resolves_over_the_unix_socket_and_over_tcp() {
     let mut setup = Setup::new().env("VB_E2E_TOKEN", "env-e2e-token\r\n");
@@ -18,13 +31,7 @@ async fn resolves_over_the_unix_socket_and_over_tcp() {
     let daemon = setup.start();
     for address in [daemon.unix_address(), daemon.tcp_address()] {
         let mut client = client::connect(&address).await.unwrap();
-        let secret = client
-            .resolve(resolve_request("jira-api-token"))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-            .unwrap();
+        let secret = resolved(&mut client, "jira-api-token").await;
         assert_eq!(secret.name, "jira-api-token");
         assert_eq!(secret.value, b"ATATT3x-e2e-token-value");
         assert_eq!(secret.text.as_deref(), Some("ATATT3x-e2e-token-value"));
@@ -47,20 +54,8 @@ async fn resolves_over_the_unix_socket_and_over_tcp() {
 async fn the_second_resolve_is_a_cache_hit_with_the_same_fetch_time() {
     let daemon = Setup::new().start();
     let mut client = daemon.client().await;
-    let first = client
-        .resolve(resolve_request("plain"))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-        .unwrap();
-    let second = client
-        .resolve(resolve_request("plain"))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-        .unwrap();
+    let first = resolved(&mut client, "plain").await;
+    let second = resolved(&mut client, "plain").await;
     assert_eq!(first.cache, CacheOutcome::Miss as i32);
     assert_eq!(second.cache, CacheOutcome::Hit as i32);
     assert_eq!(first.fetched_at, second.fetched_at);
@@ -71,13 +66,7 @@ async fn the_second_resolve_is_a_cache_hit_with_the_same_fetch_time() {
 async fn trim_false_keeps_the_value_byte_for_byte() {
     let daemon = Setup::new().start();
     let mut client = daemon.client().await;
-    let pem = client
-        .resolve(resolve_request("pem"))
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
-        .unwrap();
+    let pem = resolved(&mut client, "pem").await;
     assert_eq!(
         pem.value,
         b"-----BEGIN KEY-----\nAAAA-e2e-pem-body\n-----END KEY-----\n"
@@ -231,32 +220,31 @@ async fn list_definitions_describes_without_values() {
 async fn invalidate_forces_the_next_resolve_to_read_the_backend() {
     let daemon = Setup::new().start();
     let mut client = daemon.client().await;
-    let outcome = |mut client: vaultbridge::proto::v1::secrets_client::SecretsClient<_>| async move {
-        client
-            .resolve(resolve_request("plain"))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-            .unwrap()
-            .cache
-    };
-    outcome(client.clone()).await;
-    assert_eq!(outcome(client.clone()).await, CacheOutcome::Hit as i32);
+    resolved(&mut client, "plain").await;
+    assert_eq!(
+        resolved(&mut client, "plain").await.cache,
+        CacheOutcome::Hit as i32
+    );
     client
         .invalidate(InvalidateRequest {
             target: Some(pb::invalidate_request::Target::Name("plain".into())),
         })
         .await
         .unwrap();
-    assert_eq!(outcome(client.clone()).await, CacheOutcome::Miss as i32);
+    assert_eq!(
+        resolved(&mut client, "plain").await.cache,
+        CacheOutcome::Miss as i32
+    );
     client
         .invalidate(InvalidateRequest {
             target: Some(pb::invalidate_request::Target::All(true)),
         })
         .await
         .unwrap();
-    assert_eq!(outcome(client.clone()).await, CacheOutcome::Miss as i32);
+    assert_eq!(
+        resolved(&mut client, "plain").await.cache,
+        CacheOutcome::Miss as i32
+    );
     let unknown = client
         .invalidate(InvalidateRequest {
             target: Some(pb::invalidate_request::Target::Name("nope".into())),
@@ -275,21 +263,18 @@ async fn invalidate_forces_the_next_resolve_to_read_the_backend() {
 async fn an_edited_secrets_file_is_seen_by_the_next_resolve_despite_the_cache() {
     let daemon = Setup::new().start();
     let mut client = daemon.client().await;
-    let value = |mut client: vaultbridge::proto::v1::secrets_client::SecretsClient<_>| async move {
-        client
-            .resolve(resolve_request("plain"))
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-            .unwrap()
-    };
-    assert_eq!(value(client.clone()).await.value, b"plain-e2e-value");
-    assert_eq!(value(client.clone()).await.cache, CacheOutcome::Hit as i32);
+    assert_eq!(
+        resolved(&mut client, "plain").await.value,
+        b"plain-e2e-value"
+    );
+    assert_eq!(
+        resolved(&mut client, "plain").await.cache,
+        CacheOutcome::Hit as i32
+    );
     // Rewrite in place (same inode), the way `echo > file` does.
     let edited = crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-rotated");
     std::fs::write(daemon.setup.secrets_file(), edited).unwrap();
-    let after = value(client.clone()).await;
+    let after = resolved(&mut client, "plain").await;
     assert_eq!(after.value, b"plain-e2e-rotated");
     assert_eq!(after.cache, CacheOutcome::Miss as i32);
     // Replace by rename, the way editors and Kubernetes secret volumes do.
@@ -300,7 +285,10 @@ async fn an_edited_secrets_file_is_seen_by_the_next_resolve_despite_the_cache() 
     )
     .unwrap();
     std::fs::rename(&staged, daemon.setup.secrets_file()).unwrap();
-    assert_eq!(value(client.clone()).await.value, b"plain-e2e-renamed");
+    assert_eq!(
+        resolved(&mut client, "plain").await.value,
+        b"plain-e2e-renamed"
+    );
     // A broken edit is reported, with position, and fixed by the next good write.
     std::fs::write(daemon.setup.secrets_file(), "plain: [\"half-written-secret").unwrap();
     let err = client.resolve(resolve_request("plain")).await.unwrap_err();
@@ -317,7 +305,10 @@ async fn an_edited_secrets_file_is_seen_by_the_next_resolve_despite_the_cache() 
     );
     std::fs::write(daemon.setup.secrets_file(), crate::harness::SECRETS_YAML).unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(value(client.clone()).await.value, b"plain-e2e-value");
+    assert_eq!(
+        resolved(&mut client, "plain").await.value,
+        b"plain-e2e-value"
+    );
 }
 
 #[tokio::test]

@@ -80,9 +80,15 @@ async fn trace_logging_of_every_e2e_definition_leaks_no_value() {
     let values = exercise(&daemon.unix_address()).await;
     let status = daemon.terminate();
     assert_eq!(status.code(), Some(0));
+    // Trimming is announced by definition name (the value is checked below).
+    let output = daemon.output();
+    let warned = output.lines().any(|line| {
+        line.contains("removed whitespace") && line.contains("definition=jira-api-token")
+    });
+    assert!(warned, "no trim warning naming the definition:\n{output}");
     // The raw, untrimmed values too, and the values of keys that were not asked for.
     assert_clean(
-        &daemon.output(),
+        &output,
         &values,
         &[
             "env-leak-token-value",

@@ -161,3 +161,49 @@ async fn sigterm_drains_a_call_in_flight_then_exits_0() {
     daemon.child = None;
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn sigint_also_stops_the_daemon_cleanly() {
+    let mut daemon = Setup::new().start();
+    let child = daemon.child.as_mut().unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = wait_with_timeout(child, Duration::from_secs(20));
+    daemon.child = None;
+    assert_eq!(status.code(), Some(0), "{}", daemon.output());
+    assert!(
+        daemon.output().contains("SIGINT received"),
+        "{}",
+        daemon.output()
+    );
+    assert!(!daemon.socket().exists());
+}
+
+#[test]
+fn a_secrets_file_open_to_others_is_warned_about_by_name_only() {
+    let setup = Setup::new();
+    crate::harness::set_mode(&setup.secrets_file(), 0o644);
+    let daemon = setup.start();
+    let output = daemon.output();
+    let line = output
+        .lines()
+        .find(|line| line.contains("accessible by group or others"))
+        .unwrap_or_else(|| panic!("no permission warning:\n{output}"));
+    assert!(
+        line.contains("secrets.yaml") && line.contains("0644"),
+        "{line}"
+    );
+    for value in ["ATATT3x-e2e-token-value", "plain-e2e-value", "e2e-pem-body"] {
+        assert!(!output.contains(value), "{value} leaked");
+    }
+}
+
+#[test]
+fn a_private_secrets_file_gets_no_permission_warning() {
+    let daemon = Setup::new().start();
+    assert!(
+        !daemon.output().contains("accessible by group or others"),
+        "{}",
+        daemon.output()
+    );
+}

@@ -56,6 +56,18 @@ impl SecretRef {
         self.key = Some(key.into());
         self
     }
+
+    /// For backends without versions: refuses a pinned version. Config validation
+    /// refuses it first; this keeps a backend honest when used on its own.
+    pub fn require_latest(&self, backend_things: &str) -> Result<(), BackendError> {
+        if self.version == VersionSelector::Latest {
+            Ok(())
+        } else {
+            Err(BackendError::invalid_config(format!(
+                "{backend_things} have no versions; remove the version from the definition"
+            )))
+        }
+    }
 }
 
 /// A secret as a backend returned it: raw bytes, untouched (trimming is the daemon's

@@ -7,8 +7,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::sync::Arc;
 use vaultbridge_backend_core::{
-    Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue, VersionSelector,
-    pick_json_key,
+    Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue, pick_json_key,
 };
 
 pub const KIND: &str = "env";
@@ -91,11 +90,7 @@ impl Backend for EnvBackend {
     }
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
-        if secret.version != VersionSelector::Latest {
-            return Err(BackendError::invalid_config(
-                "environment variables have no versions; remove the version from the definition",
-            ));
-        }
+        secret.require_latest("environment variables")?;
         let name = self.variable_name(&secret.id);
         let raw = self.vars.var(&name).ok_or_else(|| {
             BackendError::not_found(format!(
@@ -128,7 +123,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
     use vaultbridge_backend_core::conformance::{Fixture, Seed};
-    use vaultbridge_backend_core::{ErrorKind, conformance_suite};
+    use vaultbridge_backend_core::{ErrorKind, VersionSelector, conformance_suite};
 
     #[derive(Default)]
     struct MapEnv(Mutex<HashMap<String, OsString>>);

@@ -16,8 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use vaultbridge_backend_core::{
-    Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue,
-    VersionSelector, pick_json_key,
+    Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue, pick_json_key,
 };
 use zeroize::Zeroizing;
 
@@ -226,6 +225,10 @@ impl Inner {
                 ErrorKind::FailedPrecondition,
                 format!("secrets file `{path}` does not exist"),
             ),
+            std::io::ErrorKind::IsADirectory => (
+                ErrorKind::FailedPrecondition,
+                format!("secrets file `{path}` is a directory; `path` must name a file"),
+            ),
             std::io::ErrorKind::PermissionDenied => (
                 ErrorKind::PermissionDenied,
                 format!("the daemon may not read secrets file `{path}`"),
@@ -273,11 +276,7 @@ impl Backend for FileBackend {
     }
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
-        if secret.version != VersionSelector::Latest {
-            return Err(BackendError::invalid_config(
-                "secrets files have no versions; remove the version from the definition",
-            ));
-        }
+        secret.require_latest("secrets files")?;
         let entries = self.entries().await.map_err(|(kind, message)| {
             let err = BackendError::new(kind, message);
             // An editor may be half-way through writing the file.
