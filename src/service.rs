@@ -70,7 +70,7 @@ impl Secrets for SecretsService {
                 Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(&resolved)),
                 Err(err) => {
                     let (code, message) = code_and_message(&err);
-                    pb::resolve_result::Outcome::Error(pb::Error {
+                    pb::resolve_result::Outcome::Error(pb::ResolveError {
                         code: code as i32,
                         message,
                     })

@@ -265,3 +265,33 @@ fn numbers_and_booleans_are_read_as_written() {
     assert_eq!(config.cache.max_entries, 500);
     assert!(!config.definitions["a"].trim);
 }
+
+#[test]
+fn an_unquoted_octal_socket_mode_keeps_its_digits() {
+    let config =
+        parse("server:\n  unix_socket: vb.sock\n  unix_socket_mode: 0660\n").expect("valid");
+    assert_eq!(config.server.unix_socket_mode, 0o660);
+    let lines = problems("server:\n  unix_socket: vb.sock\n  unix_socket_mode: 0999\n");
+    assert!(
+        lines[0].contains("server.unix_socket_mode: expected octal"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_definition_defined_twice_is_an_error() {
+    let lines = problems(&format!(
+        "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: X\n  a:\n    backend: e\n    secret: Y\n"
+    ));
+    assert!(lines[0].starts_with("test.yaml:10:"), "{lines:?}");
+    assert!(lines[0].contains("duplicate"), "{lines:?}");
+}
+
+#[test]
+fn a_zero_ttl_is_accepted_to_disable_caching() {
+    let config = parse(&format!(
+        "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: X\n    ttl: 0s\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.definitions["a"].ttl, Some(Duration::ZERO));
+}
