@@ -1,7 +1,8 @@
 //! The `vaultbridge` command line: `serve`, `get`, `check`.
 //!
 //! Exit codes: 0 success; 1 a failure (a resolve error, an invalid config, a failed
-//! check); 2 bad usage; 3 `get` could not reach the daemon.
+//! check, a daemon not serving); 2 bad usage; 3 `get` or `health` could not reach the
+//! daemon.
 
 use crate::backends;
 use crate::client::{self, Address};
@@ -59,6 +60,12 @@ pub enum Command {
         /// End the value with a newline.
         #[arg(long)]
         newline: bool,
+    },
+    /// Ask a running daemon's health service; exit 0 when it is SERVING. For exec
+    /// probes of a sidecar that listens only on a Unix socket.
+    Health {
+        #[arg(long, env = "VAULTBRIDGE_ADDR")]
+        addr: Option<String>,
     },
     /// Validate a config, and optionally resolve every definition; prints a table
     /// of definition, backend and status (never values).
@@ -161,6 +168,43 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
                 status.message()
             );
             ExitCode::from(EXIT_UNREACHABLE)
+        }
+        Err(status) => {
+            eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+pub async fn health(addr: Option<String>) -> ExitCode {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let address = addr
+        .as_deref()
+        .map_or_else(Address::default_local, Address::parse);
+    let channel = match client::channel(&address).await {
+        Ok(channel) => channel,
+        Err(err) => {
+            eprintln!(
+                "vaultbridge: cannot reach the daemon at {address}: {}",
+                error_chain(&err)
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    match HealthClient::new(channel).check(request).await {
+        Ok(answer) if answer.get_ref().status == ServingStatus::Serving as i32 => {
+            let _ = writeln!(std::io::stdout(), "SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            let status = ServingStatus::try_from(answer.get_ref().status)
+                .map_or("UNKNOWN", |status| status.as_str_name());
+            let _ = writeln!(std::io::stdout(), "{status}");
+            ExitCode::from(EXIT_FAILURE)
         }
         Err(status) => {
             eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
                 newline,
             } => cli::get(name, addr, newline).await,
             Command::Check { config, resolve } => cli::check(config, resolve).await,
+            Command::Health { addr } => cli::health(addr).await,
         }
     })
 }

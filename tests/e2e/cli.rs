@@ -159,3 +159,15 @@ fn the_readme_quick_start_serves_the_example_from_file_and_env() {
         assert_eq!(stdout, b"quickstart-env-token");
     }
 }
+
+#[test]
+fn health_exits_0_when_serving_and_3_when_unreachable() {
+    let daemon = Setup::new().start();
+    let addr = daemon.socket();
+    let (code, stdout, stderr) = run_cli(&["health", "--addr", addr.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, b"SERVING\n");
+    let gone = daemon.setup.dir.path().join("gone.sock");
+    let (code, _, stderr) = run_cli(&["health", "--addr", gone.to_str().unwrap()], &[]);
+    assert_eq!(code, 3, "{stderr}");
+}
