@@ -237,7 +237,7 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let backends = backends::build_all(&config);
+    let backends = backends::build_all(&config).await;
     let resolver = match Resolver::new(&config, &backends) {
         Ok(resolver) => resolver,
         Err(err) => {

@@ -72,19 +72,29 @@ pub struct ServerConfig {
 pub struct CacheConfig {
     pub ttl: Duration,
     pub max_entries: u64,
+    /// Resolve every definition at start, before reporting SERVING.
+    pub warm_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     Env(EnvConfig),
     File(FileConfig),
+    #[cfg(feature = "aws")]
+    Aws(vaultbridge_backend_aws::AwsConfig),
 }
+
+/// The `type` of an AWS Secrets Manager backend (known even when built without it, so
+/// the error can say so).
+pub const AWS_KIND: &str = "aws_secrets_manager";
 
 impl BackendConfig {
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Env(_) => vaultbridge_backend_env::KIND,
             Self::File(_) => vaultbridge_backend_file::KIND,
+            #[cfg(feature = "aws")]
+            Self::Aws(_) => vaultbridge_backend_aws::KIND,
         }
     }
 
@@ -92,6 +102,8 @@ impl BackendConfig {
         match self {
             Self::Env(_) => vaultbridge_backend_env::CAPABILITIES,
             Self::File(_) => vaultbridge_backend_file::CAPABILITIES,
+            #[cfg(feature = "aws")]
+            Self::Aws(_) => vaultbridge_backend_aws::CAPABILITIES,
         }
     }
 }
@@ -187,6 +199,7 @@ struct RawServer {
 struct RawCache {
     ttl: Option<Text>,
     max_entries: Option<Text>,
+    warm_up: Option<Text>,
 }
 
 /// One struct for every backend type, validated per type: serde's tagged enums lose
@@ -196,10 +209,58 @@ struct RawCache {
 struct RawBackend {
     #[serde(rename = "type")]
     kind: Text,
+    // env
     prefix: Option<Text>,
+    // file
     path: Option<Text>,
     format: Option<Text>,
+    // aws_secrets_manager
+    region: Option<Text>,
+    profile: Option<Text>,
+    endpoint_url: Option<Text>,
+    role_arn: Option<Text>,
+    external_id: Option<Text>,
+    session_name: Option<Text>,
+    connect_timeout: Option<Text>,
+    operation_timeout: Option<Text>,
+    attempt_timeout: Option<Text>,
+    max_attempts: Option<Text>,
 }
+
+impl RawBackend {
+    /// Every optional field with its name, to refuse those that do not belong to the
+    /// backend's type.
+    fn fields(&self) -> [(&'static str, Option<&Text>); 13] {
+        [
+            ("prefix", self.prefix.as_ref()),
+            ("path", self.path.as_ref()),
+            ("format", self.format.as_ref()),
+            ("region", self.region.as_ref()),
+            ("profile", self.profile.as_ref()),
+            ("endpoint_url", self.endpoint_url.as_ref()),
+            ("role_arn", self.role_arn.as_ref()),
+            ("external_id", self.external_id.as_ref()),
+            ("session_name", self.session_name.as_ref()),
+            ("connect_timeout", self.connect_timeout.as_ref()),
+            ("operation_timeout", self.operation_timeout.as_ref()),
+            ("attempt_timeout", self.attempt_timeout.as_ref()),
+            ("max_attempts", self.max_attempts.as_ref()),
+        ]
+    }
+}
+
+const AWS_FIELDS: &[&str] = &[
+    "region",
+    "profile",
+    "endpoint_url",
+    "role_arn",
+    "external_id",
+    "session_name",
+    "connect_timeout",
+    "operation_timeout",
+    "attempt_timeout",
+    "max_attempts",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -481,6 +542,7 @@ impl Checker<'_> {
         let mut cache = CacheConfig {
             ttl: DEFAULT_TTL,
             max_entries: DEFAULT_MAX_ENTRIES,
+            warm_up: false,
         };
         let Some(raw) = raw else { return cache };
         if let Some(value) = &raw.ttl
@@ -500,6 +562,11 @@ impl Checker<'_> {
                 ),
             }
         }
+        if let Some(value) = &raw.warm_up
+            && let Some(warm_up) = self.boolean(value, "cache.warm_up")
+        {
+            cache.warm_up = warm_up;
+        }
         cache
     }
 
@@ -513,24 +580,22 @@ impl Checker<'_> {
             );
         }
         let kind = self.text(&raw.kind, &format!("{path}.type"))?;
-        let fields: [(&str, Option<&Text>); 3] = [
-            ("prefix", raw.prefix.as_ref()),
-            ("path", raw.path.as_ref()),
-            ("format", raw.format.as_ref()),
-        ];
         let allowed: &[&str] = match kind.as_str() {
             vaultbridge_backend_env::KIND => &["prefix"],
             vaultbridge_backend_file::KIND => &["path", "format"],
+            AWS_KIND => AWS_FIELDS,
             other => {
                 self.problem(
                     &raw.kind,
                     format!("{path}.type"),
-                    format!("unknown backend type `{other}`; expected one of: env, file"),
+                    format!(
+                        "unknown backend type `{other}`; expected one of: env, file, {AWS_KIND}"
+                    ),
                 );
                 return None;
             }
         };
-        for (field, value) in fields {
+        for (field, value) in raw.fields() {
             if let Some(value) = value
                 && !allowed.contains(&field)
             {
@@ -551,50 +616,158 @@ impl Checker<'_> {
                     .unwrap_or_default();
                 Some(BackendConfig::Env(EnvConfig { prefix }))
             }
-            _ => {
-                let Some(path_text) = &raw.path else {
+            vaultbridge_backend_file::KIND => self.file_backend(&path, raw),
+            _ => self.aws_backend(&path, raw),
+        }
+    }
+
+    fn file_backend(&mut self, path: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        let Some(path_text) = &raw.path else {
+            self.problem(
+                &raw.kind,
+                path,
+                "a `file` backend needs `path`: the secrets file to read",
+            );
+            return None;
+        };
+        let file = self.path_value(path_text, &format!("{path}.path"))?;
+        let format = match &raw.format {
+            Some(value) => {
+                let text = self.text(value, &format!("{path}.format"))?;
+                match text.as_str() {
+                    "yaml" => FileFormat::Yaml,
+                    "json" => FileFormat::Json,
+                    "dotenv" => FileFormat::Dotenv,
+                    other => {
+                        self.problem(
+                            value,
+                            format!("{path}.format"),
+                            format!("unknown format `{other}`; expected yaml, json or dotenv"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => match FileFormat::from_path(&file) {
+                Some(format) => format,
+                None => {
                     self.problem(
-                        &raw.kind,
-                        &path,
-                        "a `file` backend needs `path`: the secrets file to read",
+                        path_text,
+                        format!("{path}.path"),
+                        "cannot tell the file's format from its name (.yaml, .yml, .json, .env); set `format: yaml`, `json` or `dotenv`",
                     );
                     return None;
-                };
-                let file = self.path_value(path_text, &format!("{path}.path"))?;
-                let format = match &raw.format {
-                    Some(value) => {
-                        let text = self.text(value, &format!("{path}.format"))?;
-                        match text.as_str() {
-                            "yaml" => FileFormat::Yaml,
-                            "json" => FileFormat::Json,
-                            "dotenv" => FileFormat::Dotenv,
-                            other => {
-                                self.problem(
-                                    value,
-                                    format!("{path}.format"),
-                                    format!(
-                                        "unknown format `{other}`; expected yaml, json or dotenv"
-                                    ),
-                                );
-                                return None;
-                            }
-                        }
-                    }
-                    None => match FileFormat::from_path(&file) {
-                        Some(format) => format,
-                        None => {
-                            self.problem(
-                                path_text,
-                                format!("{path}.path"),
-                                "cannot tell the file's format from its name (.yaml, .yml, .json, .env); set `format: yaml`, `json` or `dotenv`",
-                            );
-                            return None;
-                        }
-                    },
-                };
-                Some(BackendConfig::File(FileConfig { path: file, format }))
+                }
+            },
+        };
+        Some(BackendConfig::File(FileConfig { path: file, format }))
+    }
+
+    #[cfg(not(feature = "aws"))]
+    fn aws_backend(&mut self, path: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        self.problem(
+            &raw.kind,
+            format!("{path}.type"),
+            "this vaultbridge was built without AWS Secrets Manager support (cargo feature `aws`)",
+        );
+        None
+    }
+
+    #[cfg(feature = "aws")]
+    fn aws_backend(&mut self, path: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        use vaultbridge_backend_aws::{AssumeRole, AwsConfig};
+        let mut config = AwsConfig::default();
+        let field = |name: &str| format!("{path}.{name}");
+        config.region = self.optional_text(raw.region.as_ref(), &field("region"));
+        config.profile = self.optional_text(raw.profile.as_ref(), &field("profile"));
+        if let Some(value) = &raw.endpoint_url
+            && let Some(url) = self.text(value, &field("endpoint_url"))
+        {
+            if url.starts_with("https://") || url.starts_with("http://") {
+                config.endpoint_url = Some(url);
+            } else {
+                self.problem(
+                    value,
+                    field("endpoint_url"),
+                    format!("expected a URL starting with https:// (or http:// for a local emulator), got `{url}`"),
+                );
             }
         }
+        let role_arn = self.optional_text(raw.role_arn.as_ref(), &field("role_arn"));
+        if let (Some(arn), Some(value)) = (&role_arn, &raw.role_arn)
+            && !arn.starts_with("arn:")
+        {
+            self.problem(
+                value,
+                field("role_arn"),
+                format!("expected a role ARN such as `arn:aws:iam::123456789012:role/reader`, got `{arn}`"),
+            );
+        }
+        let external_id = self.optional_text(raw.external_id.as_ref(), &field("external_id"));
+        let session_name = self.optional_text(raw.session_name.as_ref(), &field("session_name"));
+        match role_arn {
+            Some(role_arn) => {
+                config.assume_role = Some(AssumeRole {
+                    role_arn,
+                    external_id,
+                    session_name,
+                });
+            }
+            None => {
+                for (name, value) in [
+                    ("external_id", &raw.external_id),
+                    ("session_name", &raw.session_name),
+                ] {
+                    if let Some(value) = value {
+                        self.problem(
+                            value,
+                            field(name),
+                            format!("`{name}` only applies with `role_arn`"),
+                        );
+                    }
+                }
+            }
+        }
+        for (name, value, target) in [
+            (
+                "connect_timeout",
+                &raw.connect_timeout,
+                &mut config.connect_timeout,
+            ),
+            (
+                "operation_timeout",
+                &raw.operation_timeout,
+                &mut config.operation_timeout,
+            ),
+            (
+                "attempt_timeout",
+                &raw.attempt_timeout,
+                &mut config.attempt_timeout,
+            ),
+        ] {
+            if let Some(value) = value
+                && let Some(duration) = self.duration(value, &field(name))
+            {
+                if duration.is_zero() {
+                    self.problem(value, field(name), "a timeout must be longer than zero");
+                } else {
+                    *target = duration;
+                }
+            }
+        }
+        if let Some(value) = &raw.max_attempts
+            && let Some(text) = self.text(value, &field("max_attempts"))
+        {
+            match text.trim().parse::<u32>() {
+                Ok(attempts @ 1..=10) => config.max_attempts = attempts,
+                _ => self.problem(
+                    value,
+                    field("max_attempts"),
+                    format!("expected a number of attempts from 1 to 10, got `{text}`"),
+                ),
+            }
+        }
+        Some(BackendConfig::Aws(config))
     }
 
     fn definition(

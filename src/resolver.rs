@@ -10,9 +10,10 @@ use crate::trim;
 use moka::Expiry;
 use moka::future::Cache;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
-use vaultbridge_backend_core::{Backend, BackendError, SecretRef, SecretValue};
+use vaultbridge_backend_core::{Backend, BackendError, Fetched, SecretRef, SecretValue};
 
 /// A configured definition, bound to its backend instance.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct CachedSecret {
     pub version: Option<String>,
     pub fetched_at: SystemTime,
     pub trimmed: bool,
+    /// What the backend said about the secret (never secret material).
+    pub metadata: BTreeMap<String, String>,
     /// The backend's revision when the fetch started; see [`Backend::revision`].
     revision: Option<u64>,
     ttl: Duration,
@@ -165,25 +168,99 @@ impl Resolver {
         // Read before fetching: a change during the fetch leaves the entry marked with
         // the older revision, so the next resolve reads again.
         let revision = definition.backend.revision();
-        if let Some(secret) = self.cache.get(name).await {
-            if secret.revision == revision {
-                return Ok(Resolved {
-                    definition: definition.clone(),
-                    secret,
-                    cache: CacheOutcome::Hit,
-                });
-            }
-            self.cache.invalidate(name).await;
+        if let Some(hit) = self.cached(definition, revision).await {
+            return Ok(hit);
         }
+        self.fill(definition, fetch(definition, revision)).await
+    }
+
+    /// Resolves many names, one result per name, in order. Misses for a backend that
+    /// batches ([`Backend::max_batch`] above 1) share one `fetch_many` call; each
+    /// definition still fills its own cache entry, so single-flight holds against
+    /// concurrent single resolves.
+    pub async fn resolve_many(&self, names: &[String]) -> Vec<Result<Resolved, ResolveError>> {
+        enum Slot<'a> {
+            Done(Result<Resolved, ResolveError>),
+            Pending(&'a Arc<Definition>, Option<u64>),
+        }
+        let mut slots = Vec::with_capacity(names.len());
+        for name in names {
+            slots.push(match self.definition(name) {
+                Err(err) => Slot::Done(Err(err)),
+                Ok(definition) => {
+                    let revision = definition.backend.revision();
+                    match self.cached(definition, revision).await {
+                        Some(hit) => Slot::Done(Ok(hit)),
+                        None => Slot::Pending(definition, revision),
+                    }
+                }
+            });
+        }
+        let batches = Batches::plan(slots.iter().filter_map(|slot| match slot {
+            Slot::Pending(definition, _) => Some(*definition),
+            Slot::Done(_) => None,
+        }));
+        let resolutions = futures_util::future::join_all(slots.into_iter().map(|slot| async {
+            match slot {
+                Slot::Done(result) => result,
+                Slot::Pending(definition, revision) => {
+                    let init = async {
+                        match batches.enqueue(definition) {
+                            Some(reply) => match reply.await {
+                                Ok(result) => result
+                                    .map(|fetched| cache_entry(definition, fetched, revision))
+                                    .map_err(Arc::new),
+                                Err(_) => Err(Arc::new(BackendError::internal(
+                                    "a batch fetch ended without an answer",
+                                ))),
+                            },
+                            None => fetch(definition, revision).await,
+                        }
+                    };
+                    self.fill(definition, init).await
+                }
+            }
+        }));
+        // `join` polls the resolutions first: every fill that runs its own init has
+        // enqueued its secret before the batches are sent.
+        let (results, ()) = futures_util::future::join(resolutions, batches.dispatch()).await;
+        results
+    }
+
+    /// A cache hit, if the cached value is still current. A stale value is dropped.
+    async fn cached(
+        &self,
+        definition: &Arc<Definition>,
+        revision: Option<u64>,
+    ) -> Option<Resolved> {
+        let secret = self.cache.get(&definition.name).await?;
+        if secret.revision == revision {
+            return Some(Resolved {
+                definition: definition.clone(),
+                secret,
+                cache: CacheOutcome::Hit,
+            });
+        }
+        self.cache.invalidate(&definition.name).await;
+        None
+    }
+
+    /// Fills the definition's cache entry with `init`, unless a concurrent caller is
+    /// already filling it, in which case this waits for that caller's result.
+    async fn fill(
+        &self,
+        definition: &Arc<Definition>,
+        init: impl Future<Output = Result<Arc<CachedSecret>, Arc<BackendError>>>,
+    ) -> Result<Resolved, ResolveError> {
         let entry = self
             .cache
             .entry(definition.name.clone())
-            .or_try_insert_with(fetch(definition, revision))
+            .or_try_insert_with(init)
             .await
-            .map_err(|source| ResolveError::Backend {
+            .map_err(|source: Arc<Arc<BackendError>>| ResolveError::Backend {
                 definition: definition.name.to_string(),
                 backend: definition.backend_name.clone(),
-                source,
+                source: Arc::clone(&source),
             })?;
         Ok(Resolved {
             definition: definition.clone(),
@@ -210,15 +287,97 @@ impl Resolver {
     }
 }
 
+type Reply = tokio::sync::oneshot::Sender<Result<Fetched, BackendError>>;
+
+/// The batched fetches of one `resolve_many`: one queue per batching backend. Only
+/// definitions whose cache fill actually runs enqueue (one being filled by a
+/// concurrent caller is waited for, not fetched again); a definition that comes after
+/// the queue was sent fetches on its own.
+struct Batches {
+    groups: Vec<BatchGroup>,
+}
+
+struct BatchGroup {
+    backend: Arc<dyn Backend>,
+    /// `None` once sent.
+    queue: Mutex<Option<Vec<(SecretRef, Reply)>>>,
+}
+
+impl Batches {
+    fn plan<'a>(pending: impl Iterator<Item = &'a Arc<Definition>>) -> Self {
+        let mut groups: Vec<BatchGroup> = Vec::new();
+        for definition in pending {
+            let batching = definition.backend.max_batch() > 1;
+            if batching
+                && !groups
+                    .iter()
+                    .any(|g| Arc::ptr_eq(&g.backend, &definition.backend))
+            {
+                groups.push(BatchGroup {
+                    backend: definition.backend.clone(),
+                    queue: Mutex::new(Some(Vec::new())),
+                });
+            }
+        }
+        Self { groups }
+    }
+
+    /// Queues the definition's secret, if its backend batches and the batch has not
+    /// been sent yet.
+    fn enqueue(
+        &self,
+        definition: &Definition,
+    ) -> Option<tokio::sync::oneshot::Receiver<Result<Fetched, BackendError>>> {
+        let group = self
+            .groups
+            .iter()
+            .find(|group| Arc::ptr_eq(&group.backend, &definition.backend))?;
+        let mut queue = group.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = queue.as_mut()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        queue.push((definition.secret.clone(), reply));
+        Some(answer)
+    }
+
+    async fn dispatch(&self) {
+        // One turn for fills that were briefly held up, so they can still join.
+        tokio::task::yield_now().await;
+        futures_util::future::join_all(self.groups.iter().map(|group| async move {
+            let queued = group
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            if queued.is_empty() {
+                return;
+            }
+            let (refs, replies): (Vec<SecretRef>, Vec<Reply>) = queued.into_iter().unzip();
+            let results = group.backend.fetch_many(&refs).await;
+            let mut results = results.into_iter();
+            for reply in replies {
+                let result = results.next().unwrap_or_else(|| {
+                    Err(BackendError::internal(
+                        "the backend returned fewer batch results than asked for",
+                    ))
+                });
+                // A dropped receiver means the caller went away; nothing to do.
+                let _ = reply.send(result);
+            }
+        }))
+        .await;
+    }
+}
+
 async fn fetch(
     definition: &Definition,
     revision: Option<u64>,
-) -> Result<Arc<CachedSecret>, BackendError> {
+) -> Result<Arc<CachedSecret>, Arc<BackendError>> {
     let fetched = definition
         .backend
         .fetch(&definition.secret)
         .await
-        .inspect_err(|err| {
+        .map_err(|err| {
             tracing::debug!(
                 definition = %definition.name,
                 backend = %definition.backend_name,
@@ -226,7 +385,17 @@ async fn fetch(
                 temporary = err.is_temporary(),
                 "backend fetch failed"
             );
+            Arc::new(err)
         })?;
+    Ok(cache_entry(definition, fetched, revision))
+}
+
+/// Applies the definition's trim policy and stamps the entry.
+fn cache_entry(
+    definition: &Definition,
+    fetched: Fetched,
+    revision: Option<u64>,
+) -> Arc<CachedSecret> {
     let (value, trimmed) = if definition.trim {
         trim::trim(fetched.value)
     } else {
@@ -239,14 +408,15 @@ async fn fetch(
         );
     }
     tracing::debug!(definition = %definition.name, backend = %definition.backend_name, "fetched from backend");
-    Ok(Arc::new(CachedSecret {
+    Arc::new(CachedSecret {
         value,
         version: fetched.version,
         fetched_at: SystemTime::now(),
         trimmed,
+        metadata: fetched.metadata,
         revision,
         ttl: definition.ttl,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub enum ServeError {
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
 /// (for up to `server.shutdown_grace`), and removes the socket file.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let backends = backends::build_all(&config);
+    let backends = backends::build_all(&config).await;
     let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -55,6 +55,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    if config.cache.warm_up {
+        warm_up(&resolver).await;
+    }
     let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -142,6 +145,26 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
     for service in ["", SECRETS_SERVICE] {
         health.set_service_status(service, status).await;
     }
+}
+
+/// Resolves every definition once, batched per backend, so the first callers hit a
+/// warm cache. Failures are reported and do not stop the daemon: a later resolve
+/// tries again.
+async fn warm_up(resolver: &Resolver) {
+    let names: Vec<String> = resolver
+        .definitions()
+        .iter()
+        .map(|definition| definition.name.to_string())
+        .collect();
+    let results = resolver.resolve_many(&names).await;
+    let mut failed = 0;
+    for result in &results {
+        if let Err(err) = result {
+            failed += 1;
+            tracing::warn!(error = %err, "warm-up could not resolve a definition");
+        }
+    }
+    tracing::info!(resolved = results.len() - failed, failed, "cache warmed up");
 }
 
 fn report_server_end(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) {

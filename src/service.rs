@@ -36,7 +36,11 @@ fn to_proto(resolved: &Resolved) -> pb::Secret {
             CacheOutcome::Miss => pb::CacheOutcome::Miss,
         } as i32,
         trimmed: secret.trimmed,
-        metadata: HashMap::new(),
+        metadata: secret
+            .metadata
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect::<HashMap<_, _>>(),
     }
 }
 
@@ -65,23 +69,27 @@ impl Secrets for SecretsService {
             .into());
         }
         // Duplicate names coalesce in the resolver's single-flight.
-        let results = futures_util::future::join_all(names.into_iter().map(|name| async move {
-            let outcome = match self.resolver.resolve(&name).await {
-                Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(&resolved)),
-                Err(err) => {
-                    let (code, message) = code_and_message(&err);
-                    pb::resolve_result::Outcome::Error(pb::ResolveError {
-                        code: code as i32,
-                        message,
-                    })
+        let resolved = self.resolver.resolve_many(&names).await;
+        let results = names
+            .into_iter()
+            .zip(resolved)
+            .map(|(name, result)| {
+                let outcome = match result {
+                    Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(&resolved)),
+                    Err(err) => {
+                        let (code, message) = code_and_message(&err);
+                        pb::resolve_result::Outcome::Error(pb::ResolveError {
+                            code: code as i32,
+                            message,
+                        })
+                    }
+                };
+                pb::ResolveResult {
+                    name,
+                    outcome: Some(outcome),
                 }
-            };
-            pb::ResolveResult {
-                name,
-                outcome: Some(outcome),
-            }
-        }))
-        .await;
+            })
+            .collect();
         Ok(Response::new(pb::ResolveBatchResponse { results }))
     }
 

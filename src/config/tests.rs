@@ -295,3 +295,60 @@ fn a_zero_ttl_is_accepted_to_disable_caching() {
     .expect("valid");
     assert_eq!(config.definitions["a"].ttl, Some(Duration::ZERO));
 }
+
+#[cfg(feature = "aws")]
+#[test]
+fn an_aws_backend_reads_its_settings() {
+    let config = parse(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  aws:\n    type: aws_secrets_manager\n    region: eu-west-1\n    profile: dev\n    endpoint_url: http://127.0.0.1:5000\n    role_arn: arn:aws:iam::123456789012:role/reader\n    external_id: ext\n    operation_timeout: 4s\n    max_attempts: 5\ndefinitions:\n  prev:\n    backend: aws\n    secret: prod/jira\n    key: token\n    version_stage: AWSPREVIOUS\n",
+    )
+    .expect("valid");
+    let BackendConfig::Aws(aws) = &config.backends["aws"] else {
+        panic!("an AWS backend")
+    };
+    assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(aws.profile.as_deref(), Some("dev"));
+    assert_eq!(aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    let role = aws.assume_role.as_ref().expect("assume role");
+    assert_eq!(role.role_arn, "arn:aws:iam::123456789012:role/reader");
+    assert_eq!(role.external_id.as_deref(), Some("ext"));
+    assert_eq!(aws.operation_timeout, Duration::from_secs(4));
+    assert_eq!(aws.max_attempts, 5);
+    assert_eq!(
+        config.definitions["prev"].secret.version,
+        VersionSelector::Stage("AWSPREVIOUS".into())
+    );
+}
+
+#[cfg(feature = "aws")]
+#[test]
+fn aws_settings_are_checked() {
+    let text = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  aws:\n    type: aws_secrets_manager\n    endpoint_url: localhost:5000\n    role_arn: reader\n    max_attempts: 0\n    connect_timeout: 0s\n    path: x.yaml\n  noaws:\n    type: aws_secrets_manager\n    external_id: ext\ndefinitions:\n  both:\n    backend: aws\n    secret: s\n    version_id: v1\n    version_stage: AWSCURRENT\n",
+    )
+    .join("\n");
+    for expected in [
+        "backends.aws.endpoint_url: expected a URL starting with https://",
+        "backends.aws.role_arn: expected a role ARN",
+        "backends.aws.max_attempts: expected a number of attempts from 1 to 10",
+        "backends.aws.connect_timeout: a timeout must be longer than zero",
+        "backends.aws.path: `path` does not apply to `aws_secrets_manager` backends",
+        "backends.noaws.external_id: `external_id` only applies with `role_arn`",
+        "definitions.both.version_stage: set `version_id` or `version_stage`, not both",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+#[test]
+fn an_aws_backend_without_the_aws_feature_says_so() {
+    let lines =
+        problems("server:\n  tcp: 127.0.0.1:1\nbackends:\n  aws:\n    type: aws_secrets_manager\n");
+    assert!(
+        lines[0].contains(
+            "backends.aws.type: this vaultbridge was built without AWS Secrets Manager support"
+        ),
+        "{lines:?}"
+    );
+}

@@ -237,3 +237,147 @@ async fn bad_and_unknown_names_are_told_apart() {
     assert_eq!(err.to_string(), "no secret definition named `missing`");
     assert_eq!(backend.calls(), 0);
 }
+
+/// A batching backend that counts its calls and answers after a delay.
+#[derive(Debug, Default)]
+struct BatchingBackend {
+    single_calls: AtomicUsize,
+    batch_calls: AtomicUsize,
+    batch_sizes: std::sync::Mutex<Vec<usize>>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl Backend for BatchingBackend {
+    fn kind(&self) -> &'static str {
+        "batching"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::text_only()
+    }
+
+    async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
+        self.single_calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        Ok(Fetched::new(SecretValue::from(format!("{} ", secret.id))))
+    }
+
+    fn max_batch(&self) -> usize {
+        20
+    }
+
+    async fn fetch_many(&self, secrets: &[SecretRef]) -> Vec<Result<Fetched, BackendError>> {
+        self.batch_calls.fetch_add(1, Ordering::SeqCst);
+        self.batch_sizes.lock().unwrap().push(secrets.len());
+        tokio::time::sleep(self.delay).await;
+        secrets
+            .iter()
+            .map(|secret| {
+                if secret.id == "broken" {
+                    Err(BackendError::not_found("no such secret `broken`"))
+                } else {
+                    Ok(Fetched::new(SecretValue::from(format!("{} ", secret.id)))
+                        .with_metadata("version_stages", "AWSCURRENT"))
+                }
+            })
+            .collect()
+    }
+}
+
+fn batching_definitions(backend: &Arc<BatchingBackend>, names: &[&str]) -> Vec<Arc<Definition>> {
+    names
+        .iter()
+        .map(|name| {
+            Arc::new(Definition {
+                name: Arc::from(*name),
+                backend_name: "batching".into(),
+                backend: backend.clone(),
+                secret: SecretRef::new(*name),
+                ttl: Duration::from_secs(60),
+                trim: true,
+                description: String::new(),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_misses_is_one_fetch_many_and_keeps_per_name_results() {
+    let backend = Arc::new(BatchingBackend::default());
+    let resolver =
+        Resolver::from_definitions(batching_definitions(&backend, &["a", "b", "broken"]), 100);
+    let names: Vec<String> = ["a", "unknown", "b", "a", "broken"]
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    let results = resolver.resolve_many(&names).await;
+    assert_eq!(backend.batch_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *backend.batch_sizes.lock().unwrap(),
+        [3],
+        "a, b and broken once each"
+    );
+    assert_eq!(backend.single_calls.load(Ordering::SeqCst), 0);
+    let a = results[0].as_ref().unwrap();
+    assert_eq!(
+        a.secret.value.expose(),
+        b"a",
+        "trimmed like any other fetch"
+    );
+    assert!(a.secret.trimmed);
+    assert_eq!(a.secret.metadata["version_stages"], "AWSCURRENT");
+    assert!(matches!(
+        results[1],
+        Err(ResolveError::UnknownDefinition { .. })
+    ));
+    assert_eq!(results[2].as_ref().unwrap().secret.value.expose(), b"b");
+    assert_eq!(results[3].as_ref().unwrap().secret.value.expose(), b"a");
+    assert!(
+        matches!(&results[4], Err(ResolveError::Backend { source, .. }) if source.kind() == ErrorKind::NotFound)
+    );
+
+    // Now cached, except the error.
+    let again = resolver.resolve_many(&names).await;
+    assert_eq!(again[0].as_ref().unwrap().cache, CacheOutcome::Hit);
+    assert_eq!(
+        *backend.batch_sizes.lock().unwrap(),
+        [3, 1],
+        "only `broken` again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_and_a_concurrent_single_resolve_share_one_fetch() {
+    let backend = Arc::new(BatchingBackend {
+        delay: Duration::from_millis(100),
+        ..BatchingBackend::default()
+    });
+    let resolver = Arc::new(Resolver::from_definitions(
+        batching_definitions(&backend, &["a", "b"]),
+        100,
+    ));
+    let single = {
+        let resolver = resolver.clone();
+        tokio::spawn(async move { resolver.resolve("a").await })
+    };
+    // Let the single resolve start its fetch first.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let results = resolver
+        .resolve_many(&["a".to_owned(), "b".to_owned()])
+        .await;
+    let single = single.await.unwrap().unwrap();
+    assert_eq!(single.secret.value.expose(), b"a");
+    assert_eq!(results[0].as_ref().unwrap().secret.value.expose(), b"a");
+    assert_eq!(results[1].as_ref().unwrap().secret.value.expose(), b"b");
+    assert_eq!(
+        backend.single_calls.load(Ordering::SeqCst),
+        1,
+        "`a` was fetched by the single resolve"
+    );
+    assert_eq!(
+        *backend.batch_sizes.lock().unwrap(),
+        [1],
+        "the batch fetched only `b`"
+    );
+}

@@ -16,9 +16,12 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_vaultbridge");
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    pub env_remove: Vec<String>,
     pub tcp: bool,
     pub log: String,
     pub extra_config: String,
+    /// Replaces the whole generated config (it must listen on `vb.sock`).
+    pub custom_config: Option<String>,
 }
 
 pub const SECRETS_YAML: &str = r#"jira:
@@ -37,9 +40,11 @@ impl Setup {
         Self {
             dir,
             env: Vec::new(),
+            env_remove: Vec::new(),
             tcp: false,
             log: "info".into(),
             extra_config: String::new(),
+            custom_config: None,
         }
     }
 
@@ -57,6 +62,9 @@ impl Setup {
     }
 
     pub fn config_text(&self, tcp_port: Option<u16>) -> String {
+        if let Some(custom) = &self.custom_config {
+            return custom.clone();
+        }
         let tcp = tcp_port
             .map(|port| format!("  tcp: 127.0.0.1:{port}\n"))
             .unwrap_or_default();
@@ -264,9 +272,15 @@ pub fn spawn_serve(setup: &Setup, config: &Path) -> Child {
         .env_remove("VAULTBRIDGE_CONFIG")
         .env("VAULTBRIDGE_LOG", &setup.log)
         .env("NO_COLOR", "1")
+        // Never let an AWS credential or region chain probe the instance-metadata
+        // address from a test.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
+    for name in &setup.env_remove {
+        command.env_remove(name);
+    }
     for (name, value) in &setup.env {
         command.env(name, value);
     }

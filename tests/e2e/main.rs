@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "aws")]
+mod aws;
 mod cli;
 mod grpc;
 mod harness;

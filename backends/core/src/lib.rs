@@ -18,6 +18,7 @@ pub use keyed::{pick_json_key, wipe_json};
 pub use value::SecretValue;
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which version of a secret a definition asks for.
@@ -78,6 +79,8 @@ pub struct Fetched {
     pub value: SecretValue,
     /// The backend's id for the version served, when it has versions.
     pub version: Option<String>,
+    /// Facts about the secret that are not secret (`version_stages`, `content_type`).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Fetched {
@@ -85,12 +88,19 @@ impl Fetched {
         Self {
             value,
             version: None,
+            metadata: BTreeMap::new(),
         }
     }
 
     #[must_use]
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         self.version = Some(version.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
         self
     }
 }
@@ -120,6 +130,16 @@ impl Capabilities {
         }
     }
 
+    /// Versions by id and by stage, arbitrary bytes.
+    pub const fn versioned_binary() -> Self {
+        Self {
+            version_ids: true,
+            version_stages: true,
+            binary: true,
+            nul_bytes: true,
+        }
+    }
+
     #[must_use]
     pub const fn with_binary(mut self, nul_bytes: bool) -> Self {
         self.binary = true;
@@ -140,6 +160,23 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn capabilities(&self) -> Capabilities;
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError>;
+
+    /// How many secrets [`Backend::fetch_many`] can usefully take at once. Above 1,
+    /// the resolver hands a batch's misses for this backend to `fetch_many`.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Fetches several secrets, one result per entry of `secrets`, in order. Backends
+    /// with a batch API override this to make fewer calls, and to fetch once for
+    /// several keys of the same secret and version.
+    async fn fetch_many(&self, secrets: &[SecretRef]) -> Vec<Result<Fetched, BackendError>> {
+        let mut results = Vec::with_capacity(secrets.len());
+        for secret in secrets {
+            results.push(self.fetch(secret).await);
+        }
+        results
+    }
 
     /// A cheap marker that changes whenever the backend's data may have changed, for
     /// backends that can tell (a file on disk). The resolver drops a cached value whose

@@ -1,0 +1,423 @@
+//! The `aws_secrets_manager` backend, on the official AWS SDK.
+//!
+//! Credentials, region, retries with backoff and jitter, and role assumption are the
+//! SDK's (`aws-config`'s default chain: environment, shared profile, web identity /
+//! IRSA, EKS Pod Identity, ECS, IMDS); this crate only configures them. Resolves that
+//! arrive together go through `BatchGetSecretValue`, 20 secrets a call, and several
+//! keys of one secret are fetched once.
+#![forbid(unsafe_code)]
+
+mod error;
+#[cfg(any(test, feature = "test-util"))]
+pub mod moto;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_secretsmanager::Client;
+use error::{Context, Operation};
+use std::collections::HashMap;
+use std::fmt;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use vaultbridge_backend_core::{
+    Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue,
+    VersionSelector, pick_json_key,
+};
+
+pub const KIND: &str = "aws_secrets_manager";
+
+pub const CAPABILITIES: Capabilities = Capabilities::versioned_binary();
+
+/// `BatchGetSecretValue` takes at most 20 secret ids.
+pub const MAX_BATCH: usize = 20;
+
+/// The metadata key under which the version's stages are returned, comma-separated.
+pub const VERSION_STAGES: &str = "version_stages";
+
+/// The `aws_secrets_manager` backend instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    /// `None`: the SDK's region chain (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// LocalStack, moto, a VPC endpoint.
+    pub endpoint_url: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+    pub connect_timeout: Duration,
+    /// The whole call, retries included.
+    pub operation_timeout: Duration,
+    /// One attempt.
+    pub attempt_timeout: Duration,
+    /// Attempts per call under the SDK's standard retry mode.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: Option<String>,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            profile: None,
+            endpoint_url: None,
+            assume_role: None,
+            connect_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+        }
+    }
+}
+
+pub struct AwsBackend {
+    client: Client,
+    region: String,
+    /// Set once the daemon's role was refused BatchGetSecretValue, so that later
+    /// batches go straight to one call per secret.
+    batch_denied: AtomicBool,
+}
+
+impl fmt::Debug for AwsBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsBackend")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsBackend {
+    /// Builds the client from the SDK's default chains and `config`. No AWS call is
+    /// made here; credentials are fetched on first use.
+    pub async fn connect(config: &AwsConfig) -> Self {
+        Self::connect_with(config, None).await
+    }
+
+    /// As [`AwsBackend::connect`], with fixed credentials instead of the default chain
+    /// (tests against an emulator).
+    pub async fn connect_with(
+        config: &AwsConfig,
+        credentials: Option<SharedCredentialsProvider>,
+    ) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout)
+            .operation_timeout(config.operation_timeout)
+            .operation_attempt_timeout(config.attempt_timeout)
+            .build();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts));
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &config.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(endpoint) = &config.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(credentials) = credentials {
+            loader = loader.credentials_provider(credentials);
+        }
+        let base = loader.load().await;
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&base);
+        if let Some(role) = &config.assume_role {
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+                .session_name(role.session_name.as_deref().unwrap_or("vaultbridge"));
+            if let Some(external_id) = &role.external_id {
+                provider = provider.external_id(external_id);
+            }
+            builder = builder.credentials_provider(provider.configure(&base).build().await);
+        }
+        let region = base
+            .region()
+            .map_or_else(|| "(no region configured)".to_owned(), ToString::to_string);
+        Self {
+            client: Client::from_conf(builder.build()),
+            region,
+            batch_denied: AtomicBool::new(false),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn context<'a>(&'a self, secret: &'a str, version: &'a VersionSelector) -> Context<'a> {
+        Context {
+            secret,
+            version,
+            region: &self.region,
+        }
+    }
+
+    /// One `GetSecretValue`.
+    async fn get(&self, id: &str, version: &VersionSelector) -> Result<Raw, BackendError> {
+        let mut request = self.client.get_secret_value().secret_id(id);
+        request = match version {
+            VersionSelector::Latest => request,
+            VersionSelector::Id(version_id) => request.version_id(version_id),
+            VersionSelector::Stage(stage) => request.version_stage(stage),
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|err| error::from_sdk(err, Operation::Get, &self.context(id, version)))?;
+        Raw::new(
+            output.secret_string,
+            output
+                .secret_binary
+                .map(aws_sdk_secretsmanager::primitives::Blob::into_inner),
+            output.version_id,
+            output.version_stages.unwrap_or_default(),
+            &self.context(id, version),
+        )
+    }
+
+    /// `BatchGetSecretValue` for up to [`MAX_BATCH`] ids of current versions. Ids the
+    /// answer does not account for are absent from the map.
+    async fn batch(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Result<Raw, BackendError>>, BackendError> {
+        let latest = VersionSelector::Latest;
+        let mut found = HashMap::new();
+        let mut next_token = None;
+        loop {
+            let output = self
+                .client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(ids.to_vec()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|err| {
+                    let first = ids.first().map_or("", String::as_str);
+                    error::from_sdk(err, Operation::Batch, &self.context(first, &latest))
+                })?;
+            for entry in output.secret_values.unwrap_or_default() {
+                let Some(id) = match_requested(ids, entry.name.as_deref(), entry.arn.as_deref())
+                else {
+                    continue;
+                };
+                let raw = Raw::new(
+                    entry.secret_string,
+                    entry
+                        .secret_binary
+                        .map(aws_sdk_secretsmanager::primitives::Blob::into_inner),
+                    entry.version_id,
+                    entry.version_stages.unwrap_or_default(),
+                    &self.context(id, &latest),
+                );
+                found.insert(id.to_owned(), raw);
+            }
+            for failure in output.errors.unwrap_or_default() {
+                let Some(id) = failure
+                    .secret_id
+                    .as_deref()
+                    .filter(|id| ids.iter().any(|i| i == id))
+                else {
+                    continue;
+                };
+                let err = error::from_code(
+                    failure.error_code.as_deref(),
+                    failure.message.as_deref(),
+                    Operation::Get,
+                    &self.context(id, &latest),
+                );
+                found.insert(id.to_owned(), Err(err));
+            }
+            match output.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The current versions of `ids`, batched where the role allows it.
+    async fn batch_or_single(&self, ids: &[String]) -> HashMap<String, Result<Raw, BackendError>> {
+        let mut found = HashMap::new();
+        if !self.batch_denied.load(Ordering::Relaxed) && ids.len() > 1 {
+            match self.batch(ids).await {
+                Ok(answered) => found = answered,
+                Err(err) if err.kind() == ErrorKind::PermissionDenied => {
+                    self.batch_denied.store(true, Ordering::Relaxed);
+                    tracing::warn!(
+                        region = %self.region,
+                        "the daemon's AWS identity may not call secretsmanager:BatchGetSecretValue; \
+                         fetching one secret per call from now on (grant it to make fewer calls)"
+                    );
+                }
+                Err(err) => {
+                    return ids
+                        .iter()
+                        .map(|id| (id.clone(), Err(clone_error(&err))))
+                        .collect();
+                }
+            }
+        }
+        let latest = VersionSelector::Latest;
+        let missing: Vec<&String> = ids.iter().filter(|id| !found.contains_key(*id)).collect();
+        let singles =
+            futures_util::future::join_all(missing.iter().map(|id| self.get(id, &latest))).await;
+        for (id, raw) in missing.into_iter().zip(singles) {
+            found.insert(id.clone(), raw);
+        }
+        found
+    }
+}
+
+/// A batch entry names the secret by name and ARN; the request may have used either,
+/// or an ARN without the random suffix AWS appends.
+fn match_requested<'a>(
+    ids: &'a [String],
+    name: Option<&str>,
+    arn: Option<&str>,
+) -> Option<&'a str> {
+    ids.iter()
+        .find(|id| {
+            Some(id.as_str()) == name
+                || Some(id.as_str()) == arn
+                || arn.is_some_and(|arn| id.starts_with("arn:") && arn.starts_with(id.as_str()))
+        })
+        .map(String::as_str)
+}
+
+fn clone_error(err: &BackendError) -> BackendError {
+    BackendError::new(err.kind(), err.message()).temporary(err.is_temporary())
+}
+
+/// A secret's value as Secrets Manager returned it, before a key is picked.
+#[derive(Debug)]
+struct Raw {
+    value: SecretValue,
+    version: Option<String>,
+    stages: Vec<String>,
+}
+
+impl Raw {
+    fn new(
+        text: Option<String>,
+        binary: Option<Vec<u8>>,
+        version: Option<String>,
+        stages: Vec<String>,
+        context: &Context<'_>,
+    ) -> Result<Self, BackendError> {
+        let value = match (text, binary) {
+            (Some(text), _) => SecretValue::from(text),
+            (None, Some(bytes)) => SecretValue::new(bytes),
+            (None, None) => {
+                return Err(BackendError::failed_precondition(format!(
+                    "secret `{}` in {} has no value in this version",
+                    context.secret, context.region
+                )));
+            }
+        };
+        Ok(Self {
+            value,
+            version,
+            stages,
+        })
+    }
+
+    /// The result for one definition: the whole value, or one key of it.
+    fn serve(&self, key: Option<&str>, id: &str) -> Result<Fetched, BackendError> {
+        let value = match key {
+            None => SecretValue::from(self.value.expose().to_vec()),
+            Some(key) => pick_json_key(&self.value, key, &format!("secret `{id}`"))?,
+        };
+        let mut fetched = Fetched::new(value);
+        if let Some(version) = &self.version {
+            fetched = fetched.with_version(version.clone());
+        }
+        if !self.stages.is_empty() {
+            fetched = fetched.with_metadata(VERSION_STAGES, self.stages.join(","));
+        }
+        Ok(fetched)
+    }
+}
+
+#[async_trait]
+impl Backend for AwsBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
+        self.get(&secret.id, &secret.version)
+            .await?
+            .serve(secret.key.as_deref(), &secret.id)
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    async fn fetch_many(&self, secrets: &[SecretRef]) -> Vec<Result<Fetched, BackendError>> {
+        // One fetch per distinct (secret, version), whatever keys are read from it.
+        let mut current: Vec<String> = Vec::new();
+        let mut pinned: Vec<(&str, &VersionSelector)> = Vec::new();
+        for secret in secrets {
+            match &secret.version {
+                VersionSelector::Latest => {
+                    if !current.contains(&secret.id) {
+                        current.push(secret.id.clone());
+                    }
+                }
+                version => {
+                    if !pinned.contains(&(secret.id.as_str(), version)) {
+                        pinned.push((&secret.id, version));
+                    }
+                }
+            }
+        }
+        let batches = futures_util::future::join_all(
+            current
+                .chunks(MAX_BATCH)
+                .map(|chunk| self.batch_or_single(chunk)),
+        );
+        let singles = futures_util::future::join_all(
+            pinned.iter().map(|(id, version)| self.get(id, version)),
+        );
+        let (batches, singles) = futures_util::future::join(batches, singles).await;
+        let current: HashMap<String, Result<Raw, BackendError>> =
+            batches.into_iter().flatten().collect();
+        let pinned: Vec<((&str, &VersionSelector), Result<Raw, BackendError>)> =
+            pinned.into_iter().zip(singles).collect();
+
+        secrets
+            .iter()
+            .map(|secret| {
+                let raw = match &secret.version {
+                    VersionSelector::Latest => current.get(&secret.id),
+                    version => pinned
+                        .iter()
+                        .find(|((id, v), _)| *id == secret.id && *v == version)
+                        .map(|(_, raw)| raw),
+                };
+                match raw {
+                    Some(Ok(raw)) => raw.serve(secret.key.as_deref(), &secret.id),
+                    Some(Err(err)) => Err(clone_error(err)),
+                    None => Err(BackendError::internal(format!(
+                        "no answer was recorded for secret `{}`",
+                        secret.id
+                    ))),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
