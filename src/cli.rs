@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vaultbridge_backend_core::describe_chain;
 
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 3;
@@ -128,7 +129,7 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
         Err(err) => {
             eprintln!(
                 "vaultbridge: cannot reach the daemon at {address}: {}; is `vaultbridge serve` running?",
-                error_chain(&err)
+                describe_chain(&err)
             );
             return ExitCode::from(EXIT_UNREACHABLE);
         }
@@ -187,7 +188,7 @@ pub async fn health(addr: Option<String>) -> ExitCode {
         Err(err) => {
             eprintln!(
                 "vaultbridge: cannot reach the daemon at {address}: {}",
-                error_chain(&err)
+                describe_chain(&err)
             );
             return ExitCode::from(EXIT_UNREACHABLE);
         }
@@ -211,22 +212,6 @@ pub async fn health(addr: Option<String>) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-/// An error and its causes on one line: transport errors say little on their own.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        // Wrappers often repeat their cause's text; say each thing once.
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {

@@ -98,10 +98,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         servers.spawn(server);
     }
 
-    health.set_service_status("", ServingStatus::Serving).await;
-    health
-        .set_service_status(SECRETS_SERVICE, ServingStatus::Serving)
-        .await;
+    set_health(&health, ServingStatus::Serving).await;
     tracing::info!(
         config = %config.source,
         definitions = config.definitions.len(),

@@ -7,9 +7,10 @@
 //! AWS error messages describe requests and identities, never secret values.
 
 use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
-use vaultbridge_backend_core::{BackendError, VersionSelector};
+use vaultbridge_backend_core::{BackendError, VersionSelector, describe_chain};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operation {
@@ -52,6 +53,26 @@ pub(crate) fn from_code(
     operation: Operation,
     context: &Context<'_>,
 ) -> BackendError {
+    from_answer(code, None, message, operation, context)
+}
+
+/// As [`from_code`], with the HTTP status for answers whose code is missing or unknown.
+fn from_answer(
+    code: Option<&str>,
+    status: Option<u16>,
+    message: Option<&str>,
+    operation: Operation,
+    context: &Context<'_>,
+) -> BackendError {
+    let code = match (code.filter(|code| !code.is_empty()), status) {
+        (Some(code), _) => Some(code),
+        (None, Some(403)) => Some("AccessDeniedException"),
+        (None, Some(401)) => Some("UnrecognizedClientException"),
+        (None, Some(404)) => Some("ResourceNotFoundException"),
+        (None, Some(429)) => Some("ThrottlingException"),
+        (None, Some(500..=599)) => Some("InternalServiceError"),
+        (None, _) => None,
+    };
     let aws_says = message
         .filter(|message| !message.is_empty())
         .map(|message| format!(" (AWS: {message})"))
@@ -104,14 +125,13 @@ pub(crate) fn from_code(
 }
 
 /// Maps any error the SDK returns for a call.
-pub(crate) fn from_sdk<E, R>(
-    err: SdkError<E, R>,
+pub(crate) fn from_sdk<E>(
+    err: SdkError<E, HttpResponse>,
     operation: Operation,
     context: &Context<'_>,
 ) -> BackendError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     if let Some(credentials) = find_cause::<CredentialsError>(&err) {
         return BackendError::unavailable(format!(
@@ -121,8 +141,9 @@ where
     }
     let region = context.region;
     match &err {
-        SdkError::ServiceError(service) => from_code(
+        SdkError::ServiceError(service) => from_answer(
             service.err().code(),
+            Some(service.raw().status().as_u16()),
             service.err().message(),
             operation,
             context,
@@ -164,22 +185,6 @@ fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> O
         current = cause.source();
     }
     None
-}
-
-/// An error and its causes, each said once. SDK transport and credential errors hold
-/// no secret values.
-fn describe_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -235,6 +240,24 @@ mod tests {
         assert!(kms.contains("kms:Decrypt"), "{kms}");
         let expired = map("ExpiredTokenException").to_string();
         assert!(expired.contains("daemon's own credentials"), "{expired}");
+    }
+
+    #[test]
+    fn an_answer_without_a_code_maps_by_http_status() {
+        let version = VersionSelector::Latest;
+        let context = Context {
+            secret: "s",
+            version: &version,
+            region: "r",
+        };
+        let kind =
+            |status| from_answer(None, Some(status), None, Operation::Batch, &context).kind();
+        assert_eq!(kind(403), ErrorKind::PermissionDenied);
+        assert_eq!(kind(404), ErrorKind::NotFound);
+        assert_eq!(kind(429), ErrorKind::Unavailable);
+        assert_eq!(kind(503), ErrorKind::Unavailable);
+        assert_eq!(kind(401), ErrorKind::Unavailable);
+        assert_eq!(kind(418), ErrorKind::Internal);
     }
 
     #[test]

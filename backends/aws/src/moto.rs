@@ -18,6 +18,23 @@ pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY: &str = "testing";
 pub const SECRET_KEY: &str = "testing";
 
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+struct Recorded {
+    target: Option<String>,
+    body: String,
+}
+
 pub struct Moto {
     child: Option<Child>,
     port: u16,
@@ -169,13 +186,142 @@ impl Moto {
     /// How many requests for `action` (`GetSecretValue`, `BatchGetSecretValue`) moto
     /// has received.
     pub fn calls(&self, action: &str) -> usize {
+        let target = format!("secretsmanager.{action}");
+        self.recorded()
+            .iter()
+            .filter(|request| request.target.as_deref() == Some(target.as_str()))
+            .count()
+    }
+
+    /// How many recorded request bodies contain `needle`, e.g. `Action=AssumeRole` for
+    /// STS's query protocol.
+    pub fn requests_containing(&self, needle: &str) -> usize {
+        self.recorded()
+            .iter()
+            .filter(|request| request.body.contains(needle))
+            .count()
+    }
+
+    /// moto's recording: one JSON object a line, with the request's headers and its
+    /// body (base64 when `body_encoded`).
+    fn recorded(&self) -> Vec<Recorded> {
+        use base64::Engine;
         let recording =
             std::fs::read_to_string(self.dir.path().join("recording.jsonl")).unwrap_or_default();
-        let target = format!("\"secretsmanager.{action}\"");
         recording
             .lines()
-            .filter(|line| line.contains(&target))
-            .count()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .map(|entry| {
+                let target = entry["headers"].as_object().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case("x-amz-target"))
+                        .and_then(|(_, value)| value.as_str().map(str::to_owned))
+                });
+                let raw = entry["body"].as_str().unwrap_or_default();
+                let body = if entry["body_encoded"].as_bool() == Some(true) {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                        .unwrap_or_default()
+                } else {
+                    raw.to_owned()
+                };
+                Recorded { target, body }
+            })
+            .collect()
+    }
+
+    /// Creates an IAM user allowed exactly `actions` (on every resource) and returns
+    /// its access key id and secret. Call before [`Moto::enforce_iam`].
+    pub fn create_user(&self, name: &str, actions: &[&str]) -> (String, String) {
+        let quoted: Vec<String> = actions
+            .iter()
+            .map(|action| format!("\"{action}\""))
+            .collect();
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{}],"Resource":"*"}}]}}"#,
+            quoted.join(",")
+        );
+        self.iam(&[("Action", "CreateUser"), ("UserName", name)]);
+        self.iam(&[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "vaultbridge-test"),
+            ("PolicyDocument", &policy),
+        ]);
+        let answer = self.iam(&[("Action", "CreateAccessKey"), ("UserName", name)]);
+        let field = |tag: &str| {
+            let open = format!("<{tag}>");
+            let start = answer.find(&open).map(|at| at + open.len());
+            let end = answer.find(&format!("</{tag}>"));
+            match (start, end) {
+                (Some(start), Some(end)) => answer[start..end].to_owned(),
+                _ => panic!("no {tag} in moto's CreateAccessKey answer:\n{answer}"),
+            }
+        };
+        (field("AccessKeyId"), field("SecretAccessKey"))
+    }
+
+    /// From now on moto authenticates requests and authorizes them against IAM, as AWS
+    /// does.
+    pub fn enforce_iam(&self) {
+        let (status, body) = self.http("POST", "/moto-api/reset-auth", &[], "0");
+        assert_eq!(status, 200, "moto refused to enforce IAM: {body}");
+    }
+
+    /// One IAM query-protocol call, unsigned (moto only checks signatures once IAM is
+    /// enforced); the Authorization header's scope tells moto which service it is for.
+    fn iam(&self, params: &[(&str, &str)]) -> String {
+        let mut body = String::from("Version=2010-05-08");
+        for (name, value) in params {
+            body.push('&');
+            body.push_str(name);
+            body.push('=');
+            body.push_str(&percent_encode(value));
+        }
+        let scope = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0";
+        let headers = [
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Authorization", scope),
+        ];
+        let (status, answer) = self.http("POST", "/", &headers, &body);
+        assert_eq!(status, 200, "moto IAM call {params:?} failed: {answer}");
+        answer
+    }
+
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).expect("send to moto");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("read moto's answer");
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        (status, answer)
     }
 
     fn signal(&self, signal: rustix::process::Signal) {

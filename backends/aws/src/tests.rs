@@ -291,3 +291,65 @@ async fn a_frozen_or_stopped_service_is_unavailable_not_a_hang() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_role_is_assumed_through_sts() {
+    let moto = Moto::start();
+    let client = moto.client().await;
+    seed_text(&client, "cross-account", "assumed-value").await;
+    let mut config = moto.config();
+    config.assume_role = Some(AssumeRole {
+        role_arn: "arn:aws:iam::123456789012:role/secrets-reader".into(),
+        external_id: Some("vaultbridge-test".into()),
+        session_name: None,
+    });
+    let backend = AwsBackend::connect_with(&config, Some(Moto::credentials())).await;
+    let fetched = backend
+        .fetch(&SecretRef::new("cross-account"))
+        .await
+        .unwrap();
+    assert_eq!(fetched.value.expose(), b"assumed-value");
+    assert_eq!(moto.requests_containing("Action=AssumeRole"), 1);
+    assert_eq!(moto.requests_containing("RoleSessionName=vaultbridge"), 1);
+    assert_eq!(moto.requests_containing("ExternalId=vaultbridge-test"), 1);
+}
+
+#[tokio::test]
+async fn iam_denials_name_the_action_and_a_denied_batch_falls_back_to_single_calls() {
+    let moto = Moto::start();
+    let client = moto.client().await;
+    seed_text(&client, "a", "a-value").await;
+    seed_text(&client, "b", "b-value").await;
+    let reader = moto.create_user("reader", &["secretsmanager:GetSecretValue"]);
+    let outsider = moto.create_user("outsider", &["secretsmanager:ListSecrets"]);
+    moto.enforce_iam();
+    let with_keys = |(id, secret): (String, String)| {
+        SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+            id, secret, None, None, "iam",
+        ))
+    };
+
+    let backend = AwsBackend::connect_with(&moto.config(), Some(with_keys(reader))).await;
+    let refs = [SecretRef::new("a"), SecretRef::new("b")];
+    let results = backend.fetch_many(&refs).await;
+    assert_eq!(results[0].as_ref().unwrap().value.expose(), b"a-value");
+    assert_eq!(results[1].as_ref().unwrap().value.expose(), b"b-value");
+    assert_eq!(moto.calls("BatchGetSecretValue"), 1, "tried once, denied");
+    assert_eq!(moto.calls("GetSecretValue"), 2, "then one call per secret");
+    let again = backend.fetch_many(&refs).await;
+    assert!(again.iter().all(Result::is_ok));
+    assert_eq!(
+        moto.calls("BatchGetSecretValue"),
+        1,
+        "a denied batch is not retried"
+    );
+
+    let outsider = AwsBackend::connect_with(&moto.config(), Some(with_keys(outsider))).await;
+    let err = outsider.fetch(&SecretRef::new("a")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(
+        err.to_string().contains("secretsmanager:GetSecretValue"),
+        "{err}"
+    );
+    assert!(!err.is_temporary());
+}

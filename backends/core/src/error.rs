@@ -136,6 +136,23 @@ impl BackendError {
     }
 }
 
+/// An error and its causes on one line, each said once (wrappers often repeat their
+/// cause's text). Only for errors whose text cannot hold a secret value: transport,
+/// I/O and credential-provider errors.
+pub fn describe_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +166,19 @@ mod tests {
                 .temporary(false)
                 .is_temporary()
         );
+    }
+
+    #[test]
+    fn describe_chain_says_each_cause_once() {
+        let io = std::io::Error::other("connection refused");
+        let wrapped = BackendError::unavailable("transport error").with_source(io);
+        assert_eq!(
+            describe_chain(&wrapped),
+            "transport error: connection refused"
+        );
+        let repeating = BackendError::unavailable("refused: connection refused")
+            .with_source(std::io::Error::other("connection refused"));
+        assert_eq!(describe_chain(&repeating), "refused: connection refused");
     }
 
     #[test]
