@@ -222,7 +222,13 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let backends = backends::build_all(&config).await;
+    let backends = match backends::build_all(&config).await {
+        Ok(backends) => backends,
+        Err(err) => {
+            eprintln!("vaultbridge: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
     let resolver = match Resolver::new(&config, &backends) {
         Ok(resolver) => resolver,
         Err(err) => {

@@ -82,7 +82,12 @@ pub enum BackendConfig {
     File(FileConfig),
     #[cfg(feature = "aws")]
     Aws(vaultbridge_backend_aws::AwsConfig),
+    #[cfg(feature = "azure")]
+    Azure(vaultbridge_backend_azure::AzureConfig),
 }
+
+/// The `type` of an Azure Key Vault backend.
+pub const AZURE_KIND: &str = "azure_key_vault";
 
 /// The `type` of an AWS Secrets Manager backend (known even when built without it, so
 /// the error can say so).
@@ -95,6 +100,8 @@ impl BackendConfig {
             Self::File(_) => vaultbridge_backend_file::KIND,
             #[cfg(feature = "aws")]
             Self::Aws(_) => vaultbridge_backend_aws::KIND,
+            #[cfg(feature = "azure")]
+            Self::Azure(_) => vaultbridge_backend_azure::KIND,
         }
     }
 
@@ -104,6 +111,8 @@ impl BackendConfig {
             Self::File(_) => vaultbridge_backend_file::CAPABILITIES,
             #[cfg(feature = "aws")]
             Self::Aws(_) => vaultbridge_backend_aws::CAPABILITIES,
+            #[cfg(feature = "azure")]
+            Self::Azure(_) => vaultbridge_backend_azure::CAPABILITIES,
         }
     }
 }
@@ -225,12 +234,24 @@ struct RawBackend {
     operation_timeout: Option<Text>,
     attempt_timeout: Option<Text>,
     max_attempts: Option<Text>,
+    // azure_key_vault
+    vault_url: Option<Text>,
+    credential: Option<Text>,
+    tenant_id: Option<Text>,
+    client_id: Option<Text>,
+    client_secret_env: Option<Text>,
+    client_secret_file: Option<Text>,
+    token_file: Option<Text>,
+    authority_host: Option<Text>,
+    ca_file: Option<Text>,
+    request_timeout: Option<Text>,
+    resolve: Option<BTreeMap<String, Text>>,
 }
 
 impl RawBackend {
     /// Every optional field with its name, to refuse those that do not belong to the
     /// backend's type.
-    fn fields(&self) -> [(&'static str, Option<&Text>); 13] {
+    fn fields(&self) -> [(&'static str, Option<&Text>); 23] {
         [
             ("prefix", self.prefix.as_ref()),
             ("path", self.path.as_ref()),
@@ -245,9 +266,34 @@ impl RawBackend {
             ("operation_timeout", self.operation_timeout.as_ref()),
             ("attempt_timeout", self.attempt_timeout.as_ref()),
             ("max_attempts", self.max_attempts.as_ref()),
+            ("vault_url", self.vault_url.as_ref()),
+            ("credential", self.credential.as_ref()),
+            ("tenant_id", self.tenant_id.as_ref()),
+            ("client_id", self.client_id.as_ref()),
+            ("client_secret_env", self.client_secret_env.as_ref()),
+            ("client_secret_file", self.client_secret_file.as_ref()),
+            ("token_file", self.token_file.as_ref()),
+            ("authority_host", self.authority_host.as_ref()),
+            ("ca_file", self.ca_file.as_ref()),
+            ("request_timeout", self.request_timeout.as_ref()),
         ]
     }
 }
+
+const AZURE_FIELDS: &[&str] = &[
+    "vault_url",
+    "credential",
+    "tenant_id",
+    "client_id",
+    "client_secret_env",
+    "client_secret_file",
+    "token_file",
+    "authority_host",
+    "ca_file",
+    "connect_timeout",
+    "request_timeout",
+    "resolve",
+];
 
 const AWS_FIELDS: &[&str] = &[
     "region",
@@ -584,17 +630,28 @@ impl Checker<'_> {
             vaultbridge_backend_env::KIND => &["prefix"],
             vaultbridge_backend_file::KIND => &["path", "format"],
             AWS_KIND => AWS_FIELDS,
+            AZURE_KIND => AZURE_FIELDS,
             other => {
                 self.problem(
                     &raw.kind,
                     format!("{path}.type"),
                     format!(
-                        "unknown backend type `{other}`; expected one of: env, file, {AWS_KIND}"
+                        "unknown backend type `{other}`; expected one of: env, file, {AWS_KIND}, {AZURE_KIND}"
                     ),
                 );
                 return None;
             }
         };
+        if let Some(resolve) = &raw.resolve
+            && !allowed.contains(&"resolve")
+        {
+            let at = resolve.values().next().unwrap_or(&raw.kind);
+            self.problem(
+                at,
+                format!("{path}.resolve"),
+                format!("`resolve` does not apply to `{kind}` backends"),
+            );
+        }
         for (field, value) in raw.fields() {
             if let Some(value) = value
                 && !allowed.contains(&field)
@@ -617,6 +674,7 @@ impl Checker<'_> {
                 Some(BackendConfig::Env(EnvConfig { prefix }))
             }
             vaultbridge_backend_file::KIND => self.file_backend(&path, raw),
+            AZURE_KIND => self.azure_backend(&path, raw),
             _ => self.aws_backend(&path, raw),
         }
     }
@@ -770,6 +828,184 @@ impl Checker<'_> {
         Some(BackendConfig::Aws(config))
     }
 
+    #[cfg(not(feature = "azure"))]
+    fn azure_backend(&mut self, path: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        self.problem(
+            &raw.kind,
+            format!("{path}.type"),
+            "this vaultbridge was built without Azure Key Vault support (cargo feature `azure`)",
+        );
+        None
+    }
+
+    #[cfg(feature = "azure")]
+    fn azure_backend(&mut self, path: &str, raw: &RawBackend) -> Option<BackendConfig> {
+        use vaultbridge_backend_azure::{AzureConfig, CredentialConfig, SecretSource};
+        let field = |name: &str| format!("{path}.{name}");
+        let Some(url_text) = &raw.vault_url else {
+            self.problem(
+                &raw.kind,
+                path,
+                "an `azure_key_vault` backend needs `vault_url`, e.g. https://<name>.vault.azure.net",
+            );
+            return None;
+        };
+        let vault_url = self.text(url_text, &field("vault_url"))?;
+        if !vault_url.starts_with("https://") {
+            self.problem(
+                url_text,
+                field("vault_url"),
+                format!("expected an https:// vault URL such as https://<name>.vault.azure.net, got `{vault_url}`"),
+            );
+        }
+        let tenant_id = self.optional_text(raw.tenant_id.as_ref(), &field("tenant_id"));
+        let client_id = self.optional_text(raw.client_id.as_ref(), &field("client_id"));
+        let secret_env =
+            self.optional_text(raw.client_secret_env.as_ref(), &field("client_secret_env"));
+        let secret_file = match &raw.client_secret_file {
+            Some(value) => self.path_value(value, &field("client_secret_file")),
+            None => None,
+        };
+        let token_file = match &raw.token_file {
+            Some(value) => self.path_value(value, &field("token_file")),
+            None => None,
+        };
+        let mode = match &raw.credential {
+            Some(value) => self.text(value, &field("credential"))?,
+            None => "auto".to_owned(),
+        };
+        let fields_of = |mode: &str| -> &'static [&'static str] {
+            match mode {
+                "workload_identity" => &["tenant_id", "client_id", "token_file"],
+                "managed_identity" => &["client_id"],
+                "client_secret" => &[
+                    "tenant_id",
+                    "client_id",
+                    "client_secret_env",
+                    "client_secret_file",
+                ],
+                _ => &[],
+            }
+        };
+        let credential_fields = [
+            ("tenant_id", &raw.tenant_id),
+            ("client_id", &raw.client_id),
+            ("client_secret_env", &raw.client_secret_env),
+            ("client_secret_file", &raw.client_secret_file),
+            ("token_file", &raw.token_file),
+        ];
+        for (name, value) in credential_fields {
+            if let Some(value) = value
+                && !fields_of(&mode).contains(&name)
+            {
+                self.problem(
+                    value,
+                    field(name),
+                    format!("`{name}` does not apply to `credential: {mode}`"),
+                );
+            }
+        }
+        let credential = match mode.as_str() {
+            "auto" => CredentialConfig::Auto,
+            "azure_cli" => CredentialConfig::AzureCli,
+            "managed_identity" => CredentialConfig::ManagedIdentity { client_id },
+            "workload_identity" => CredentialConfig::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            },
+            "client_secret" => {
+                let secret = match (secret_env, secret_file) {
+                    (Some(name), None) => SecretSource::Env(name),
+                    (None, Some(file)) => SecretSource::File(file),
+                    _ => {
+                        self.problem(
+                            raw.credential.as_ref().unwrap_or(&raw.kind),
+                            field("credential"),
+                            "`credential: client_secret` reads the secret from `client_secret_env` (a variable name) or `client_secret_file`, exactly one; it is never written in the config",
+                        );
+                        return None;
+                    }
+                };
+                let (Some(tenant_id), Some(client_id)) = (tenant_id, client_id) else {
+                    self.problem(
+                        raw.credential.as_ref().unwrap_or(&raw.kind),
+                        field("credential"),
+                        "`credential: client_secret` needs `tenant_id` and `client_id`",
+                    );
+                    return None;
+                };
+                CredentialConfig::ClientSecret {
+                    tenant_id,
+                    client_id,
+                    secret,
+                }
+            }
+            other => {
+                let at = raw.credential.as_ref().unwrap_or(&raw.kind);
+                self.problem(
+                    at,
+                    field("credential"),
+                    format!("unknown credential `{other}`; expected auto, workload_identity, managed_identity, client_secret or azure_cli"),
+                );
+                return None;
+            }
+        };
+        let mut config = AzureConfig::new(vault_url, credential);
+        if let Some(value) = &raw.authority_host
+            && let Some(host) = self.text(value, &field("authority_host"))
+        {
+            if host.starts_with("https://") {
+                config.authority_host = Some(host);
+            } else {
+                self.problem(
+                    value,
+                    field("authority_host"),
+                    format!("expected an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us, got `{host}`"),
+                );
+            }
+        }
+        if let Some(value) = &raw.ca_file {
+            config.ca_file = self.path_value(value, &field("ca_file"));
+        }
+        for (name, value, target) in [
+            (
+                "connect_timeout",
+                &raw.connect_timeout,
+                &mut config.connect_timeout,
+            ),
+            (
+                "request_timeout",
+                &raw.request_timeout,
+                &mut config.request_timeout,
+            ),
+        ] {
+            if let Some(value) = value
+                && let Some(duration) = self.duration(value, &field(name))
+            {
+                if duration.is_zero() {
+                    self.problem(value, field(name), "a timeout must be longer than zero");
+                } else {
+                    *target = duration;
+                }
+            }
+        }
+        for (host, value) in raw.resolve.iter().flatten() {
+            let Some(text) = self.text(value, &field("resolve")) else {
+                continue;
+            };
+            match text.parse::<SocketAddr>() {
+                Ok(address) => config.resolve.push((host.clone(), address)),
+                Err(_) => self.problem(
+                    value,
+                    format!("{path}.resolve.{host}"),
+                    format!("expected an IP address and port such as `10.0.0.5:443`, got `{text}`"),
+                ),
+            }
+        }
+        Some(BackendConfig::Azure(config))
+    }
+
     fn definition(
         &mut self,
         name: &str,
@@ -809,6 +1045,12 @@ impl Checker<'_> {
         }
         if let Some(BackendConfig::Env(_)) = backend
             && let Err(message) = vaultbridge_backend_env::validate_variable_name(&id)
+        {
+            self.problem(&raw.secret, &secret_path, message);
+        }
+        #[cfg(feature = "azure")]
+        if let Some(BackendConfig::Azure(_)) = backend
+            && let Err(message) = vaultbridge_backend_azure::validate_secret_name(&id)
         {
             self.problem(&raw.secret, &secret_path, message);
         }

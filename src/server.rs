@@ -42,7 +42,9 @@ pub enum ServeError {
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
 /// (for up to `server.shutdown_grace`), and removes the socket file.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-    let backends = backends::build_all(&config).await;
+    let backends = backends::build_all(&config)
+        .await
+        .map_err(ServeError::Setup)?;
     let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
 
     let (health, health_service) = tonic_health::server::health_reporter();

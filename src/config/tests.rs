@@ -352,3 +352,71 @@ fn an_aws_backend_without_the_aws_feature_says_so() {
         "{lines:?}"
     );
 }
+
+#[cfg(feature = "azure")]
+#[test]
+fn an_azure_backend_reads_its_settings() {
+    use vaultbridge_backend_azure::{CredentialConfig, SecretSource};
+    let config = parse(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n    vault_url: https://runner.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: KV_SECRET\n    authority_host: https://login.microsoftonline.us\n    ca_file: corp.pem\n    request_timeout: 4s\n    resolve:\n      runner.vault.azure.net: 10.0.0.5:443\ndefinitions:\n  jira-token:\n    backend: kv\n    secret: jira-token\n    version_id: 0123abcd\n",
+    )
+    .expect("valid");
+    let BackendConfig::Azure(azure) = &config.backends["kv"] else {
+        panic!("an Azure backend")
+    };
+    assert_eq!(azure.vault_url, "https://runner.vault.azure.net");
+    assert_eq!(
+        azure.credential,
+        CredentialConfig::ClientSecret {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            secret: SecretSource::Env("KV_SECRET".into())
+        }
+    );
+    assert_eq!(
+        azure.authority_host.as_deref(),
+        Some("https://login.microsoftonline.us")
+    );
+    assert_eq!(azure.ca_file, Some(PathBuf::from("/etc/vb/corp.pem")));
+    assert_eq!(azure.request_timeout, Duration::from_secs(4));
+    assert_eq!(
+        azure.resolve,
+        vec![(
+            "runner.vault.azure.net".to_owned(),
+            "10.0.0.5:443".parse().unwrap()
+        )]
+    );
+}
+
+#[cfg(feature = "azure")]
+#[test]
+fn azure_settings_and_secret_names_are_checked_at_load() {
+    let text = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n    vault_url: http://runner.vault.azure.net\n    credential: managed_identity\n    tenant_id: t\n    authority_host: http://login\n  cs:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n  odd:\n    type: azure_key_vault\n    vault_url: https://y.vault.azure.net\n    credential: magic\ndefinitions:\n  jira:\n    backend: kv\n    secret: jira_token\n  staged:\n    backend: kv\n    secret: jira-token\n    version_stage: AWSPREVIOUS\n",
+    )
+    .join("\n");
+    for expected in [
+        "backends.kv.vault_url: expected an https:// vault URL",
+        "backends.kv.tenant_id: `tenant_id` does not apply to `credential: managed_identity`",
+        "backends.kv.authority_host: expected an https:// Microsoft Entra endpoint",
+        "backends.cs.credential: `credential: client_secret` reads the secret from `client_secret_env`",
+        "backends.odd.credential: unknown credential `magic`",
+        "definitions.jira.secret: Key Vault secret names may contain only letters, digits and dashes; `jira_token` has '_' (did you mean `jira-token`?)",
+        "definitions.staged.version_stage: `azure_key_vault` backends have no version stages",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[cfg(not(feature = "azure"))]
+#[test]
+fn an_azure_backend_without_the_azure_feature_says_so() {
+    let lines =
+        problems("server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n");
+    assert!(
+        lines[0].contains(
+            "backends.kv.type: this vaultbridge was built without Azure Key Vault support"
+        ),
+        "{lines:?}"
+    );
+}

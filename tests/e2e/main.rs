@@ -5,6 +5,8 @@
 
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 mod cli;
 mod grpc;
 mod harness;

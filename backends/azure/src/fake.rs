@@ -230,6 +230,43 @@ impl FakeVault {
         self.address
     }
 
+    /// The official client with a static token: seeds and rotates through the fake's
+    /// `PUT /secrets/{name}`.
+    pub fn seeding_client(&self) -> azure_security_keyvault_secrets::SecretClient {
+        let config = self.config(CredentialConfig::AzureCli);
+        let options = azure_security_keyvault_secrets::SecretClientOptions {
+            client_options: azure_core::http::ClientOptions {
+                transport: Some(crate::AzureBackend::transport(&config).expect("transport")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        azure_security_keyvault_secrets::SecretClient::new(
+            &self.vault_url(),
+            Arc::new(StaticToken),
+            Some(options),
+        )
+        .expect("seeding client")
+    }
+
+    /// Sets a new version of `name` through the API and returns its version id.
+    pub async fn put(&self, name: &str, value: &str, content_type: Option<&str>) -> String {
+        let parameters = azure_security_keyvault_secrets::models::SetSecretParameters {
+            value: Some(value.to_owned()),
+            content_type: content_type.map(str::to_owned),
+            ..Default::default()
+        };
+        let secret = self
+            .seeding_client()
+            .set_secret(name, parameters.try_into().expect("request body"), None)
+            .await
+            .expect("set secret")
+            .into_model()
+            .expect("secret bundle");
+        let id = secret.id.expect("secret id");
+        id.rsplit('/').next().expect("version").to_owned()
+    }
+
     /// Queues a fault for the next request about `secret`.
     pub fn inject(&self, secret: &str, fault: Fault) {
         lock(&self.state)

@@ -1,38 +1,9 @@
 use super::*;
-use crate::fake::{FakeVault, Fault, StaticToken};
-use azure_security_keyvault_secrets::models::SetSecretParameters;
+use crate::fake::{FakeVault, Fault};
 use futures_util::TryStreamExt;
 use vaultbridge_backend_core::ErrorKind;
 use vaultbridge_backend_core::conformance::{Fixture, Seed};
 use vaultbridge_backend_core::conformance_suite;
-
-/// The official client with a static token, to seed and rotate through the fake's API.
-fn seeding_client(vault: &FakeVault) -> SecretClient {
-    let config = vault.config(CredentialConfig::AzureCli);
-    let options = SecretClientOptions {
-        client_options: ClientOptions {
-            transport: Some(AzureBackend::transport(&config).unwrap()),
-            ..ClientOptions::default()
-        },
-        ..SecretClientOptions::default()
-    };
-    SecretClient::new(&vault.vault_url(), Arc::new(StaticToken), Some(options)).unwrap()
-}
-
-async fn put(client: &SecretClient, name: &str, value: &str, content_type: Option<&str>) -> String {
-    let parameters = SetSecretParameters {
-        value: Some(value.to_owned()),
-        content_type: content_type.map(str::to_owned),
-        ..SetSecretParameters::default()
-    };
-    let secret = client
-        .set_secret(name, parameters.try_into().unwrap(), None)
-        .await
-        .unwrap()
-        .into_model()
-        .unwrap();
-    version_from_id(&secret.id.unwrap()).unwrap()
-}
 
 /// A backend on the real client-secret credential path: its token comes from the
 /// fake's Entra endpoint, the secret from a file.
@@ -65,13 +36,12 @@ impl VaultFixture {
 impl Fixture for VaultFixture {
     async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
         let vault = self.vault.get_or_init(FakeVault::start).await;
-        let client = seeding_client(vault);
         for (name, seed) in secrets {
             let text = match seed {
                 Seed::Value(bytes) => String::from_utf8(bytes.clone()).expect("text seed"),
                 Seed::Map(pairs) => Seed::map_as_json(pairs),
             };
-            put(&client, name, &text, None).await;
+            vault.put(name, &text, None).await;
         }
         Arc::new(backend_with_client_secret(vault, &self.dir))
     }
@@ -82,10 +52,11 @@ conformance_suite!(VaultFixture::new());
 #[tokio::test]
 async fn latest_pinned_and_rotated_versions_with_content_type() {
     let vault = FakeVault::start().await;
-    let client = seeding_client(&vault);
     let dir = tempfile::tempdir().unwrap();
     let backend = backend_with_client_secret(&vault, &dir);
-    let first = put(&client, "jira-token", "first-token", Some("text/plain")).await;
+    let first = vault
+        .put("jira-token", "first-token", Some("text/plain"))
+        .await;
 
     let latest = backend.fetch(&SecretRef::new("jira-token")).await.unwrap();
     assert_eq!(latest.value.expose(), b"first-token");
@@ -95,7 +66,7 @@ async fn latest_pinned_and_rotated_versions_with_content_type() {
         Some("text/plain")
     );
 
-    let second = put(&client, "jira-token", "second-token", None).await;
+    let second = vault.put("jira-token", "second-token", None).await;
     let rotated = backend.fetch(&SecretRef::new("jira-token")).await.unwrap();
     assert_eq!(rotated.value.expose(), b"second-token");
     assert_eq!(rotated.version.as_deref(), Some(second.as_str()));
@@ -118,7 +89,7 @@ async fn latest_pinned_and_rotated_versions_with_content_type() {
 #[tokio::test]
 async fn the_challenge_comes_first_and_the_token_comes_from_entra() {
     let vault = FakeVault::start().await;
-    put(&seeding_client(&vault), "s", "v", None).await;
+    vault.put("s", "v", None).await;
     let dir = tempfile::tempdir().unwrap();
     let backend = backend_with_client_secret(&vault, &dir);
     backend.fetch(&SecretRef::new("s")).await.unwrap();
@@ -148,7 +119,7 @@ async fn the_challenge_comes_first_and_the_token_comes_from_entra() {
 #[tokio::test]
 async fn workload_identity_presents_the_federated_token_file() {
     let vault = FakeVault::start().await;
-    put(&seeding_client(&vault), "wi-secret", "wi-value", None).await;
+    vault.put("wi-secret", "wi-value", None).await;
     let credential = CredentialConfig::WorkloadIdentity {
         tenant_id: Some(fake::TENANT.to_owned()),
         client_id: Some(fake::CLIENT_ID.to_owned()),
@@ -189,7 +160,7 @@ async fn workload_identity_presents_the_federated_token_file() {
 #[tokio::test]
 async fn a_wrong_client_secret_is_the_daemons_trouble() {
     let vault = FakeVault::start().await;
-    put(&seeding_client(&vault), "s", "v", None).await;
+    vault.put("s", "v", None).await;
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("wrong");
     std::fs::write(&secret_file, "not-the-secret").unwrap();
@@ -212,9 +183,8 @@ async fn a_wrong_client_secret_is_the_daemons_trouble() {
 #[tokio::test]
 async fn not_found_forbidden_and_disabled_are_told_apart() {
     let vault = FakeVault::start().await;
-    let client = seeding_client(&vault);
-    put(&client, "guarded", "guarded-value", None).await;
-    put(&client, "retired", "retired-value", None).await;
+    vault.put("guarded", "guarded-value", None).await;
+    vault.put("retired", "retired-value", None).await;
     vault.disable("retired");
     let dir = tempfile::tempdir().unwrap();
     let backend = backend_with_client_secret(&vault, &dir);
@@ -248,7 +218,7 @@ async fn not_found_forbidden_and_disabled_are_told_apart() {
 #[tokio::test]
 async fn throttling_5xx_and_slow_answers_are_retried_by_the_official_client() {
     let vault = FakeVault::start().await;
-    put(&seeding_client(&vault), "busy", "busy-value", None).await;
+    vault.put("busy", "busy-value", None).await;
     let dir = tempfile::tempdir().unwrap();
     let backend = backend_with_client_secret(&vault, &dir);
     backend.fetch(&SecretRef::new("busy")).await.unwrap();
@@ -324,13 +294,13 @@ fn secret_names_follow_key_vault_rules() {
 #[tokio::test]
 async fn the_fake_pages_like_the_service_for_the_official_client() {
     let vault = FakeVault::start().await;
-    let client = seeding_client(&vault);
     for name in ["a", "b", "c", "d", "e"] {
-        put(&client, name, "v", None).await;
+        vault.put(name, "v", None).await;
     }
-    put(&client, "a", "v2", None).await;
-    put(&client, "a", "v3", None).await;
+    vault.put("a", "v2", None).await;
+    vault.put("a", "v3", None).await;
     let mut names = Vec::new();
+    let client = vault.seeding_client();
     let mut pager = client.list_secret_properties(None).unwrap();
     while let Some(item) = pager.try_next().await.unwrap() {
         names.push(item.id.unwrap().rsplit('/').next().unwrap().to_owned());
