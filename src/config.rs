@@ -465,6 +465,20 @@ impl Checker<'_> {
         }
     }
 
+    /// Sets `target` from a duration that must be longer than zero.
+    #[cfg(any(feature = "aws", feature = "azure"))]
+    fn timeout(&mut self, value: Option<&Text>, path: &str, target: &mut Duration) {
+        if let Some(value) = value
+            && let Some(duration) = self.duration(value, path)
+        {
+            if duration.is_zero() {
+                self.problem(value, path, "a timeout must be longer than zero");
+            } else {
+                *target = duration;
+            }
+        }
+    }
+
     fn boolean(&mut self, value: &Text, path: &str) -> Option<bool> {
         match self.text(value, path)?.as_str() {
             "true" => Some(true),
@@ -803,15 +817,7 @@ impl Checker<'_> {
                 &mut config.attempt_timeout,
             ),
         ] {
-            if let Some(value) = value
-                && let Some(duration) = self.duration(value, &field(name))
-            {
-                if duration.is_zero() {
-                    self.problem(value, field(name), "a timeout must be longer than zero");
-                } else {
-                    *target = duration;
-                }
-            }
+            self.timeout(value.as_ref(), &field(name), target);
         }
         if let Some(value) = &raw.max_attempts
             && let Some(text) = self.text(value, &field("max_attempts"))
@@ -980,15 +986,7 @@ impl Checker<'_> {
                 &mut config.request_timeout,
             ),
         ] {
-            if let Some(value) = value
-                && let Some(duration) = self.duration(value, &field(name))
-            {
-                if duration.is_zero() {
-                    self.problem(value, field(name), "a timeout must be longer than zero");
-                } else {
-                    *target = duration;
-                }
-            }
+            self.timeout(value.as_ref(), &field(name), target);
         }
         for (host, value) in raw.resolve.iter().flatten() {
             let Some(text) = self.text(value, &field("resolve")) else {

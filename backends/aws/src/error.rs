@@ -10,7 +10,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
-use vaultbridge_backend_core::{BackendError, VersionSelector, describe_chain};
+use vaultbridge_backend_core::{BackendError, VersionSelector, describe_chain, find_cause};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operation {
@@ -174,17 +174,6 @@ where
             describe_chain(&err)
         )),
     }
-}
-
-fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(cause) = current {
-        if let Some(found) = cause.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = cause.source();
-    }
-    None
 }
 
 #[cfg(test)]

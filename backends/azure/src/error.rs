@@ -7,8 +7,7 @@
 
 use crate::http::UntrustedCertificate;
 use azure_core::error::ErrorKind as AzureKind;
-use std::error::Error as StdError;
-use vaultbridge_backend_core::{BackendError, describe_chain};
+use vaultbridge_backend_core::{BackendError, describe_chain, find_cause};
 
 /// What the failing call was about, for messages.
 #[derive(Debug)]
@@ -124,17 +123,6 @@ pub(crate) fn map(err: &azure_core::Error, context: &Context<'_>) -> BackendErro
             describe_chain(err)
         )),
     }
-}
-
-fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(cause) = current {
-        if let Some(found) = cause.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = cause.source();
-    }
-    None
 }
 
 #[cfg(test)]

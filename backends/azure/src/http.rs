@@ -91,24 +91,10 @@ impl std::fmt::Display for UntrustedCertificate {
 impl StdError for UntrustedCertificate {}
 
 fn certificate_problem(err: &(dyn StdError + 'static)) -> Option<String> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(cause) = current {
-        if let Some(rustls::Error::InvalidCertificate(problem)) =
-            cause.downcast_ref::<rustls::Error>()
-        {
-            return Some(format!("{problem:?}"));
-        }
-        // `io::Error::source` skips the error it wraps, which is where rustls puts
-        // its own; look inside.
-        current = match cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            Some(inner) => Some(inner),
-            None => cause.source(),
-        };
+    match vaultbridge_backend_core::find_cause::<rustls::Error>(err)? {
+        rustls::Error::InvalidCertificate(problem) => Some(format!("{problem:?}")),
+        _ => None,
     }
-    None
 }
 
 /// Tries credentials in order and uses the first that yields a token: the `auto`

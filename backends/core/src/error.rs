@@ -153,6 +153,26 @@ pub fn describe_chain(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// The first error of type `T` in `err`'s chain, looking inside `io::Error`s (whose
+/// `source` skips the error they wrap), so backends find SDK and TLS errors by type
+/// rather than by their text.
+pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(cause) = current {
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = match cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner),
+            None => cause.source(),
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +199,21 @@ mod tests {
         let repeating = BackendError::unavailable("refused: connection refused")
             .with_source(std::io::Error::other("connection refused"));
         assert_eq!(describe_chain(&repeating), "refused: connection refused");
+    }
+
+    #[test]
+    fn find_cause_looks_inside_io_errors() {
+        #[derive(Debug)]
+        struct Marker;
+        impl std::fmt::Display for Marker {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("marker")
+            }
+        }
+        impl StdError for Marker {}
+        let wrapped = BackendError::unavailable("outer").with_source(std::io::Error::other(Marker));
+        assert!(find_cause::<Marker>(&wrapped).is_some());
+        assert!(find_cause::<std::fmt::Error>(&wrapped).is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod value;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{BackendError, ErrorKind, describe_chain};
+pub use error::{BackendError, ErrorKind, describe_chain, find_cause};
 pub use keyed::{pick_json_key, wipe_json};
 pub use value::SecretValue;
 
