@@ -292,6 +292,8 @@ const AZURE_FIELDS: &[&str] = &[
     "ca_file",
     "connect_timeout",
     "request_timeout",
+    "operation_timeout",
+    "max_attempts",
     "resolve",
 ];
 
@@ -459,6 +461,23 @@ impl Checker<'_> {
                     value,
                     path,
                     format!("expected a duration such as `30s`, `5m` or `1h30m`, got `{text}`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Attempts per call, retries included: 1 to 10.
+    #[cfg(any(feature = "aws", feature = "azure"))]
+    fn attempts(&mut self, value: &Text, path: &str) -> Option<u32> {
+        let text = self.text(value, path)?;
+        match text.trim().parse::<u32>() {
+            Ok(attempts @ 1..=10) => Some(attempts),
+            _ => {
+                self.problem(
+                    value,
+                    path,
+                    format!("expected a number of attempts from 1 to 10, got `{text}`"),
                 );
                 None
             }
@@ -820,16 +839,9 @@ impl Checker<'_> {
             self.timeout(value.as_ref(), &field(name), target);
         }
         if let Some(value) = &raw.max_attempts
-            && let Some(text) = self.text(value, &field("max_attempts"))
+            && let Some(attempts) = self.attempts(value, &field("max_attempts"))
         {
-            match text.trim().parse::<u32>() {
-                Ok(attempts @ 1..=10) => config.max_attempts = attempts,
-                _ => self.problem(
-                    value,
-                    field("max_attempts"),
-                    format!("expected a number of attempts from 1 to 10, got `{text}`"),
-                ),
-            }
+            config.max_attempts = attempts;
         }
         Some(BackendConfig::Aws(config))
     }
@@ -985,8 +997,18 @@ impl Checker<'_> {
                 &raw.request_timeout,
                 &mut config.request_timeout,
             ),
+            (
+                "operation_timeout",
+                &raw.operation_timeout,
+                &mut config.operation_timeout,
+            ),
         ] {
             self.timeout(value.as_ref(), &field(name), target);
+        }
+        if let Some(value) = &raw.max_attempts
+            && let Some(attempts) = self.attempts(value, &field("max_attempts"))
+        {
+            config.max_attempts = attempts;
         }
         for (host, value) in raw.resolve.iter().flatten() {
             let Some(text) = self.text(value, &field("resolve")) else {

@@ -358,7 +358,7 @@ fn an_aws_backend_without_the_aws_feature_says_so() {
 fn an_azure_backend_reads_its_settings() {
     use vaultbridge_backend_azure::{CredentialConfig, SecretSource};
     let config = parse(
-        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n    vault_url: https://runner.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: KV_SECRET\n    authority_host: https://login.microsoftonline.us\n    ca_file: corp.pem\n    request_timeout: 4s\n    resolve:\n      runner.vault.azure.net: 10.0.0.5:443\ndefinitions:\n  jira-token:\n    backend: kv\n    secret: jira-token\n    version_id: 0123abcd\n",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n    vault_url: https://runner.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: KV_SECRET\n    authority_host: https://login.microsoftonline.us\n    ca_file: corp.pem\n    request_timeout: 4s\n    operation_timeout: 7s\n    max_attempts: 2\n    resolve:\n      runner.vault.azure.net: 10.0.0.5:443\ndefinitions:\n  jira-token:\n    backend: kv\n    secret: jira-token\n    version_id: 0123abcd\n",
     )
     .expect("valid");
     let BackendConfig::Azure(azure) = &config.backends["kv"] else {
@@ -379,6 +379,8 @@ fn an_azure_backend_reads_its_settings() {
     );
     assert_eq!(azure.ca_file, Some(PathBuf::from("/etc/vb/corp.pem")));
     assert_eq!(azure.request_timeout, Duration::from_secs(4));
+    assert_eq!(azure.operation_timeout, Duration::from_secs(7));
+    assert_eq!(azure.max_attempts, 2);
     assert_eq!(
         azure.resolve,
         vec![(

@@ -46,6 +46,8 @@ pub enum Fault {
     ServerError,
     /// Answers normally after a delay.
     Slow(Duration),
+    /// 401 with a fresh challenge although a valid token was sent (a revoked grant).
+    Unauthorized,
 }
 
 #[derive(Debug, Clone)]
@@ -391,18 +393,7 @@ async fn handle(
         return vault_error(StatusCode::NOT_FOUND, "NotFound", "unknown host", None);
     }
     if !authorized {
-        // The challenge the official client answers by getting a token for the
-        // resource it names.
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header(
-                "www-authenticate",
-                format!(r#"Bearer authorization="https://{LOGIN_HOST}/{TENANT}", resource="{RESOURCE}""#),
-            )
-            .body(Full::new(Bytes::from(
-                r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
-            )))
-            .expect("response");
+        return challenge();
     }
     let Some(api_version) = query.get("api-version") else {
         return vault_error(
@@ -453,6 +444,7 @@ async fn handle(
                 );
             }
             Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+            Some(Fault::Unauthorized) => return challenge(),
             None => {}
         }
     }
@@ -556,6 +548,21 @@ async fn handle(
             None,
         ),
     }
+}
+
+/// The challenge the official client answers by getting a token for the resource it
+/// names.
+fn challenge() -> Answer {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(
+            "www-authenticate",
+            format!(r#"Bearer authorization="https://{LOGIN_HOST}/{TENANT}", resource="{RESOURCE}""#),
+        )
+        .body(Full::new(Bytes::from(
+            r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
+        )))
+        .expect("response")
 }
 
 fn not_found(name: &str) -> Answer {

@@ -14,7 +14,7 @@ mod http;
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as CredentialSecret, TokenCredential};
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use std::fmt;
@@ -54,8 +54,12 @@ pub struct AzureConfig {
     /// without private DNS in the pod.
     pub resolve: Vec<(String, SocketAddr)>,
     pub connect_timeout: Duration,
-    /// One HTTP request (the official crate retries on top).
+    /// One HTTP request.
     pub request_timeout: Duration,
+    /// The whole call, the official client's retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per call (the official client's exponential retry).
+    pub max_attempts: u32,
 }
 
 impl AzureConfig {
@@ -68,6 +72,8 @@ impl AzureConfig {
             resolve: Vec::new(),
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(10),
+            max_attempts: 3,
         }
     }
 }
@@ -173,6 +179,7 @@ impl AzureBackend {
         let options = SecretClientOptions {
             client_options: ClientOptions {
                 transport: Some(transport),
+                retry: retry_options(config),
                 ..ClientOptions::default()
             },
             ..SecretClientOptions::default()
@@ -197,12 +204,30 @@ impl AzureBackend {
     }
 }
 
+/// The official client's own exponential retry, bounded by the config so that a
+/// caller never waits past `operation_timeout` (its default is 8 retries in 60 s).
+fn retry_options(config: &AzureConfig) -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        max_retries: config.max_attempts.saturating_sub(1),
+        max_total_elapsed: to_time(config.operation_timeout),
+        max_delay: to_time(config.operation_timeout.min(Duration::from_secs(4))),
+        ..ExponentialRetryOptions::default()
+    })
+}
+
+fn to_time(duration: Duration) -> azure_core::time::Duration {
+    azure_core::time::Duration::milliseconds(
+        i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
+    )
+}
+
 fn client_options(
     config: &AzureConfig,
     transport: &Transport,
 ) -> Result<ClientOptions, BackendError> {
     let mut options = ClientOptions {
         transport: Some(transport.clone()),
+        retry: retry_options(config),
         ..ClientOptions::default()
     };
     if let Some(host) = &config.authority_host {

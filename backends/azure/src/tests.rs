@@ -8,14 +8,17 @@ use vaultbridge_backend_core::conformance_suite;
 /// A backend on the real client-secret credential path: its token comes from the
 /// fake's Entra endpoint, the secret from a file.
 fn backend_with_client_secret(vault: &FakeVault, dir: &tempfile::TempDir) -> AzureBackend {
+    AzureBackend::connect(&client_secret_config(vault, dir)).unwrap()
+}
+
+fn client_secret_config(vault: &FakeVault, dir: &tempfile::TempDir) -> AzureConfig {
     let secret_file = dir.path().join("client-secret");
     std::fs::write(&secret_file, format!("{}\n", fake::CLIENT_SECRET)).unwrap();
-    let credential = CredentialConfig::ClientSecret {
+    vault.config(CredentialConfig::ClientSecret {
         tenant_id: fake::TENANT.to_owned(),
         client_id: fake::CLIENT_ID.to_owned(),
         secret: SecretSource::File(secret_file),
-    };
-    AzureBackend::connect(&vault.config(credential)).unwrap()
+    })
 }
 
 struct VaultFixture {
@@ -220,7 +223,9 @@ async fn throttling_5xx_and_slow_answers_are_retried_by_the_official_client() {
     let vault = FakeVault::start().await;
     vault.put("busy", "busy-value", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let backend = backend_with_client_secret(&vault, &dir);
+    let mut config = client_secret_config(&vault, &dir);
+    config.max_attempts = 4;
+    let backend = AzureBackend::connect(&config).unwrap();
     backend.fetch(&SecretRef::new("busy")).await.unwrap();
     let before = vault.seen().len();
 
@@ -325,4 +330,88 @@ fn version_comes_from_the_secret_id() {
         Some("abc123")
     );
     assert_eq!(version_from_id("https://v.vault.azure.net/secrets/s"), None);
+}
+
+#[tokio::test]
+async fn a_token_refused_after_it_was_sent_is_the_daemons_trouble() {
+    let vault = FakeVault::start().await;
+    vault.put("s", "s-value", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend_with_client_secret(&vault, &dir);
+    backend.fetch(&SecretRef::new("s")).await.unwrap();
+    // The official client answers one 401 by getting a new token and trying again.
+    vault.inject("s", Fault::Unauthorized);
+    vault.inject("s", Fault::Unauthorized);
+    let err = backend.fetch(&SecretRef::new("s")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains("rejected the daemon's own token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn persistent_server_errors_end_as_unavailable_after_the_official_retries() {
+    let vault = FakeVault::start().await;
+    vault.put("s", "s-value", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = backend_with_client_secret(&vault, &dir);
+    backend.fetch(&SecretRef::new("s")).await.unwrap();
+    let before = vault.seen().len();
+    for _ in 0..10 {
+        vault.inject("s", Fault::ServerError);
+    }
+    let err = backend.fetch(&SecretRef::new("s")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_temporary());
+    let attempts = vault.seen().len() - before;
+    assert!(
+        attempts > 1,
+        "the official client retried ({attempts} attempts)"
+    );
+}
+
+/// The fake refuses what Key Vault refuses, checked with a plain HTTPS client.
+#[tokio::test]
+async fn the_fake_requires_tls_a_token_and_an_api_version() {
+    let vault = FakeVault::start().await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(vault.ca_file()).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve(fake::VAULT_HOST, vault.address())
+        .build()
+        .unwrap();
+    let url = format!("{}/secrets/s", vault.vault_url());
+    let versioned = format!("{url}?api-version=7.6");
+    let anonymous = client.get(&versioned).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let challenge = anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with("Bearer authorization=\"https://login.localhost/"),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("resource=\"https://vault.localhost\""),
+        "{challenge}"
+    );
+
+    let no_version = client
+        .get(&url)
+        .bearer_auth(fake::STATIC_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_version.status(), 400);
+    let body: serde_json::Value =
+        serde_json::from_slice(&no_version.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "BadParameter");
+
+    let plain_http = format!(
+        "http://127.0.0.1:{}/secrets/s?api-version=7.6",
+        vault.address().port()
+    );
+    assert!(reqwest::get(&plain_http).await.is_err(), "no plain HTTP");
 }
