@@ -2,7 +2,10 @@
 //! `protoc`, and keeps the descriptor set for server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/vaultbridge/v1/secrets.proto"];
+    let protos = [
+        "proto/vaultbridge/v1/secrets.proto",
+        "proto/vaultbridge/v1/jira.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }
@@ -14,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         // Messages that carry values get a hand-written, redacting Debug (src/proto.rs).
-        .skip_debug(["vaultbridge.v1.Secret"])
+        .skip_debug([
+            "vaultbridge.v1.Secret",
+            "vaultbridge.v1.GetCredentialsResponse",
+        ])
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -62,6 +62,11 @@ pub enum Command {
         #[arg(long)]
         newline: bool,
     },
+    /// Jira credentials from a running daemon.
+    Jira {
+        #[command(subcommand)]
+        command: JiraCommand,
+    },
     /// Ask a running daemon's health service; exit 0 when it is SERVING. For exec
     /// probes of a sidecar that listens only on a Unix socket.
     Health {
@@ -77,6 +82,26 @@ pub enum Command {
         #[arg(long)]
         resolve: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JiraCommand {
+    /// Print a connection's credentials for a shell step: `eval "$(vaultbridge jira
+    /// creds jira-prod)"` sets JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and JIRA_PROJECT.
+    /// Warnings (an expiring token, a pasted `Bearer ` prefix) go to stderr.
+    Creds {
+        connection: String,
+        #[arg(long, value_enum, default_value_t = CredsFormat::Env)]
+        format: CredsFormat,
+        #[arg(long, env = "VAULTBRIDGE_ADDR")]
+        addr: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredsFormat {
+    /// `NAME='value'` lines, quoted for POSIX shells.
+    Env,
 }
 
 pub fn init_logging(filter: &str, format: LogFormat) {
@@ -177,6 +202,75 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
     }
 }
 
+pub async fn jira(command: JiraCommand) -> ExitCode {
+    match command {
+        JiraCommand::Creds {
+            connection,
+            format: CredsFormat::Env,
+            addr,
+        } => jira_creds_env(connection, addr).await,
+    }
+}
+
+async fn jira_creds_env(connection: String, addr: Option<String>) -> ExitCode {
+    use crate::proto::v1::{GetCredentialsRequest, jira_client::JiraClient};
+    let address = addr
+        .as_deref()
+        .map_or_else(Address::default_local, Address::parse);
+    let channel = match client::channel(&address).await {
+        Ok(channel) => channel,
+        Err(err) => {
+            eprintln!(
+                "vaultbridge: cannot reach the daemon at {address}: {}",
+                describe_chain(&err)
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let credentials = match JiraClient::new(channel)
+        .get_credentials(GetCredentialsRequest { connection })
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    for warning in &credentials.warnings {
+        eprintln!("vaultbridge: warning: {warning}");
+    }
+    let lines = [
+        ("JIRA_URL", credentials.base_url.as_str()),
+        ("JIRA_EMAIL", credentials.username.as_str()),
+        ("JIRA_API_TOKEN", credentials.token.as_str()),
+        ("JIRA_PROJECT", credentials.project.as_str()),
+    ];
+    let mut out = zeroize::Zeroizing::new(String::new());
+    for (name, value) in lines {
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&shell_quote(value));
+        out.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vaultbridge: cannot write to stdout: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Single-quotes a value for POSIX shells: inside single quotes only `'` needs care.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
 pub async fn health(addr: Option<String>) -> ExitCode {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -222,6 +316,9 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    for warning in &config.warnings {
+        eprintln!("vaultbridge: warning: {warning}");
+    }
     let backends = match backends::build_all(&config).await {
         Ok(backends) => backends,
         Err(err) => {
@@ -298,5 +395,17 @@ fn print_table(rows: &[[String; 3]]) {
             w0 = widths[0],
             w1 = widths[1]
         );
+    }
+}
+
+#[cfg(test)]
+mod quoting_tests {
+    use super::shell_quote;
+
+    #[test]
+    fn values_are_single_quoted_for_the_shell() {
+        assert_eq!(shell_quote("plain"), "'plain'");
+        assert_eq!(shell_quote("it's $HOME `x`"), r"'it'\''s $HOME `x`'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -18,6 +18,8 @@ use vaultbridge_backend_core::{Capabilities, SecretRef, VersionSelector};
 use vaultbridge_backend_env::EnvConfig;
 use vaultbridge_backend_file::{FileConfig, FileFormat};
 
+pub use crate::jira::config::{ConnectionConfig, Deployment, EmailSource, JiraConfig};
+
 /// The built-in local-development configuration, used by `serve` without `--config`.
 /// It is `config.example.yaml`, so the example and the default cannot drift apart.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../config.example.yaml");
@@ -57,6 +59,9 @@ pub struct Config {
     pub cache: CacheConfig,
     pub backends: BTreeMap<String, BackendConfig>,
     pub definitions: BTreeMap<String, DefinitionConfig>,
+    pub jira: JiraConfig,
+    /// Things fixed or worth a look, each to be logged once at start (never values).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +197,28 @@ struct RawConfig {
     backends: BTreeMap<String, RawBackend>,
     #[serde(default)]
     definitions: BTreeMap<String, RawDefinition>,
+    #[serde(default)]
+    jira: Option<RawJira>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJira {
+    expiry_warning: Option<Text>,
+    #[serde(default)]
+    connections: BTreeMap<String, RawJiraConnection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJiraConnection {
+    url: Text,
+    deployment: Option<Text>,
+    email: Option<Text>,
+    email_definition: Option<Text>,
+    token: Text,
+    expires_at: Option<Text>,
+    project: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +385,7 @@ impl Config {
             vars,
             base,
             problems: Vec::new(),
+            warnings: Vec::new(),
         };
         let config = checker.config(raw, file);
         if checker.problems.is_empty() {
@@ -425,6 +453,7 @@ struct Checker<'a> {
     vars: &'a dyn Vars,
     base: &'a Path,
     problems: Vec<Problem>,
+    warnings: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -544,12 +573,18 @@ impl Checker<'_> {
                 definitions.insert(name.clone(), checked);
             }
         }
+        let jira = match &raw.jira {
+            Some(jira) => self.jira(jira, &raw.definitions),
+            None => JiraConfig::default(),
+        };
         Config {
             source: file.to_owned(),
             server,
             cache,
             backends,
             definitions,
+            jira,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
@@ -1145,6 +1180,160 @@ impl Checker<'_> {
             }
             _ => Some(VersionSelector::Latest),
         }
+    }
+}
+
+impl Checker<'_> {
+    fn jira(&mut self, raw: &RawJira, definitions: &BTreeMap<String, RawDefinition>) -> JiraConfig {
+        use crate::jira::config::{
+            default_deployment, looks_like_email, normalise_site_url, parse_date,
+        };
+        let mut jira = JiraConfig::default();
+        if let Some(value) = &raw.expiry_warning
+            && let Some(warning) = self.duration(value, "jira.expiry_warning")
+        {
+            jira.expiry_warning = warning;
+        }
+        for (name, connection) in &raw.connections {
+            let path = format!("jira.connections.{name}");
+            if let Err(err) = names::validate(name) {
+                self.problem(
+                    &connection.url,
+                    &path,
+                    err.to_string().replace("definition", "connection"),
+                );
+            }
+            let Some(url_text) = self.text(&connection.url, &format!("{path}.url")) else {
+                continue;
+            };
+            let site = match normalise_site_url(&url_text) {
+                Ok(site) => site,
+                Err(message) => {
+                    self.problem(&connection.url, format!("{path}.url"), message);
+                    continue;
+                }
+            };
+            for fix in &site.fixes {
+                self.warnings.push(format!(
+                    "Jira connection `{name}`: {fix}; now `{}`",
+                    site.url
+                ));
+            }
+            let deployment = match &connection.deployment {
+                Some(value) => {
+                    let Some(text) = self.text(value, &format!("{path}.deployment")) else {
+                        continue;
+                    };
+                    match Deployment::parse(&text) {
+                        Some(deployment) => deployment,
+                        None => {
+                            self.problem(
+                                value,
+                                format!("{path}.deployment"),
+                                format!("unknown deployment `{text}`; expected cloud, cloud_scoped or data_center"),
+                            );
+                            continue;
+                        }
+                    }
+                }
+                None => default_deployment(&site.host),
+            };
+            let email = match (&connection.email, &connection.email_definition) {
+                (Some(_), Some(value)) => {
+                    self.problem(
+                        value,
+                        format!("{path}.email_definition"),
+                        "set `email` or `email_definition`, not both",
+                    );
+                    None
+                }
+                (Some(value), None) => self
+                    .text(value, &format!("{path}.email"))
+                    .map(EmailSource::Literal),
+                (None, Some(value)) => {
+                    let definition = self.text(value, &format!("{path}.email_definition"));
+                    if let Some(definition) = &definition
+                        && !definitions.contains_key(definition)
+                    {
+                        self.problem(
+                            value,
+                            format!("{path}.email_definition"),
+                            format!("no definition named `{definition}`"),
+                        );
+                    }
+                    definition.map(EmailSource::Definition)
+                }
+                (None, None) => None,
+            };
+            match (&email, deployment.uses_email()) {
+                (None, true) => self.problem(
+                    &connection.url,
+                    &path,
+                    format!("a `{}` connection needs the account's email address: set `email` (or `email_definition`)", deployment.name()),
+                ),
+                (Some(_), false) => {
+                    let at = connection.email.as_ref().or(connection.email_definition.as_ref()).unwrap_or(&connection.url);
+                    self.problem(
+                        at,
+                        format!("{path}.email"),
+                        "a `data_center` connection authenticates with a personal access token alone; remove the email",
+                    );
+                }
+                (Some(EmailSource::Literal(address)), true) if !looks_like_email(address) => {
+                    self.warnings.push(format!(
+                        "Jira connection `{name}`: the email does not look like an email address; Jira Cloud wants the account's email, not its display name"
+                    ));
+                }
+                _ => {}
+            }
+            let Some(token_definition) = self.text(&connection.token, &format!("{path}.token"))
+            else {
+                continue;
+            };
+            if !definitions.contains_key(&token_definition) {
+                let known: Vec<&str> = definitions.keys().map(String::as_str).collect();
+                self.problem(
+                    &connection.token,
+                    format!("{path}.token"),
+                    format!(
+                        "`token` names a secret definition, and there is none named `{token_definition}`; definitions: {}",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ),
+                );
+            }
+            let expires_at = match &connection.expires_at {
+                Some(value) => {
+                    let text = self.text(value, &format!("{path}.expires_at"));
+                    match text.as_deref().map(parse_date) {
+                        Some(Some(date)) => Some(date),
+                        Some(None) => {
+                            self.problem(
+                                value,
+                                format!("{path}.expires_at"),
+                                "expected a date as YYYY-MM-DD, e.g. 2027-01-15",
+                            );
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            let project =
+                self.optional_text(connection.project.as_ref(), &format!("{path}.project"));
+            jira.connections.insert(
+                name.clone(),
+                ConnectionConfig {
+                    site_url: site.url,
+                    deployment,
+                    email,
+                    token_definition,
+                    expires_at,
+                    project,
+                },
+            );
+        }
+        jira
     }
 }
 

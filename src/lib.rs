@@ -6,6 +6,7 @@ pub mod backends;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod jira;
 pub mod names;
 pub mod proto;
 pub mod resolver;

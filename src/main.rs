@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             } => cli::get(name, addr, newline).await,
             Command::Check { config, resolve } => cli::check(config, resolve).await,
             Command::Health { addr } => cli::health(addr).await,
+            Command::Jira { command } => cli::jira(command).await,
         }
     })
 }

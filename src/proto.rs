@@ -32,6 +32,21 @@ impl std::fmt::Debug for v1::Secret {
     }
 }
 
+impl std::fmt::Debug for v1::GetCredentialsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetCredentialsResponse")
+            .field("connection", &self.connection)
+            .field("deployment", &self.deployment)
+            .field("base_url", &self.base_url)
+            .field("username", &self.username)
+            .field("token", &"[REDACTED]")
+            .field("authorization", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::v1;
@@ -50,5 +65,20 @@ mod tests {
         let printed = format!("{response:?} {response:#?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("jira-api-token"), "{printed}");
+    }
+
+    #[test]
+    fn debug_of_jira_credentials_redacts_token_and_header() {
+        let credentials = v1::GetCredentialsResponse {
+            connection: "jira-prod".into(),
+            token: "hunter2-token".into(),
+            authorization: "Basic aHVudGVyMi10b2tlbg==".into(),
+            ..v1::GetCredentialsResponse::default()
+        };
+        let printed = format!("{credentials:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("aHVudGVy"),
+            "{printed}"
+        );
     }
 }

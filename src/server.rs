@@ -2,7 +2,9 @@
 
 use crate::backends;
 use crate::config::Config;
-use crate::proto::{self, v1::secrets_server::SecretsServer};
+use crate::jira::JiraService;
+use crate::jira::service::JiraGrpc;
+use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
 use crate::resolver::Resolver;
 use crate::service::SecretsService;
 use std::future::Future;
@@ -42,6 +44,9 @@ pub enum ServeError {
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
 /// (for up to `server.shutdown_grace`), and removes the socket file.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let backends = backends::build_all(&config)
         .await
         .map_err(ServeError::Setup)?;
@@ -60,7 +65,13 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     if config.cache.warm_up {
         warm_up(&resolver).await;
     }
+    let jira = Arc::new(JiraService::new(
+        config.jira.connections.clone(),
+        config.jira.expiry_warning,
+        resolver.clone(),
+    ));
     let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))
+        .add_service(JiraServer::new(JiraGrpc::new(jira)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);

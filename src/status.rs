@@ -4,6 +4,7 @@
 //! access) is never UNAUTHENTICATED, which would blame the caller. Internal errors are
 //! logged and answered without internals.
 
+use crate::jira::JiraError;
 use crate::resolver::ResolveError;
 use tonic::{Code, Status};
 use vaultbridge_backend_core::ErrorKind;
@@ -52,6 +53,20 @@ impl From<ResolveError> for Status {
     fn from(err: ResolveError) -> Self {
         let (code, message) = code_and_message(&err);
         Status::new(code, message)
+    }
+}
+
+impl From<JiraError> for Status {
+    fn from(err: JiraError) -> Self {
+        match &err {
+            JiraError::UnknownConnection { .. } => Status::not_found(err.to_string()),
+            JiraError::Resolve { connection, source } => {
+                let (code, message) = code_and_message(source);
+                Status::new(code, format!("Jira connection `{connection}`: {message}"))
+            }
+            JiraError::NotText { .. } => Status::failed_precondition(err.to_string()),
+            JiraError::CloudId { .. } => Status::unavailable(err.to_string()),
+        }
     }
 }
 

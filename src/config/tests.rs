@@ -422,3 +422,73 @@ fn an_azure_backend_without_the_azure_feature_says_so() {
         "{lines:?}"
     );
 }
+
+const JIRA_BASE: &str = "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\ndefinitions:\n  jira-token:\n    backend: f\n    secret: jira\n    key: token\n  jira-email:\n    backend: f\n    secret: jira\n    key: email\n";
+
+#[test]
+fn jira_connections_are_normalised_with_a_warning_per_fix() {
+    let config = parse(&format!(
+        "{JIRA_BASE}jira:\n  expiry_warning: 14d\n  connections:\n    cloud:\n      url: example.atlassian.net/rest/api/2/\n      email: dev@example.com\n      token: jira-token\n      expires_at: 2027-01-15\n      project: PIPE\n    dc:\n      url: https://jira.corp.example/jira/\n      token: jira-token\n    scoped:\n      url: https://example.atlassian.net\n      deployment: cloud_scoped\n      email_definition: jira-email\n      token: jira-token\n"
+    ))
+    .expect("valid");
+    let cloud = &config.jira.connections["cloud"];
+    assert_eq!(cloud.site_url, "https://example.atlassian.net");
+    assert_eq!(cloud.deployment, Deployment::Cloud);
+    assert_eq!(
+        cloud.email,
+        Some(EmailSource::Literal("dev@example.com".into()))
+    );
+    assert_eq!(cloud.expires_at, Some(time::macros::date!(2027 - 01 - 15)));
+    assert_eq!(cloud.project.as_deref(), Some("PIPE"));
+    let dc = &config.jira.connections["dc"];
+    assert_eq!(dc.site_url, "https://jira.corp.example/jira");
+    assert_eq!(dc.deployment, Deployment::DataCenter);
+    assert_eq!(
+        config.jira.connections["scoped"].email,
+        Some(EmailSource::Definition("jira-email".into()))
+    );
+    assert_eq!(config.jira.expiry_warning, Duration::from_secs(14 * 86_400));
+    let warnings = config.warnings.join("\n");
+    assert!(warnings.contains("`cloud`: added `https://`"), "{warnings}");
+    assert!(
+        warnings.contains("`cloud`: removed the REST API path"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("`dc`: removed the trailing slash"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn jira_connection_mistakes_are_reported_at_load() {
+    let text = problems(&format!(
+        "{JIRA_BASE}jira:\n  connections:\n    noemail:\n      url: https://a.atlassian.net\n      token: jira-token\n    dcemail:\n      url: https://jira.corp\n      email: x@y.z\n      token: jira-token\n    plain-http:\n      url: http://b.atlassian.net\n      email: x@y.z\n      token: jira-token\n    typo:\n      url: https://c.atlassian.net\n      email: x@y.z\n      token: jira-tokn\n    when:\n      url: https://d.atlassian.net\n      email: x@y.z\n      token: jira-token\n      expires_at: 15/01/2027\n"
+    ))
+    .join("\n");
+    for expected in [
+        "jira.connections.noemail: a `cloud` connection needs the account's email address",
+        "jira.connections.dcemail.email: a `data_center` connection authenticates with a personal access token alone",
+        "jira.connections.plain-http.url: Jira Cloud (*.atlassian.net) only answers over https://",
+        "jira.connections.typo.token: `token` names a secret definition, and there is none named `jira-tokn`",
+        "jira.connections.when.expires_at: expected a date as YYYY-MM-DD",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn a_display_name_for_email_is_warned_about() {
+    let config = parse(&format!(
+        "{JIRA_BASE}jira:\n  connections:\n    c:\n      url: https://a.atlassian.net\n      email: Dev Person\n      token: jira-token\n"
+    ))
+    .expect("valid");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("does not look like an email address")),
+        "{:?}",
+        config.warnings
+    );
+}

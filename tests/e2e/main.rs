@@ -10,6 +10,7 @@ mod azure;
 mod cli;
 mod grpc;
 mod harness;
+mod jira;
 mod leaks;
 mod lifecycle;
 mod python;

@@ -1,0 +1,227 @@
+//! The `jira` section of the config: connections, with their site URLs normalised the
+//! way pasted URLs need (scheme added, `/rest/...` and trailing slashes removed).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Jira Cloud: basic auth with email and API token, on the site URL.
+    Cloud,
+    /// Jira Cloud with a scoped API token, through the API gateway.
+    CloudScoped,
+    /// Jira Server / Data Center: a personal access token as a bearer token.
+    DataCenter,
+}
+
+impl Deployment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cloud => "cloud",
+            Self::CloudScoped => "cloud_scoped",
+            Self::DataCenter => "data_center",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "cloud" => Some(Self::Cloud),
+            "cloud_scoped" => Some(Self::CloudScoped),
+            "data_center" => Some(Self::DataCenter),
+            _ => None,
+        }
+    }
+
+    pub fn uses_email(self) -> bool {
+        !matches!(self, Self::DataCenter)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailSource {
+    Literal(String),
+    Definition(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub site_url: String,
+    pub deployment: Deployment,
+    pub email: Option<EmailSource>,
+    pub token_definition: String,
+    pub expires_at: Option<time::Date>,
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraConfig {
+    /// Warn this long before a token's `expires_at`.
+    pub expiry_warning: Duration,
+    pub connections: BTreeMap<String, ConnectionConfig>,
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        Self {
+            expiry_warning: Duration::from_secs(7 * 86_400),
+            connections: BTreeMap::new(),
+        }
+    }
+}
+
+/// A site URL as pasted, made into the base URL Jira expects, with a note for each fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalisedUrl {
+    pub url: String,
+    pub host: String,
+    pub fixes: Vec<String>,
+}
+
+pub fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
+    let mut fixes = Vec::new();
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err("expected the Jira site URL, e.g. https://example.atlassian.net".to_owned());
+    }
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
+        None => {
+            fixes.push("added `https://` in front of the site URL".to_owned());
+            ("https".to_owned(), trimmed)
+        }
+    };
+    if scheme != "https" && scheme != "http" {
+        return Err(format!("expected an https:// URL, got a `{scheme}://` one"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains(['@', ' ', '?', '#']) {
+        return Err(format!("`{trimmed}` has no usable host name"));
+    }
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host)
+        .to_ascii_lowercase();
+    let mut path = path.split(['?', '#']).next().unwrap_or_default().to_owned();
+    if let Some(at) = path
+        .find("/rest/")
+        .or_else(|| path.ends_with("/rest").then(|| path.len() - 5))
+    {
+        path.truncate(at);
+        fixes.push(
+            "removed the REST API path from the site URL (vaultbridge adds it per call)".to_owned(),
+        );
+    }
+    if path.ends_with('/') {
+        path = path.trim_end_matches('/').to_owned();
+        fixes.push("removed the trailing slash from the site URL".to_owned());
+    }
+    let cloud_host = host.ends_with(".atlassian.net");
+    if scheme == "http" {
+        if cloud_host {
+            return Err("Jira Cloud (*.atlassian.net) only answers over https://".to_owned());
+        }
+        fixes.push("the site URL uses http://: the token travels unencrypted; use https:// unless a TLS proxy sits in front".to_owned());
+    }
+    Ok(NormalisedUrl {
+        url: format!("{scheme}://{authority}{path}"),
+        host,
+        fixes,
+    })
+}
+
+pub fn default_deployment(host: &str) -> Deployment {
+    if host.ends_with(".atlassian.net") {
+        Deployment::Cloud
+    } else {
+        Deployment::DataCenter
+    }
+}
+
+pub fn parse_date(text: &str) -> Option<time::Date> {
+    time::Date::parse(
+        text.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
+}
+
+/// A cheap check that catches display names and typos, not a full address parser.
+pub fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(raw: &str) -> NormalisedUrl {
+        normalise_site_url(raw).unwrap_or_else(|err| panic!("{raw}: {err}"))
+    }
+
+    #[test]
+    fn a_clean_cloud_url_is_kept_without_notes() {
+        let normalised = url("https://example.atlassian.net");
+        assert_eq!(normalised.url, "https://example.atlassian.net");
+        assert!(normalised.fixes.is_empty());
+        assert_eq!(default_deployment(&normalised.host), Deployment::Cloud);
+    }
+
+    #[test]
+    fn scheme_rest_path_and_trailing_slashes_are_fixed_with_a_note_each() {
+        let normalised = url("example.atlassian.net/rest/api/2/");
+        assert_eq!(normalised.url, "https://example.atlassian.net");
+        assert_eq!(normalised.fixes.len(), 2, "{:?}", normalised.fixes);
+        let normalised = url("https://example.atlassian.net//");
+        assert_eq!(normalised.url, "https://example.atlassian.net");
+        assert_eq!(normalised.fixes.len(), 1);
+        let normalised = url("https://example.atlassian.net/rest");
+        assert_eq!(normalised.url, "https://example.atlassian.net");
+    }
+
+    #[test]
+    fn a_data_center_context_path_and_port_are_kept() {
+        let normalised = url("https://jira.corp.example:8443/jira/rest/api/2/myself");
+        assert_eq!(normalised.url, "https://jira.corp.example:8443/jira");
+        assert_eq!(normalised.host, "jira.corp.example");
+        assert_eq!(default_deployment(&normalised.host), Deployment::DataCenter);
+    }
+
+    #[test]
+    fn http_is_refused_for_cloud_and_warned_about_elsewhere() {
+        let err = normalise_site_url("http://example.atlassian.net").unwrap_err();
+        assert!(err.contains("only answers over https"), "{err}");
+        let normalised = url("http://jira.internal:8080");
+        assert!(
+            normalised.fixes[0].contains("unencrypted"),
+            "{:?}",
+            normalised.fixes
+        );
+        assert!(normalise_site_url("ftp://x").is_err());
+        assert!(normalise_site_url("  ").is_err());
+    }
+
+    #[test]
+    fn dates_and_emails() {
+        assert_eq!(
+            parse_date("2027-01-15"),
+            Some(time::macros::date!(2027 - 01 - 15))
+        );
+        assert_eq!(parse_date("15/01/2027"), None);
+        assert!(looks_like_email("dev@example.com"));
+        assert!(!looks_like_email("Dev Person"));
+        assert!(!looks_like_email("dev@localhost"));
+    }
+}

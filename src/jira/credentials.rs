@@ -1,0 +1,320 @@
+//! Building a connection's credentials: the token (and email) come through the secret
+//! resolver, so they are cached, trimmed and redacted like any secret; the checks a
+//! pasted token needs are made here and reported by connection name, never by value.
+
+use super::config::{ConnectionConfig, Deployment, EmailSource, looks_like_email};
+use crate::resolver::{ResolveError, Resolver};
+use base64::Engine;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use vaultbridge_backend_core::SecretValue;
+use zeroize::Zeroizing;
+
+/// Where scoped API tokens must be sent instead of the site URL.
+pub const GATEWAY: &str = "https://api.atlassian.com/ex/jira";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Basic,
+    Bearer,
+}
+
+#[derive(Debug)]
+pub struct Credentials {
+    pub connection: String,
+    pub deployment: Deployment,
+    pub base_url: String,
+    pub site_url: String,
+    pub scheme: Scheme,
+    pub username: String,
+    pub token: SecretValue,
+    pub authorization: SecretValue,
+    pub project: Option<String>,
+    pub expires_at: Option<time::Date>,
+    pub days_left: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JiraError {
+    #[error("no Jira connection named `{name}`")]
+    UnknownConnection { name: String },
+    #[error("Jira connection `{connection}`: {source}")]
+    Resolve {
+        connection: String,
+        #[source]
+        source: ResolveError,
+    },
+    #[error("Jira connection `{connection}`: the {what} is not text (not valid UTF-8)")]
+    NotText {
+        connection: String,
+        what: &'static str,
+    },
+    #[error(
+        "Jira connection `{connection}`: cannot find the site's cloud id at `{site}/_edge/tenant_info`, which scoped API tokens need: {reason}"
+    )]
+    CloudId {
+        connection: String,
+        site: String,
+        reason: String,
+    },
+}
+
+pub struct JiraService {
+    connections: BTreeMap<String, ConnectionConfig>,
+    resolver: Arc<Resolver>,
+    http: reqwest::Client,
+    expiry_warning_days: i64,
+    /// Site URL -> cloudId; a site's cloud id does not change.
+    cloud_ids: Mutex<HashMap<String, String>>,
+}
+
+impl std::fmt::Debug for JiraService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraService")
+            .field("connections", &self.connections.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraService {
+    pub fn new(
+        connections: BTreeMap<String, ConnectionConfig>,
+        expiry_warning: Duration,
+        resolver: Arc<Resolver>,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Self {
+            connections,
+            resolver,
+            http,
+            expiry_warning_days: i64::try_from(expiry_warning.as_secs() / 86_400)
+                .unwrap_or(i64::MAX),
+            cloud_ids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn connections(&self) -> &BTreeMap<String, ConnectionConfig> {
+        &self.connections
+    }
+
+    pub async fn credentials(
+        &self,
+        name: &str,
+        today: time::Date,
+    ) -> Result<Credentials, JiraError> {
+        let connection =
+            self.connections
+                .get(name)
+                .ok_or_else(|| JiraError::UnknownConnection {
+                    name: name.to_owned(),
+                })?;
+        let resolve_error = |source| JiraError::Resolve {
+            connection: name.to_owned(),
+            source,
+        };
+        let token = self
+            .resolver
+            .resolve(&connection.token_definition)
+            .await
+            .map_err(resolve_error)?;
+        let token_text = token
+            .secret
+            .value
+            .expose_str()
+            .ok_or_else(|| JiraError::NotText {
+                connection: name.to_owned(),
+                what: "token",
+            })?;
+        let mut warnings = token_warnings(name, token_text);
+        let username = match &connection.email {
+            None => String::new(),
+            Some(EmailSource::Literal(email)) => email.clone(),
+            Some(EmailSource::Definition(definition)) => {
+                let email = self
+                    .resolver
+                    .resolve(definition)
+                    .await
+                    .map_err(resolve_error)?;
+                let text = email
+                    .secret
+                    .value
+                    .expose_str()
+                    .ok_or_else(|| JiraError::NotText {
+                        connection: name.to_owned(),
+                        what: "email",
+                    })?;
+                if !looks_like_email(text) {
+                    warnings.push(format!(
+                        "the email of Jira connection `{name}` does not look like an email address; Jira Cloud wants the account's email, not its display name"
+                    ));
+                }
+                text.to_owned()
+            }
+        };
+        let (scheme, authorization) = match connection.deployment {
+            Deployment::DataCenter => (
+                Scheme::Bearer,
+                Zeroizing::new(format!("Bearer {token_text}")),
+            ),
+            Deployment::Cloud | Deployment::CloudScoped => {
+                let pair = Zeroizing::new(format!("{username}:{token_text}"));
+                let encoded = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD.encode(pair.as_bytes()),
+                );
+                (
+                    Scheme::Basic,
+                    Zeroizing::new(format!("Basic {}", encoded.as_str())),
+                )
+            }
+        };
+        let base_url = match connection.deployment {
+            Deployment::CloudScoped => format!(
+                "{GATEWAY}/{}",
+                self.cloud_id(name, &connection.site_url).await?
+            ),
+            Deployment::Cloud | Deployment::DataCenter => connection.site_url.clone(),
+        };
+        let days_left = connection
+            .expires_at
+            .map(|expires| (expires - today).whole_days());
+        if let (Some(expires), Some(days)) = (connection.expires_at, days_left) {
+            if days < 0 {
+                warnings.push(format!(
+                    "the token of Jira connection `{name}` expired on {expires} ({} days ago): create a new API token and store it in the vault",
+                    -days
+                ));
+            } else if days <= self.expiry_warning_days {
+                warnings.push(format!(
+                    "the token of Jira connection `{name}` expires on {expires}, in {days} days: create a new API token and store it in the vault before then"
+                ));
+            }
+        }
+        for warning in &warnings {
+            tracing::warn!(connection = %name, "{warning}");
+        }
+        Ok(Credentials {
+            connection: name.to_owned(),
+            deployment: connection.deployment,
+            base_url,
+            site_url: connection.site_url.clone(),
+            scheme,
+            username,
+            token: SecretValue::from(token_text),
+            authorization: SecretValue::from(authorization.as_str()),
+            project: connection.project.clone(),
+            expires_at: connection.expires_at,
+            days_left,
+            warnings,
+        })
+    }
+
+    /// The site's cloud id, from `/_edge/tenant_info`, which answers without login.
+    async fn cloud_id(&self, connection: &str, site: &str) -> Result<String, JiraError> {
+        if let Some(known) = self
+            .cloud_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(site)
+        {
+            return Ok(known.clone());
+        }
+        let failed = |reason: String| JiraError::CloudId {
+            connection: connection.to_owned(),
+            site: site.to_owned(),
+            reason,
+        };
+        let response = self
+            .http
+            .get(format!("{site}/_edge/tenant_info"))
+            .send()
+            .await
+            .map_err(|err| failed(vaultbridge_backend_core::describe_chain(&err)))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("HTTP {}", response.status())));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| failed(err.to_string()))?;
+        let cloud_id = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|info| info["cloudId"].as_str().map(str::to_owned))
+            .filter(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+            .ok_or_else(|| failed("the answer has no cloudId".to_owned()))?;
+        self.cloud_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(site.to_owned(), cloud_id.clone());
+        Ok(cloud_id)
+    }
+}
+
+/// What a pasted token often gets wrong; each warning names the connection, never the
+/// token.
+pub fn token_warnings(connection: &str, token: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let trimmed = token.trim();
+    let lowered = trimmed.to_ascii_lowercase();
+    if trimmed.is_empty() {
+        warnings.push(format!(
+            "the token of Jira connection `{connection}` is empty; store the API token in the vault"
+        ));
+        return warnings;
+    }
+    if lowered.starts_with("basic ") || lowered.starts_with("bearer ") {
+        warnings.push(format!(
+            "the token of Jira connection `{connection}` starts with `Basic ` or `Bearer `: store the token alone; vaultbridge builds the header"
+        ));
+    } else if let Some((before, _)) = trimmed.split_once(':')
+        && before.contains('@')
+    {
+        warnings.push(format!(
+            "the token of Jira connection `{connection}` looks like `email:token`: store the token alone and set the email on the connection"
+        ));
+    }
+    if trimmed.contains(char::is_whitespace)
+        && !(lowered.starts_with("basic ") || lowered.starts_with("bearer "))
+    {
+        warnings.push(format!(
+            "the token of Jira connection `{connection}` has whitespace inside it; API tokens have none, so it was probably pasted wrong"
+        ));
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_tokens_get_no_warnings() {
+        assert!(token_warnings("c", "ATATT3xFfGF0abcDEF123").is_empty());
+    }
+
+    #[test]
+    fn pasted_token_mistakes_are_named_without_the_token() {
+        let secret = "ATATT3x-secret-part";
+        let cases = [
+            (format!("dev@example.com:{secret}"), "email:token"),
+            (format!("Basic {secret}"), "Basic "),
+            (format!("bearer {secret}"), "Bearer "),
+            (format!("ATATT3x {secret}"), "whitespace inside"),
+            ("   ".to_owned(), "is empty"),
+        ];
+        for (token, expected) in cases {
+            let warnings = token_warnings("jira-prod", &token);
+            assert_eq!(warnings.len(), 1, "{token:?}: {warnings:?}");
+            assert!(warnings[0].contains(expected), "{warnings:?}");
+            assert!(warnings[0].contains("`jira-prod`"), "{warnings:?}");
+            assert!(!warnings[0].contains(secret), "{warnings:?}");
+        }
+    }
+}
