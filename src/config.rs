@@ -205,6 +205,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawJira {
     expiry_warning: Option<Text>,
+    failure_threshold: Option<Text>,
     #[serde(default)]
     connections: BTreeMap<String, RawJiraConnection>,
 }
@@ -1193,6 +1194,18 @@ impl Checker<'_> {
             && let Some(warning) = self.duration(value, "jira.expiry_warning")
         {
             jira.expiry_warning = warning;
+        }
+        if let Some(value) = &raw.failure_threshold
+            && let Some(text) = self.text(value, "jira.failure_threshold")
+        {
+            match text.trim().parse::<u32>() {
+                Ok(threshold @ 1..=100) => jira.failure_threshold = threshold,
+                _ => self.problem(
+                    value,
+                    "jira.failure_threshold",
+                    format!("expected a number of failures from 1 to 100, got `{text}`"),
+                ),
+            }
         }
         for (name, connection) in &raw.connections {
             let path = format!("jira.connections.{name}");

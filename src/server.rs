@@ -68,6 +68,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let jira = Arc::new(JiraService::new(
         config.jira.connections.clone(),
         config.jira.expiry_warning,
+        config.jira.failure_threshold,
         resolver.clone(),
     ));
     let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))

@@ -57,6 +57,8 @@ pub struct ConnectionConfig {
 pub struct JiraConfig {
     /// Warn this long before a token's `expires_at`.
     pub expiry_warning: Duration,
+    /// Refusals in a row before a connection is FAILED.
+    pub failure_threshold: u32,
     pub connections: BTreeMap<String, ConnectionConfig>,
 }
 
@@ -64,6 +66,7 @@ impl Default for JiraConfig {
     fn default() -> Self {
         Self {
             expiry_warning: Duration::from_secs(7 * 86_400),
+            failure_threshold: 3,
             connections: BTreeMap::new(),
         }
     }

@@ -3,6 +3,7 @@
 //! pasted token needs are made here and reported by connection name, never by value.
 
 use super::config::{ConnectionConfig, Deployment, EmailSource, looks_like_email};
+use super::verify::{Outcome, Status, verify};
 use crate::resolver::{ResolveError, Resolver};
 use base64::Engine;
 use std::collections::{BTreeMap, HashMap};
@@ -66,8 +67,41 @@ pub struct JiraService {
     resolver: Arc<Resolver>,
     http: reqwest::Client,
     expiry_warning_days: i64,
+    failure_threshold: u32,
     /// Site URL -> cloudId; a site's cloud id does not change.
     cloud_ids: Mutex<HashMap<String, String>>,
+    states: Mutex<HashMap<String, TrackedState>>,
+}
+
+/// What the daemon knows about a connection since it started: statuses are
+/// re-verified after a restart, never persisted as truth.
+#[derive(Debug, Default)]
+struct TrackedState {
+    outcome: Option<Outcome>,
+    last_verified: Option<std::time::SystemTime>,
+    consecutive_failures: u32,
+    /// The token last handed out, to tell a rotated token from the refused one.
+    last_token: Option<SecretValue>,
+}
+
+/// A connection's status as reported to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSnapshot {
+    pub status: Status,
+    pub message: String,
+    pub last_verified_unix: Option<i64>,
+    pub display_name: String,
+    pub account_id: String,
+    pub project_keys: Vec<String>,
+    pub consecutive_failures: u32,
+}
+
+/// The answer to a reported authentication failure.
+#[derive(Debug)]
+pub struct AuthFailureOutcome {
+    pub token_changed: bool,
+    pub state: StateSnapshot,
+    pub credentials: Option<Credentials>,
 }
 
 impl std::fmt::Debug for JiraService {
@@ -82,6 +116,7 @@ impl JiraService {
     pub fn new(
         connections: BTreeMap<String, ConnectionConfig>,
         expiry_warning: Duration,
+        failure_threshold: u32,
         resolver: Arc<Resolver>,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -95,8 +130,140 @@ impl JiraService {
             http,
             expiry_warning_days: i64::try_from(expiry_warning.as_secs() / 86_400)
                 .unwrap_or(i64::MAX),
+            failure_threshold: failure_threshold.max(1),
             cloud_ids: Mutex::new(HashMap::new()),
+            states: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, TrackedState>> {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn state(&self, name: &str) -> StateSnapshot {
+        let states = self.states();
+        let tracked = states.get(name);
+        let outcome = tracked.and_then(|tracked| tracked.outcome.clone());
+        StateSnapshot {
+            status: outcome
+                .as_ref()
+                .map_or(Status::Unknown, |outcome| outcome.status),
+            message: outcome.as_ref().map_or_else(
+                || "not verified since the daemon started".to_owned(),
+                |outcome| outcome.message.clone(),
+            ),
+            last_verified_unix: tracked
+                .and_then(|tracked| tracked.last_verified)
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|since| i64::try_from(since.as_secs()).ok()),
+            display_name: outcome
+                .as_ref()
+                .map(|o| o.display_name.clone())
+                .unwrap_or_default(),
+            account_id: outcome
+                .as_ref()
+                .map(|o| o.account_id.clone())
+                .unwrap_or_default(),
+            project_keys: outcome.map(|o| o.project_keys).unwrap_or_default(),
+            consecutive_failures: tracked.map_or(0, |tracked| tracked.consecutive_failures),
+        }
+    }
+
+    /// Records a check's outcome. Refusals in a row past the threshold become FAILED:
+    /// retrying the same credentials again and again only locks accounts.
+    fn record(&self, name: &str, mut outcome: Outcome) -> StateSnapshot {
+        {
+            let mut states = self.states();
+            let tracked = states.entry(name.to_owned()).or_default();
+            match outcome.status {
+                Status::Connected => tracked.consecutive_failures = 0,
+                Status::NeedsReauthorization => {
+                    tracked.consecutive_failures += 1;
+                    if tracked.consecutive_failures >= self.failure_threshold {
+                        outcome.status = Status::Failed;
+                        outcome.message = format!(
+                            "{} (refused {} times in a row)",
+                            outcome.message, tracked.consecutive_failures
+                        );
+                    }
+                }
+                Status::Failed | Status::Unreachable | Status::Unknown => {}
+            }
+            let changed = tracked.outcome.as_ref().map(|o| (o.status, &o.message))
+                != Some((outcome.status, &outcome.message));
+            if changed {
+                tracing::info!(connection = %name, status = outcome.status.name(), "{}", outcome.message);
+            }
+            tracked.outcome = Some(outcome);
+            tracked.last_verified = Some(std::time::SystemTime::now());
+        }
+        self.state(name)
+    }
+
+    pub async fn verify_connection(
+        &self,
+        name: &str,
+        today: time::Date,
+    ) -> Result<StateSnapshot, JiraError> {
+        let credentials = self.credentials(name, today).await?;
+        let outcome = verify(&self.http, &credentials).await;
+        Ok(self.record(name, outcome))
+    }
+
+    /// A component got 401: re-read the token; a different one is verified and handed
+    /// out, the same one counts as a refusal.
+    pub async fn report_auth_failure(
+        &self,
+        name: &str,
+        today: time::Date,
+    ) -> Result<AuthFailureOutcome, JiraError> {
+        let connection =
+            self.connections
+                .get(name)
+                .ok_or_else(|| JiraError::UnknownConnection {
+                    name: name.to_owned(),
+                })?;
+        let previous = self
+            .states()
+            .get_mut(name)
+            .and_then(|tracked| tracked.last_token.take());
+        self.resolver
+            .invalidate(&connection.token_definition)
+            .await
+            .map_err(|source| JiraError::Resolve {
+                connection: name.to_owned(),
+                source,
+            })?;
+        let credentials = self.credentials(name, today).await?;
+        let same = previous
+            .as_ref()
+            .is_some_and(|previous| previous.expose() == credentials.token.expose());
+        if same {
+            let state = self.record(
+                name,
+                Outcome {
+                    status: Status::NeedsReauthorization,
+                    message: format!(
+                        "Jira refused the token of `{name}` and the vault still holds the same token: create a new API token and store it in the vault; components pick it up on their next call"
+                    ),
+                    display_name: String::new(),
+                    account_id: String::new(),
+                    project_keys: Vec::new(),
+                },
+            );
+            return Ok(AuthFailureOutcome {
+                token_changed: false,
+                state,
+                credentials: None,
+            });
+        }
+        let outcome = verify(&self.http, &credentials).await;
+        let state = self.record(name, outcome);
+        Ok(AuthFailureOutcome {
+            token_changed: previous.is_some(),
+            state,
+            credentials: Some(credentials),
+        })
     }
 
     pub fn connections(&self) -> &BTreeMap<String, ConnectionConfig> {
@@ -198,6 +365,8 @@ impl JiraService {
         for warning in &warnings {
             tracing::warn!(connection = %name, "{warning}");
         }
+        self.states().entry(name.to_owned()).or_default().last_token =
+            Some(SecretValue::from(token_text));
         Ok(Credentials {
             connection: name.to_owned(),
             deployment: connection.deployment,

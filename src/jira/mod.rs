@@ -3,5 +3,9 @@
 pub mod config;
 pub mod credentials;
 pub mod service;
+pub mod verify;
 
-pub use credentials::{Credentials, JiraError, JiraService, Scheme};
+pub use credentials::{
+    AuthFailureOutcome, Credentials, JiraError, JiraService, Scheme, StateSnapshot,
+};
+pub use verify::Status;

@@ -1,7 +1,7 @@
 //! The `vaultbridge.v1.Jira` gRPC service.
 
-use super::config::Deployment;
-use super::{JiraService, Scheme};
+use super::config::{Deployment, EmailSource};
+use super::{Credentials, JiraService, Scheme, StateSnapshot, Status as ConnectionStatus};
 use crate::proto::v1::{self as pb, jira_server::Jira};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -29,6 +29,52 @@ pub fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
+fn credentials_to_proto(credentials: &Credentials) -> pb::GetCredentialsResponse {
+    pb::GetCredentialsResponse {
+        connection: credentials.connection.clone(),
+        deployment: deployment(credentials.deployment) as i32,
+        base_url: credentials.base_url.clone(),
+        site_url: credentials.site_url.clone(),
+        scheme: match credentials.scheme {
+            Scheme::Basic => pb::AuthScheme::Basic,
+            Scheme::Bearer => pb::AuthScheme::Bearer,
+        } as i32,
+        username: credentials.username.clone(),
+        token: credentials
+            .token
+            .expose_str()
+            .unwrap_or_default()
+            .to_owned(),
+        authorization: credentials
+            .authorization
+            .expose_str()
+            .unwrap_or_default()
+            .to_owned(),
+        project: credentials.project.clone().unwrap_or_default(),
+        expires_at: credentials.expires_at.map(|date| date.to_string()),
+        days_left: credentials.days_left,
+        warnings: credentials.warnings.clone(),
+    }
+}
+
+pub fn state_to_proto(state: &StateSnapshot) -> pb::ConnectionState {
+    pb::ConnectionState {
+        status: match state.status {
+            ConnectionStatus::Unknown => pb::ConnectionStatus::Unknown,
+            ConnectionStatus::Connected => pb::ConnectionStatus::Connected,
+            ConnectionStatus::NeedsReauthorization => pb::ConnectionStatus::NeedsReauthorization,
+            ConnectionStatus::Failed => pb::ConnectionStatus::Failed,
+            ConnectionStatus::Unreachable => pb::ConnectionStatus::Unreachable,
+        } as i32,
+        message: state.message.clone(),
+        last_verified_unix: state.last_verified_unix,
+        display_name: state.display_name.clone(),
+        account_id: state.account_id.clone(),
+        project_keys: state.project_keys.clone(),
+        consecutive_failures: state.consecutive_failures,
+    }
+}
+
 #[tonic::async_trait]
 impl Jira for JiraGrpc {
     async fn get_credentials(
@@ -39,31 +85,7 @@ impl Jira for JiraGrpc {
             .jira
             .credentials(&request.get_ref().connection, today())
             .await?;
-        Ok(Response::new(pb::GetCredentialsResponse {
-            connection: credentials.connection.clone(),
-            deployment: deployment(credentials.deployment) as i32,
-            base_url: credentials.base_url.clone(),
-            site_url: credentials.site_url.clone(),
-            scheme: match credentials.scheme {
-                Scheme::Basic => pb::AuthScheme::Basic,
-                Scheme::Bearer => pb::AuthScheme::Bearer,
-            } as i32,
-            username: credentials.username.clone(),
-            token: credentials
-                .token
-                .expose_str()
-                .unwrap_or_default()
-                .to_owned(),
-            authorization: credentials
-                .authorization
-                .expose_str()
-                .unwrap_or_default()
-                .to_owned(),
-            project: credentials.project.clone().unwrap_or_default(),
-            expires_at: credentials.expires_at.map(|date| date.to_string()),
-            days_left: credentials.days_left,
-            warnings: credentials.warnings.clone(),
-        }))
+        Ok(Response::new(credentials_to_proto(&credentials)))
     }
 
     async fn list_connections(
@@ -82,11 +104,38 @@ impl Jira for JiraGrpc {
                 expires_at: connection.expires_at.map(|date| date.to_string()),
                 token_definition: connection.token_definition.clone(),
                 email_definition: match &connection.email {
-                    Some(super::config::EmailSource::Definition(definition)) => definition.clone(),
+                    Some(EmailSource::Definition(definition)) => definition.clone(),
                     _ => String::new(),
                 },
+                state: Some(state_to_proto(&self.jira.state(name))),
             })
             .collect();
         Ok(Response::new(pb::ListConnectionsResponse { connections }))
+    }
+
+    async fn verify_connection(
+        &self,
+        request: Request<pb::VerifyConnectionRequest>,
+    ) -> Result<Response<pb::VerifyConnectionResponse>, Status> {
+        let name = request.into_inner().connection;
+        let state = self.jira.verify_connection(&name, today()).await?;
+        Ok(Response::new(pb::VerifyConnectionResponse {
+            connection: name,
+            state: Some(state_to_proto(&state)),
+        }))
+    }
+
+    async fn report_auth_failure(
+        &self,
+        request: Request<pb::ReportAuthFailureRequest>,
+    ) -> Result<Response<pb::ReportAuthFailureResponse>, Status> {
+        let name = request.into_inner().connection;
+        let outcome = self.jira.report_auth_failure(&name, today()).await?;
+        Ok(Response::new(pb::ReportAuthFailureResponse {
+            connection: name,
+            token_changed: outcome.token_changed,
+            state: Some(state_to_proto(&outcome.state)),
+            credentials: outcome.credentials.as_ref().map(credentials_to_proto),
+        }))
     }
 }

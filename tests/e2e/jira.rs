@@ -269,3 +269,247 @@ async fn jira_creds_prints_shell_lines_and_warnings_on_stderr() {
     assert!(stdout.is_empty());
     assert!(stderr.contains("NotFound"), "{stderr}");
 }
+
+mod verify {
+    use super::*;
+    use crate::fake_jira::FakeJira;
+    use pb::{ConnectionStatus, ReportAuthFailureRequest, VerifyConnectionRequest};
+
+    const ROTATED: &str = "ATATT3x-rotated-e2e-token";
+
+    fn start_with(cloud: &FakeJira, dc: &FakeJira, extra: &str) -> Daemon {
+        let mut setup = Setup::new();
+        std::fs::write(
+            setup.dir.path().join("jira.yaml"),
+            format!("jira_token: \"{TOKEN} \"\npat: \"{PAT}\"\n"),
+        )
+        .unwrap();
+        crate::harness::set_mode(&setup.dir.path().join("jira.yaml"), 0o600);
+        setup.custom_config = Some(format!(
+            r#"server:
+  unix_socket: vb.sock
+backends:
+  local:
+    type: file
+    path: jira.yaml
+definitions:
+  jira-token:
+    backend: local
+    secret: jira_token
+  pat:
+    backend: local
+    secret: pat
+jira:
+  failure_threshold: 3
+  connections:
+    cloud:
+      url: {cloud_url}
+      deployment: cloud
+      email: dev@example.com
+      token: jira-token
+    dc:
+      url: {dc_url}
+      token: pat
+    wrong-path:
+      url: {dc_root}
+      token: pat
+{extra}"#,
+            cloud_url = cloud.url(),
+            dc_url = dc.url(),
+            dc_root = dc.url().trim_end_matches("/jira"),
+        ));
+        setup.start()
+    }
+
+    async fn jira(daemon: &Daemon) -> JiraClient<tonic::transport::Channel> {
+        JiraClient::new(client::channel(&daemon.unix_address()).await.unwrap())
+    }
+
+    async fn verify(daemon: &Daemon, connection: &str) -> pb::ConnectionState {
+        jira(daemon)
+            .await
+            .verify_connection(VerifyConnectionRequest {
+                connection: connection.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .state
+            .unwrap()
+    }
+
+    async fn report(daemon: &Daemon, connection: &str) -> pb::ReportAuthFailureResponse {
+        jira(daemon)
+            .await
+            .report_auth_failure(ReportAuthFailureRequest {
+                connection: connection.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    fn status(state: &pb::ConnectionState) -> ConnectionStatus {
+        ConnectionStatus::try_from(state.status).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cloud_basic_and_data_center_bearer_verify_connected() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        dc.accept(&format!("Bearer {PAT}"));
+        let daemon = start_with(&cloud, &dc, "");
+        assert!(cloud.is_cloud());
+
+        // The stored token has a trailing space; the header carries it trimmed.
+        let state = verify(&daemon, "cloud").await;
+        assert_eq!(
+            status(&state),
+            ConnectionStatus::Connected,
+            "{}",
+            state.message
+        );
+        assert_eq!(state.display_name, "Dev Person");
+        assert_eq!(state.account_id, "5b10a2844c20165700ede21g");
+        assert_eq!(state.project_keys, ["PIPE", "OPS"]);
+        assert!(state.last_verified_unix.is_some());
+
+        let state = verify(&daemon, "dc").await;
+        assert_eq!(
+            status(&state),
+            ConnectionStatus::Connected,
+            "{}",
+            state.message
+        );
+        assert!(state.account_id.is_empty());
+        assert_eq!(state.project_keys, ["PIPE", "DATA"]);
+
+        let wrong = verify(&daemon, "wrong-path").await;
+        assert_eq!(status(&wrong), ConnectionStatus::Failed);
+        assert!(wrong.message.contains("context path"), "{}", wrong.message);
+
+        cloud.throttle_once();
+        let throttled = verify(&daemon, "cloud").await;
+        assert_eq!(
+            status(&throttled),
+            ConnectionStatus::Connected,
+            "429 honoured, then served: {}",
+            throttled.message
+        );
+
+        cloud.captcha(true);
+        let captcha = verify(&daemon, "cloud").await;
+        assert_eq!(status(&captcha), ConnectionStatus::Failed);
+        assert!(captcha.message.contains("CAPTCHA"), "{}", captcha.message);
+        cloud.captcha(false);
+
+        let listed = jira(&daemon)
+            .await
+            .list_connections(ListConnectionsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let dc_state = listed
+            .connections
+            .iter()
+            .find(|c| c.name == "dc")
+            .unwrap()
+            .state
+            .clone()
+            .unwrap();
+        assert_eq!(status(&dc_state), ConnectionStatus::Connected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotated_token_is_picked_up_after_a_reported_failure() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        let daemon = start_with(&cloud, &dc, "");
+        let first = credentials(&daemon, "cloud").await.unwrap();
+        assert_eq!(first.token, TOKEN);
+
+        // The token is revoked in Jira; the vault has not been updated yet.
+        cloud.accept(&basic("dev@example.com", ROTATED));
+        let same = report(&daemon, "cloud").await;
+        assert!(!same.token_changed);
+        assert!(same.credentials.is_none());
+        let state = same.state.unwrap();
+        assert_eq!(status(&state), ConnectionStatus::NeedsReauthorization);
+        assert!(state.message.contains("same token"), "{}", state.message);
+
+        // Someone stores the new token; the next report picks it up.
+        std::fs::write(
+            daemon.setup.dir.path().join("jira.yaml"),
+            format!("jira_token: \"{ROTATED}\"\npat: \"{PAT}\"\n"),
+        )
+        .unwrap();
+        let rotated = report(&daemon, "cloud").await;
+        assert!(rotated.token_changed);
+        let state = rotated.state.unwrap();
+        assert_eq!(
+            status(&state),
+            ConnectionStatus::Connected,
+            "{}",
+            state.message
+        );
+        assert_eq!(state.consecutive_failures, 0);
+        let credentials = rotated.credentials.unwrap();
+        assert_eq!(credentials.token, ROTATED);
+        assert_eq!(credentials.authorization, basic("dev@example.com", ROTATED));
+        // Components asking afresh get the new token without reconfiguration.
+        assert_eq!(
+            super::credentials(&daemon, "cloud").await.unwrap().token,
+            ROTATED
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_same_refused_token_ends_failed_after_the_threshold() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept("Basic nobody");
+        let daemon = start_with(&cloud, &dc, "");
+        let refused = verify(&daemon, "cloud").await;
+        assert_eq!(
+            status(&refused),
+            ConnectionStatus::NeedsReauthorization,
+            "{}",
+            refused.message
+        );
+        assert_eq!(refused.consecutive_failures, 1);
+        let second = report(&daemon, "cloud").await.state.unwrap();
+        assert_eq!(status(&second), ConnectionStatus::NeedsReauthorization);
+        let third = report(&daemon, "cloud").await.state.unwrap();
+        assert_eq!(
+            status(&third),
+            ConnectionStatus::Failed,
+            "{}",
+            third.message
+        );
+        assert_eq!(third.consecutive_failures, 3);
+        assert!(
+            third.message.contains("3 times in a row"),
+            "{}",
+            third.message
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_past_its_expiry_date_needs_reauthorization_without_a_call() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        let extra = format!(
+            "    old:\n      url: {}\n      deployment: cloud\n      email: dev@example.com\n      token: jira-token\n      expires_at: {}\n",
+            cloud.url(),
+            date_in(-1)
+        );
+        let daemon = start_with(&cloud, &dc, &extra);
+        let state = verify(&daemon, "old").await;
+        assert_eq!(status(&state), ConnectionStatus::NeedsReauthorization);
+        assert!(state.message.contains("expired on"), "{}", state.message);
+        assert!(cloud.requests().is_empty(), "no call with an expired token");
+    }
+}

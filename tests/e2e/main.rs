@@ -8,6 +8,7 @@ mod aws;
 #[cfg(feature = "azure")]
 mod azure;
 mod cli;
+mod fake_jira;
 mod grpc;
 mod harness;
 mod jira;

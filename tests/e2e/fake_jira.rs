@@ -1,0 +1,165 @@
+//! A fake Jira for the calls vaultbridge makes: it checks the exact `Authorization`
+//! header, answers 401 with Jira's JSON error body for anything else, 403 with
+//! `X-Seraph-LoginReason: AUTHENTICATION_DENIED` in CAPTCHA mode, 404 outside its
+//! context path, and 429 with `Retry-After` once when asked.
+
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Default)]
+struct State {
+    accepted: Vec<String>,
+    captcha: bool,
+    throttle_once: bool,
+    requests: Vec<String>,
+}
+
+pub struct FakeJira {
+    port: u16,
+    context: String,
+    cloud: bool,
+    state: Arc<Mutex<State>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeJira {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeJira {
+    /// A Cloud site (`cloud`) or a Data Center one under `context` (e.g. `/jira`).
+    pub async fn start(cloud: bool, context: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let prefix = context.to_owned();
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                let prefix = prefix.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 8192];
+                    let read = stream.read(&mut buffer).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                    let answer = answer(&state, cloud, &prefix, &request);
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self {
+            port,
+            context: context.to_owned(),
+            cloud,
+            state,
+            server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.context)
+    }
+
+    /// The only `Authorization` header value answered with 200 from now on.
+    pub fn accept(&self, authorization: &str) {
+        self.state.lock().unwrap().accepted = vec![authorization.to_owned()];
+    }
+
+    pub fn captcha(&self, on: bool) {
+        self.state.lock().unwrap().captcha = on;
+    }
+
+    pub fn throttle_once(&self) {
+        self.state.lock().unwrap().throttle_once = true;
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn is_cloud(&self) -> bool {
+        self.cloud
+    }
+}
+
+fn respond(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json;charset=UTF-8\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        answer.push_str(&format!("{name}: {value}\r\n"));
+    }
+    answer.push_str("\r\n");
+    answer.push_str(body);
+    answer
+}
+
+fn answer(state: &Mutex<State>, cloud: bool, prefix: &str, request: &str) -> String {
+    let mut lines = request.split("\r\n");
+    let path = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .to_owned();
+    let authorization = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default();
+    let mut state = state.lock().unwrap();
+    state.requests.push(path.clone());
+    let Some(api) = path.strip_prefix(&format!("{prefix}/rest/api/2/")) else {
+        return respond(
+            "404 Not Found",
+            &[],
+            r#"{"errorMessages":["Not found"],"errors":{}}"#,
+        );
+    };
+    if std::mem::take(&mut state.throttle_once) {
+        return respond(
+            "429 Too Many Requests",
+            &[("Retry-After", "1")],
+            r#"{"errorMessages":["Rate limit exceeded."],"errors":{}}"#,
+        );
+    }
+    if state.captcha {
+        return respond(
+            "403 Forbidden",
+            &[("X-Seraph-LoginReason", "AUTHENTICATION_DENIED")],
+            r#"{"errorMessages":["CAPTCHA_CHALLENGE"],"errors":{}}"#,
+        );
+    }
+    if !state.accepted.contains(&authorization) {
+        return respond(
+            "401 Unauthorized",
+            &[],
+            r#"{"errorMessages":["You are not authenticated. Authentication required to perform this operation."],"errors":{}}"#,
+        );
+    }
+    match (api, cloud) {
+        ("myself", true) => respond(
+            "200 OK",
+            &[],
+            r#"{"accountId":"5b10a2844c20165700ede21g","displayName":"Dev Person","emailAddress":"dev@example.com","active":true}"#,
+        ),
+        ("myself", false) => respond(
+            "200 OK",
+            &[],
+            r#"{"name":"dev","key":"JIRAUSER10000","displayName":"Dev Person","active":true}"#,
+        ),
+        ("project/search?maxResults=5", true) => respond(
+            "200 OK",
+            &[],
+            r#"{"values":[{"key":"PIPE"},{"key":"OPS"}],"total":2,"isLast":true}"#,
+        ),
+        ("project", false) => respond("200 OK", &[], r#"[{"key":"PIPE"},{"key":"DATA"}]"#),
+        _ => respond(
+            "404 Not Found",
+            &[],
+            r#"{"errorMessages":["Not found"],"errors":{}}"#,
+        ),
+    }
+}
