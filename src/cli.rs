@@ -86,6 +86,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum JiraCommand {
+    /// Verify connections against Jira and print one row each (name, deployment,
+    /// status, account, projects, expiry); exits non-zero unless all are CONNECTED.
+    Verify {
+        /// Connections to verify; all of them when none is named.
+        connections: Vec<String>,
+        #[arg(long, env = "VAULTBRIDGE_ADDR")]
+        addr: Option<String>,
+    },
     /// Print a connection's credentials for a shell step: `eval "$(vaultbridge jira
     /// creds jira-prod)"` sets JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and JIRA_PROJECT.
     /// Warnings (an expiring token, a pasted `Bearer ` prefix) go to stderr.
@@ -204,11 +212,157 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
 
 pub async fn jira(command: JiraCommand) -> ExitCode {
     match command {
+        JiraCommand::Verify { connections, addr } => jira_verify(connections, addr).await,
         JiraCommand::Creds {
             connection,
             format: CredsFormat::Env,
             addr,
         } => jira_creds_env(connection, addr).await,
+    }
+}
+
+async fn jira_verify(connections: Vec<String>, addr: Option<String>) -> ExitCode {
+    use crate::proto::v1::{
+        ConnectionStatus, JiraDeployment, ListConnectionsRequest, VerifyConnectionRequest,
+        jira_client::JiraClient,
+    };
+    let address = addr
+        .as_deref()
+        .map_or_else(Address::default_local, Address::parse);
+    let channel = match client::channel(&address).await {
+        Ok(channel) => channel,
+        Err(err) => {
+            eprintln!(
+                "vaultbridge: cannot reach the daemon at {address}: {}",
+                describe_chain(&err)
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let mut jira = JiraClient::new(channel);
+    let listed = match jira.list_connections(ListConnectionsRequest {}).await {
+        Ok(response) => response.into_inner().connections,
+        Err(status) => {
+            eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let names: Vec<String> = if connections.is_empty() {
+        listed
+            .iter()
+            .map(|connection| connection.name.clone())
+            .collect()
+    } else {
+        connections
+    };
+    let mut rows = vec![
+        [
+            "CONNECTION",
+            "DEPLOYMENT",
+            "STATUS",
+            "ACCOUNT",
+            "PROJECTS",
+            "EXPIRES",
+        ]
+        .map(str::to_owned),
+    ];
+    let mut details = Vec::new();
+    let mut all_connected = !names.is_empty();
+    for name in names {
+        let known = listed.iter().find(|connection| connection.name == name);
+        let deployment = known
+            .and_then(|c| JiraDeployment::try_from(c.deployment).ok())
+            .map_or("?", |d| match d {
+                JiraDeployment::Cloud => "cloud",
+                JiraDeployment::CloudScoped => "cloud_scoped",
+                JiraDeployment::DataCenter => "data_center",
+                JiraDeployment::Unspecified => "?",
+            });
+        let expires = known
+            .and_then(|c| c.expires_at.clone())
+            .unwrap_or_else(|| "-".to_owned());
+        match jira
+            .verify_connection(VerifyConnectionRequest {
+                connection: name.clone(),
+            })
+            .await
+        {
+            Ok(response) => {
+                let state = response.into_inner().state.unwrap_or_default();
+                let status = ConnectionStatus::try_from(state.status)
+                    .unwrap_or(ConnectionStatus::Unspecified);
+                if status != ConnectionStatus::Connected {
+                    all_connected = false;
+                    details.push(format!("{name}: {}", state.message));
+                }
+                let status = status
+                    .as_str_name()
+                    .trim_start_matches("CONNECTION_STATUS_")
+                    .to_owned();
+                let account = if state.display_name.is_empty() {
+                    "-".to_owned()
+                } else {
+                    state.display_name
+                };
+                let projects = if state.project_keys.is_empty() {
+                    "-".to_owned()
+                } else {
+                    state.project_keys.join(",")
+                };
+                rows.push([
+                    name,
+                    deployment.to_owned(),
+                    status,
+                    account,
+                    projects,
+                    expires,
+                ]);
+            }
+            Err(status) => {
+                all_connected = false;
+                details.push(format!("{name}: {}", status.message()));
+                rows.push([
+                    name,
+                    deployment.to_owned(),
+                    "ERROR".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    expires,
+                ]);
+            }
+        }
+    }
+    print_rows(&rows);
+    for detail in details {
+        eprintln!("vaultbridge: {detail}");
+    }
+    if all_connected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+fn print_rows<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    for row in rows {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        // A closed stdout (`| head`) is not worth failing over.
+        let _ = writeln!(stdout, "{}", line.trim_end());
     }
 }
 
@@ -360,7 +514,7 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
         };
         rows.push([definition.name.to_string(), backend, status]);
     }
-    print_table(&rows);
+    print_rows(&rows);
     eprintln!(
         "{}: {} definitions, {} backends{}",
         config.source,
@@ -376,25 +530,6 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILURE)
-    }
-}
-
-fn print_table(rows: &[[String; 3]]) {
-    let widths: Vec<usize> = (0..2)
-        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut stdout = std::io::stdout().lock();
-    for row in rows {
-        // A closed stdout (`| head`) is not worth failing the check over.
-        let _ = writeln!(
-            stdout,
-            "{:<w0$}  {:<w1$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            w0 = widths[0],
-            w1 = widths[1]
-        );
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     if config.cache.warm_up {
         warm_up(&resolver).await;
     }
+    let (stop_tx, stop_rx) = watch::channel(false);
     let jira = Arc::new(JiraService::new(
         config.jira.connections.clone(),
         config.jira.expiry_warning,
@@ -72,12 +73,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         resolver.clone(),
     ));
     let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))
-        .add_service(JiraServer::new(JiraGrpc::new(jira)))
+        .add_service(JiraServer::new(JiraGrpc::new(jira, stop_rx.clone())))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();
     let mut socket_path = None;
 

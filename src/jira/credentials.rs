@@ -71,6 +71,7 @@ pub struct JiraService {
     /// Site URL -> cloudId; a site's cloud id does not change.
     cloud_ids: Mutex<HashMap<String, String>>,
     states: Mutex<HashMap<String, TrackedState>>,
+    changes: tokio::sync::broadcast::Sender<(String, StateSnapshot)>,
 }
 
 /// What the daemon knows about a connection since it started: statuses are
@@ -133,7 +134,13 @@ impl JiraService {
             failure_threshold: failure_threshold.max(1),
             cloud_ids: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
+            changes: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Status changes as they happen (connection, new state).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, StateSnapshot)> {
+        self.changes.subscribe()
     }
 
     fn states(&self) -> std::sync::MutexGuard<'_, HashMap<String, TrackedState>> {
@@ -196,8 +203,15 @@ impl JiraService {
             }
             tracked.outcome = Some(outcome);
             tracked.last_verified = Some(std::time::SystemTime::now());
+            if !changed {
+                drop(states);
+                return self.state(name);
+            }
         }
-        self.state(name)
+        let state = self.state(name);
+        // No watcher is not an error.
+        let _ = self.changes.send((name.to_owned(), state.clone()));
+        state
     }
 
     pub async fn verify_connection(

@@ -9,13 +9,18 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct JiraGrpc {
     jira: Arc<JiraService>,
+    /// Becomes true when the daemon shuts down, to end watch streams.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl JiraGrpc {
-    pub fn new(jira: Arc<JiraService>) -> Self {
-        Self { jira }
+    pub fn new(jira: Arc<JiraService>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { jira, stopping }
     }
 }
+
+type EventStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::ConnectionEvent, Status>> + Send>>;
 
 fn deployment(deployment: Deployment) -> pb::JiraDeployment {
     match deployment {
@@ -77,6 +82,46 @@ pub fn state_to_proto(state: &StateSnapshot) -> pb::ConnectionState {
 
 #[tonic::async_trait]
 impl Jira for JiraGrpc {
+    type WatchConnectionsStream = EventStream;
+
+    async fn watch_connections(
+        &self,
+        _request: Request<pb::WatchConnectionsRequest>,
+    ) -> Result<Response<Self::WatchConnectionsStream>, Status> {
+        use futures_util::StreamExt;
+        // Subscribe before the snapshot, so no change falls between the two.
+        let changes = tokio_stream::wrappers::BroadcastStream::new(self.jira.subscribe());
+        let snapshot: Vec<Result<pb::ConnectionEvent, Status>> = self
+            .jira
+            .connections()
+            .keys()
+            .map(|name| {
+                Ok(pb::ConnectionEvent {
+                    connection: name.clone(),
+                    state: Some(state_to_proto(&self.jira.state(name))),
+                })
+            })
+            .collect();
+        let changes = changes.filter_map(|change| async move {
+            // A watcher too slow to keep up misses intermediate states, not the
+            // latest: later changes still arrive.
+            change.ok().map(|(connection, state)| {
+                Ok(pb::ConnectionEvent {
+                    connection,
+                    state: Some(state_to_proto(&state)),
+                })
+            })
+        });
+        let mut stopping = self.stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let stream = futures_util::stream::iter(snapshot)
+            .chain(changes)
+            .take_until(Box::pin(stopped));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn get_credentials(
         &self,
         request: Request<pb::GetCredentialsRequest>,

@@ -349,6 +349,17 @@ jira:
             .into_inner()
     }
 
+    async fn next_event(
+        stream: &mut tonic::Streaming<pb::ConnectionEvent>,
+    ) -> (String, ConnectionStatus) {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+            .await
+            .expect("an event")
+            .unwrap()
+            .expect("the stream is open");
+        (event.connection, status(&event.state.unwrap()))
+    }
+
     fn status(state: &pb::ConnectionState) -> ConnectionStatus {
         ConnectionStatus::try_from(state.status).unwrap()
     }
@@ -494,6 +505,93 @@ jira:
             "{}",
             third.message
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watch_stream_sees_each_change_and_ends_at_shutdown() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        let mut daemon = start_with(&cloud, &dc, "");
+        let mut stream = jira(&daemon)
+            .await
+            .watch_connections(pb::WatchConnectionsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let mut snapshot = Vec::new();
+        for _ in 0..3 {
+            snapshot.push(next_event(&mut stream).await);
+        }
+        assert_eq!(
+            snapshot,
+            [
+                ("cloud".to_owned(), ConnectionStatus::Unknown),
+                ("dc".to_owned(), ConnectionStatus::Unknown),
+                ("wrong-path".to_owned(), ConnectionStatus::Unknown),
+            ]
+        );
+        verify(&daemon, "cloud").await;
+        assert_eq!(
+            next_event(&mut stream).await,
+            ("cloud".to_owned(), ConnectionStatus::Connected)
+        );
+        cloud.accept("Basic nobody");
+        verify(&daemon, "cloud").await;
+        assert_eq!(
+            next_event(&mut stream).await,
+            ("cloud".to_owned(), ConnectionStatus::NeedsReauthorization)
+        );
+        verify(&daemon, "wrong-path").await;
+        assert_eq!(
+            next_event(&mut stream).await,
+            ("wrong-path".to_owned(), ConnectionStatus::Failed)
+        );
+
+        let exit = tokio::task::spawn_blocking(move || daemon.terminate());
+        let end = tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+            .await
+            .expect("the stream ends at shutdown");
+        assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+        assert_eq!(exit.await.unwrap().code(), Some(0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jira_verify_prints_a_row_per_connection_and_fails_unless_all_connected() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        dc.accept(&format!("Bearer {PAT}"));
+        let daemon = start_with(&cloud, &dc, "");
+        let addr = format!("unix:{}", daemon.socket().display());
+        let (code, stdout, stderr) = run_cli(&["jira", "verify", "--addr", &addr], &[]);
+        let table = String::from_utf8(stdout).unwrap();
+        assert_eq!(code, 1, "wrong-path fails: {table}{stderr}");
+        assert!(table.starts_with("CONNECTION"), "{table}");
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap()
+                .to_owned()
+        };
+        let cloud_row = row("cloud");
+        for expected in ["cloud", "CONNECTED", "Dev Person", "PIPE,OPS"] {
+            assert!(cloud_row.contains(expected), "{cloud_row}");
+        }
+        assert!(
+            row("dc").contains("data_center") && row("dc").contains("PIPE,DATA"),
+            "{table}"
+        );
+        assert!(row("wrong-path").contains("FAILED"), "{table}");
+        assert!(
+            stderr.contains("wrong-path:") && stderr.contains("context path"),
+            "{stderr}"
+        );
+        assert!(!table.contains(TOKEN) && !stderr.contains(TOKEN));
+
+        let (code, _, stderr) = run_cli(&["jira", "verify", "cloud", "dc", "--addr", &addr], &[]);
+        assert_eq!(code, 0, "{stderr}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
