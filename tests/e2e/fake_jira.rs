@@ -4,6 +4,8 @@
 //! context path, and 429 with `Retry-After` once when asked.
 
 use std::sync::{Arc, Mutex};
+
+pub const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Default)]
@@ -111,6 +113,10 @@ fn answer(state: &Mutex<State>, cloud: bool, prefix: &str, request: &str) -> Str
         .unwrap_or_default();
     let mut state = state.lock().unwrap();
     state.requests.push(path.clone());
+    if cloud && path == "/_edge/tenant_info" {
+        // Readable without login, as on a real Cloud site.
+        return respond("200 OK", &[], &format!(r#"{{"cloudId":"{CLOUD_ID}"}}"#));
+    }
     let Some(api) = path.strip_prefix(&format!("{prefix}/rest/api/2/")) else {
         return respond(
             "404 Not Found",

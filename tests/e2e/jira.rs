@@ -2,9 +2,6 @@
 //! `vaultbridge jira creds`.
 
 use crate::harness::{Daemon, Setup, run_cli};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use vaultbridge::client;
 use vaultbridge::proto::v1::{
@@ -13,41 +10,13 @@ use vaultbridge::proto::v1::{
 
 const TOKEN: &str = "ATATT3x-jira-e2e-token";
 const PAT: &str = "pat-e2e-data-center-token";
-const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
-
-/// Serves `/_edge/tenant_info` as a Jira Cloud site does (no login needed) and counts
-/// the requests.
-async fn tenant_info_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut request = vec![0u8; 4096];
-            let read = stream.read(&mut request).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&request[..read]).into_owned();
-            let (status, body) = if request.starts_with("GET /_edge/tenant_info ") {
-                counter.fetch_add(1, Ordering::SeqCst);
-                ("200 OK", format!(r#"{{"cloudId":"{CLOUD_ID}"}}"#))
-            } else {
-                ("404 Not Found", "{}".to_owned())
-            };
-            let answer = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes()).await;
-        }
-    });
-    (port, hits)
-}
+use crate::fake_jira::{CLOUD_ID, FakeJira};
 
 fn date_in(days: i64) -> String {
     (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
 }
 
-fn start(tenant_port: u16) -> Daemon {
+fn start(site: &FakeJira) -> Daemon {
     let mut setup = Setup::new();
     std::fs::write(
         setup.dir.path().join("jira.yaml"),
@@ -92,7 +61,7 @@ jira:
       url: https://jira.corp.example/jira/rest/api/2
       token: pat
     scoped:
-      url: http://127.0.0.1:{tenant_port}
+      url: {site_url}
       deployment: cloud_scoped
       email_definition: jira-email
       token: jira-token
@@ -108,6 +77,7 @@ jira:
 "#,
         soon = date_in(3),
         past = date_in(-10),
+        site_url = site.url(),
     ));
     setup.start()
 }
@@ -135,8 +105,8 @@ fn basic(email: &str, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_ready_to_use_for_each_deployment() {
-    let (tenant_port, tenant_hits) = tenant_info_server().await;
-    let mut daemon = start(tenant_port);
+    let site = FakeJira::start(true, "").await;
+    let mut daemon = start(&site);
 
     let cloud = credentials(&daemon, "cloud-main").await.unwrap();
     assert_eq!(cloud.deployment, pb::JiraDeployment::Cloud as i32);
@@ -165,14 +135,15 @@ async fn credentials_are_ready_to_use_for_each_deployment() {
         scoped.base_url,
         format!("https://api.atlassian.com/ex/jira/{CLOUD_ID}")
     );
-    assert_eq!(scoped.site_url, format!("http://127.0.0.1:{tenant_port}"));
+    assert_eq!(scoped.site_url, site.url());
     assert_eq!(scoped.authorization, basic("dev@example.com", TOKEN));
     credentials(&daemon, "scoped").await.unwrap();
-    assert_eq!(
-        tenant_hits.load(Ordering::SeqCst),
-        1,
-        "the cloud id is looked up once"
-    );
+    let lookups = site
+        .requests()
+        .iter()
+        .filter(|path| *path == "/_edge/tenant_info")
+        .count();
+    assert_eq!(lookups, 1, "the cloud id is looked up once");
 
     let expired = credentials(&daemon, "expired").await.unwrap();
     assert_eq!(expired.days_left, Some(-10));
@@ -237,8 +208,8 @@ async fn credentials_are_ready_to_use_for_each_deployment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jira_creds_prints_shell_lines_and_warnings_on_stderr() {
-    let (tenant_port, _) = tenant_info_server().await;
-    let daemon = start(tenant_port);
+    let site = FakeJira::start(true, "").await;
+    let daemon = start(&site);
     let addr = format!("unix:{}", daemon.socket().display());
     let (code, stdout, stderr) = run_cli(
         &[
@@ -272,7 +243,6 @@ async fn jira_creds_prints_shell_lines_and_warnings_on_stderr() {
 
 mod verify {
     use super::*;
-    use crate::fake_jira::FakeJira;
     use pb::{ConnectionStatus, ReportAuthFailureRequest, VerifyConnectionRequest};
 
     const ROTATED: &str = "ATATT3x-rotated-e2e-token";
@@ -592,6 +562,95 @@ jira:
 
         let (code, _, stderr) = run_cli(&["jira", "verify", "cloud", "dc", "--addr", &addr], &[]);
         assert_eq!(code, 0, "{stderr}");
+    }
+
+    /// The example Jira component, run as a pipeline would run it.
+    fn run_example(daemon: &Daemon, connection: &str) -> (i32, String, String) {
+        let output = std::process::Command::new(crate::python::python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/python/jira_component.py"
+            ))
+            .args([
+                "--socket",
+                daemon.socket().to_str().unwrap(),
+                "--connection",
+                connection,
+            ])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    // Multi-threaded: the fake Jira keeps serving on the other worker while the
+    // example runs as a child process.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_python_example_component_calls_jira_and_reports_a_401() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        cloud.accept(&basic("dev@example.com", TOKEN));
+        let daemon = start_with(&cloud, &dc, "");
+
+        let (code, stdout, stderr) = run_example(&daemon, "cloud");
+        assert_eq!(code, 0, "{stderr}");
+        let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(result["displayName"], "Dev Person");
+        assert_eq!(result["retried"], false);
+
+        // Revoked in Jira, not yet replaced in the vault: the component reports the 401
+        // and stops with vaultbridge's explanation.
+        cloud.accept(&basic("dev@example.com", ROTATED));
+        let (code, _, stderr) = run_example(&daemon, "cloud");
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.contains("NEEDS_REAUTHORIZATION") && stderr.contains("same token"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(TOKEN) && !stderr.contains(ROTATED));
+
+        // Once the rotated token is in the vault, the component works again, unchanged.
+        std::fs::write(
+            daemon.setup.dir.path().join("jira.yaml"),
+            format!("jira_token: \"{ROTATED}\"\npat: \"{PAT}\"\n"),
+        )
+        .unwrap();
+        let (code, stdout, stderr) = run_example(&daemon, "cloud");
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("Dev Person"), "{stdout}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_site_nobody_answers_for_is_unreachable() {
+        let cloud = FakeJira::start(true, "").await;
+        let dc = FakeJira::start(false, "/jira").await;
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let extra = format!(
+            "    gone:\n      url: http://127.0.0.1:{closed}\n      deployment: cloud\n      email: dev@example.com\n      token: jira-token\n"
+        );
+        let daemon = start_with(&cloud, &dc, &extra);
+        let state = verify(&daemon, "gone").await;
+        assert_eq!(
+            status(&state),
+            ConnectionStatus::Unreachable,
+            "{}",
+            state.message
+        );
+        assert!(
+            state.message.contains("cannot reach Jira"),
+            "{}",
+            state.message
+        );
+        assert_eq!(
+            state.consecutive_failures, 0,
+            "unreachable is not a refusal"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
