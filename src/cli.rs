@@ -226,18 +226,9 @@ async fn jira_verify(connections: Vec<String>, addr: Option<String>) -> ExitCode
         ConnectionStatus, JiraDeployment, ListConnectionsRequest, VerifyConnectionRequest,
         jira_client::JiraClient,
     };
-    let address = addr
-        .as_deref()
-        .map_or_else(Address::default_local, Address::parse);
-    let channel = match client::channel(&address).await {
+    let channel = match daemon_channel(addr.as_deref()).await {
         Ok(channel) => channel,
-        Err(err) => {
-            eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {}",
-                describe_chain(&err)
-            );
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
+        Err(code) => return code,
     };
     let mut jira = JiraClient::new(channel);
     let listed = match jira.list_connections(ListConnectionsRequest {}).await {
@@ -368,18 +359,9 @@ fn print_rows<const N: usize>(rows: &[[String; N]]) {
 
 async fn jira_creds_env(connection: String, addr: Option<String>) -> ExitCode {
     use crate::proto::v1::{GetCredentialsRequest, jira_client::JiraClient};
-    let address = addr
-        .as_deref()
-        .map_or_else(Address::default_local, Address::parse);
-    let channel = match client::channel(&address).await {
+    let channel = match daemon_channel(addr.as_deref()).await {
         Ok(channel) => channel,
-        Err(err) => {
-            eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {}",
-                describe_chain(&err)
-            );
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
+        Err(code) => return code,
     };
     let credentials = match JiraClient::new(channel)
         .get_credentials(GetCredentialsRequest { connection })
@@ -425,21 +407,25 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// A channel to the daemon at `addr` (default: the example config's socket), or the
+/// exit code for an unreachable daemon after saying so on stderr.
+async fn daemon_channel(addr: Option<&str>) -> Result<tonic::transport::Channel, ExitCode> {
+    let address = addr.map_or_else(Address::default_local, Address::parse);
+    client::channel(&address).await.map_err(|err| {
+        eprintln!(
+            "vaultbridge: cannot reach the daemon at {address}: {}",
+            describe_chain(&err)
+        );
+        ExitCode::from(EXIT_UNREACHABLE)
+    })
+}
+
 pub async fn health(addr: Option<String>) -> ExitCode {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let address = addr
-        .as_deref()
-        .map_or_else(Address::default_local, Address::parse);
-    let channel = match client::channel(&address).await {
+    let channel = match daemon_channel(addr.as_deref()).await {
         Ok(channel) => channel,
-        Err(err) => {
-            eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {}",
-                describe_chain(&err)
-            );
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
+        Err(code) => return code,
     };
     let request = HealthCheckRequest {
         service: String::new(),

@@ -231,12 +231,7 @@ impl JiraService {
         name: &str,
         today: time::Date,
     ) -> Result<AuthFailureOutcome, JiraError> {
-        let connection =
-            self.connections
-                .get(name)
-                .ok_or_else(|| JiraError::UnknownConnection {
-                    name: name.to_owned(),
-                })?;
+        let connection = self.connection(name)?;
         let previous = self
             .states()
             .get_mut(name)
@@ -284,17 +279,20 @@ impl JiraService {
         &self.connections
     }
 
+    fn connection(&self, name: &str) -> Result<&ConnectionConfig, JiraError> {
+        self.connections
+            .get(name)
+            .ok_or_else(|| JiraError::UnknownConnection {
+                name: name.to_owned(),
+            })
+    }
+
     pub async fn credentials(
         &self,
         name: &str,
         today: time::Date,
     ) -> Result<Credentials, JiraError> {
-        let connection =
-            self.connections
-                .get(name)
-                .ok_or_else(|| JiraError::UnknownConnection {
-                    name: name.to_owned(),
-                })?;
+        let connection = self.connection(name)?;
         let resolve_error = |source| JiraError::Resolve {
             connection: name.to_owned(),
             source,
