@@ -408,6 +408,7 @@ impl Config {
 fn parse_raw(text: &str) -> Result<RawConfig, Problem> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    options.budget = Some(large_document_budget());
     let mut path = String::new();
     let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
         serde_path_to_error::deserialize::<_, Option<RawConfig>>(de).map_err(|err| {
@@ -432,6 +433,15 @@ fn parse_raw(text: &str) -> Result<RawConfig, Problem> {
             message: explain_parse_message(message),
         }
     })
+}
+
+/// serde-saphyr's guard against YAML bombs, with room for very large configs: its
+/// default stops at 250,000 nodes, about 80,000 definitions.
+pub(crate) fn large_document_budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 10_000_000;
+    budget.max_events = 20_000_000;
+    budget
 }
 
 /// serde-saphyr appends " at line L, column C"; the location is printed separately.

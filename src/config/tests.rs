@@ -492,3 +492,14 @@ fn a_display_name_for_email_is_warned_about() {
         config.warnings
     );
 }
+
+#[test]
+fn a_config_with_a_hundred_thousand_definitions_loads() {
+    let mut text =
+        String::from("server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: env\ndefinitions:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("  d{i}:\n    backend: e\n    secret: V{i}\n"));
+    }
+    let config = parse(&text).expect("valid");
+    assert_eq!(config.definitions.len(), 100_000);
+}

@@ -51,6 +51,12 @@ const QUOTE_HINT: &str = "YAML would read it as a number, boolean or null and ch
 fn parse_yaml(text: &str) -> Result<Entries, String> {
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // Room for very large secrets files; the default stops at 250,000 nodes. The
+    // guard against YAML bombs (aliases, depth) stays.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 10_000_000;
+    budget.max_events = 20_000_000;
+    options.budget = Some(budget);
     let parsed: Option<BTreeMap<String, Entry>> =
         serde_saphyr::from_str_with_options(text, options).map_err(|err| {
             let position = err
