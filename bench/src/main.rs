@@ -396,6 +396,31 @@ async fn load(
     }
 }
 
+/// One run per transport and concurrency level.
+async fn matrix(
+    server: &Server,
+    scenario: &str,
+    args: &Args,
+    work: &Arc<Work>,
+) -> Vec<Measurement> {
+    let mut results = Vec::new();
+    for transport in [Transport::Uds, Transport::Tcp] {
+        for &concurrency in &args.concurrency {
+            let run = load(
+                server,
+                scenario,
+                transport,
+                concurrency,
+                args.connections,
+                args.duration,
+                work.clone(),
+            );
+            results.push(run.await);
+        }
+    }
+    results
+}
+
 async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed: &mut u64) {
     match work {
         Work::Resolve(name) => {
@@ -511,22 +536,7 @@ async fn run(args: Args) {
         tcp: format!("127.0.0.1:{port}"),
     };
     wait_serving(&baseline.address(Transport::Uds), started).await;
-    for transport in [Transport::Uds, Transport::Tcp] {
-        for &concurrency in &args.concurrency {
-            results.push(
-                load(
-                    &baseline,
-                    "baseline",
-                    transport,
-                    concurrency,
-                    args.connections,
-                    args.duration,
-                    work.clone(),
-                )
-                .await,
-            );
-        }
-    }
+    results.extend(matrix(&baseline, "baseline", &args, &work).await);
     drop(baseline);
 
     // 2. Cache hit, and 3. mixed Zipf batches, on one daemon.
@@ -536,22 +546,7 @@ async fn run(args: Args) {
     let config = write_config(dir.path(), "daemon.yaml", &secrets, 1000, &socket, port);
     let (daemon, _) = start_daemon(&args, &config, &socket, port).await;
     let idle_rss = daemon.rss_mb();
-    for transport in [Transport::Uds, Transport::Tcp] {
-        for &concurrency in &args.concurrency {
-            results.push(
-                load(
-                    &daemon,
-                    "cache hit",
-                    transport,
-                    concurrency,
-                    args.connections,
-                    args.duration,
-                    work.clone(),
-                )
-                .await,
-            );
-        }
-    }
+    results.extend(matrix(&daemon, "cache hit", &args, &work).await);
     let names: Arc<Vec<String>> = Arc::new((0..1000).map(|i| format!("s{i}")).collect());
     let zipf = Arc::new(Work::ZipfBatch {
         names,
