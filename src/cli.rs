@@ -193,16 +193,6 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
                 }
             }
         }
-        Err(status)
-            if status.code() == tonic::Code::Unavailable
-                && status.message().contains("connect") =>
-        {
-            eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {}",
-                status.message()
-            );
-            ExitCode::from(EXIT_UNREACHABLE)
-        }
         Err(status) => {
             eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
             ExitCode::from(EXIT_FAILURE)

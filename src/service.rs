@@ -21,11 +21,13 @@ impl SecretsService {
     }
 }
 
-fn to_proto(resolved: &Resolved) -> pb::Secret {
+/// `name` is the requested name, moved in rather than copied from the definition (the
+/// lookup is exact, so they are equal).
+fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
     let secret = &resolved.secret;
     let value = secret.value.expose();
     pb::Secret {
-        name: resolved.definition.name.to_string(),
+        name,
         value: value.to_vec(),
         text: secret.value.expose_str().map(str::to_owned),
         backend: resolved.definition.backend_name.clone(),
@@ -50,9 +52,10 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
-        let resolved = self.resolver.resolve(&request.get_ref().name).await?;
+        let name = request.into_inner().name;
+        let resolved = self.resolver.resolve(&name).await?;
         Ok(Response::new(pb::ResolveResponse {
-            secret: Some(to_proto(&resolved)),
+            secret: Some(to_proto(&resolved, name)),
         }))
     }
 
@@ -75,7 +78,9 @@ impl Secrets for SecretsService {
             .zip(resolved)
             .map(|(name, result)| {
                 let outcome = match result {
-                    Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(&resolved)),
+                    Ok(resolved) => {
+                        pb::resolve_result::Outcome::Secret(to_proto(&resolved, name.clone()))
+                    }
                     Err(err) => {
                         let (code, message) = code_and_message(&err);
                         pb::resolve_result::Outcome::Error(pb::ResolveError {

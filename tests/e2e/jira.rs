@@ -12,20 +12,25 @@ const TOKEN: &str = "ATATT3x-jira-e2e-token";
 const PAT: &str = "pat-e2e-data-center-token";
 use crate::fake_jira::{CLOUD_ID, FakeJira};
 
+/// The connections' secrets file, private as a secrets file should be.
+fn write_secrets(setup: &Setup, body: &str) {
+    let path = setup.dir.path().join("jira.yaml");
+    std::fs::write(&path, body).unwrap();
+    crate::harness::set_mode(&path, 0o600);
+}
+
 fn date_in(days: i64) -> String {
     (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
 }
 
 fn start(site: &FakeJira) -> Daemon {
     let mut setup = Setup::new();
-    std::fs::write(
-        setup.dir.path().join("jira.yaml"),
-        format!(
+    write_secrets(
+        &setup,
+        &format!(
             "jira:\n  email: \"dev@example.com\"\n  token: \"{TOKEN} \"\npat: \"{PAT}\"\nprefixed: \"Bearer prefixed-e2e-token\"\n"
         ),
-    )
-    .unwrap();
-    crate::harness::set_mode(&setup.dir.path().join("jira.yaml"), 0o600);
+    );
     setup.log = "trace".into();
     setup.custom_config = Some(format!(
         r#"server:
@@ -249,12 +254,10 @@ mod verify {
 
     fn start_with(cloud: &FakeJira, dc: &FakeJira, extra: &str) -> Daemon {
         let mut setup = Setup::new();
-        std::fs::write(
-            setup.dir.path().join("jira.yaml"),
-            format!("jira_token: \"{TOKEN} \"\npat: \"{PAT}\"\n"),
-        )
-        .unwrap();
-        crate::harness::set_mode(&setup.dir.path().join("jira.yaml"), 0o600);
+        write_secrets(
+            &setup,
+            &format!("jira_token: \"{TOKEN} \"\npat: \"{PAT}\"\n"),
+        );
         setup.custom_config = Some(format!(
             r#"server:
   unix_socket: vb.sock

@@ -170,8 +170,7 @@ impl AzureBackend {
         Self::with_credential(config, transport, credential)
     }
 
-    /// With a credential built elsewhere (tests that use a static token).
-    pub fn with_credential(
+    fn with_credential(
         config: &AzureConfig,
         transport: Transport,
         credential: Arc<dyn TokenCredential>,
