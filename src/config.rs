@@ -184,7 +184,27 @@ impl ConfigError {
 // Every scalar is read as a spanned string so that interpolation applies to all of
 // them and every validation error can point at the value.
 
-type Text = Spanned<String>;
+/// A config value and where it was written. serde-saphyr's `Spanned` keeps two full
+/// locations with byte spans, about 130 bytes a value: a 100,000-definition config
+/// held 8 of them per definition at once, near 100 MB, just to name a line in an error.
+#[derive(Debug, Deserialize)]
+#[serde(from = "Spanned<String>")]
+struct Text {
+    value: String,
+    line: u32,
+    column: u32,
+}
+
+impl From<Spanned<String>> for Text {
+    fn from(spanned: Spanned<String>) -> Self {
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            line: narrow(spanned.referenced.line()),
+            column: narrow(spanned.referenced.column()),
+            value: spanned.value,
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -470,8 +490,8 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn problem(&mut self, at: &Text, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
-            line: at.referenced.line(),
-            column: at.referenced.column(),
+            line: u64::from(at.line),
+            column: u64::from(at.column),
             path: path.into(),
             message: message.into(),
         });

@@ -30,7 +30,7 @@ fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
         name,
         value: value.to_vec(),
         text: secret.value.expose_str().map(str::to_owned),
-        backend: resolved.definition.backend_name.clone(),
+        backend: resolved.definition.backend_name.to_string(),
         version_id: secret.version.clone(),
         fetched_at: Some(prost_types::Timestamp::from(secret.fetched_at)),
         cache: match resolved.cache {
@@ -108,7 +108,7 @@ impl Secrets for SecretsService {
             .iter()
             .map(|definition| pb::Definition {
                 name: definition.name.to_string(),
-                backend: definition.backend_name.clone(),
+                backend: definition.backend_name.to_string(),
                 backend_type: definition.backend.kind().to_owned(),
                 description: definition.description.clone(),
                 trim: if definition.trim {
