@@ -271,6 +271,7 @@ struct RawBackend {
     // file
     path: Option<Text>,
     format: Option<Text>,
+    change_check_interval: Option<Text>,
     // aws_secrets_manager
     region: Option<Text>,
     profile: Option<Text>,
@@ -299,11 +300,12 @@ struct RawBackend {
 impl RawBackend {
     /// Every optional field with its name, to refuse those that do not belong to the
     /// backend's type.
-    fn fields(&self) -> [(&'static str, Option<&Text>); 23] {
+    fn fields(&self) -> [(&'static str, Option<&Text>); 24] {
         [
             ("prefix", self.prefix.as_ref()),
             ("path", self.path.as_ref()),
             ("format", self.format.as_ref()),
+            ("change_check_interval", self.change_check_interval.as_ref()),
             ("region", self.region.as_ref()),
             ("profile", self.profile.as_ref()),
             ("endpoint_url", self.endpoint_url.as_ref()),
@@ -727,7 +729,7 @@ impl Checker<'_> {
         let kind = self.text(&raw.kind, &format!("{path}.type"))?;
         let allowed: &[&str] = match kind.as_str() {
             vaultbridge_backend_env::KIND => &["prefix"],
-            vaultbridge_backend_file::KIND => &["path", "format"],
+            vaultbridge_backend_file::KIND => &["path", "format", "change_check_interval"],
             AWS_KIND => AWS_FIELDS,
             AZURE_KIND => AZURE_FIELDS,
             other => {
@@ -817,7 +819,15 @@ impl Checker<'_> {
                 }
             },
         };
-        Some(BackendConfig::File(FileConfig { path: file, format }))
+        let change_check_interval = match &raw.change_check_interval {
+            Some(value) => self.duration(value, &format!("{path}.change_check_interval"))?,
+            None => FileConfig::DEFAULT_CHANGE_CHECK_INTERVAL,
+        };
+        Some(BackendConfig::File(FileConfig {
+            path: file,
+            format,
+            change_check_interval,
+        }))
     }
 
     #[cfg(not(feature = "aws"))]

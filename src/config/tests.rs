@@ -45,10 +45,10 @@ fn the_example_config_parses_with_no_variables_set() {
     );
     assert_eq!(
         config.backends["local"],
-        BackendConfig::File(FileConfig {
-            path: PathBuf::from("examples/secrets.dev.yaml"),
-            format: FileFormat::Yaml
-        })
+        BackendConfig::File(FileConfig::new(
+            "examples/secrets.dev.yaml",
+            FileFormat::Yaml
+        ))
     );
     // And the copy on disk is the same file.
     let on_disk =
@@ -69,10 +69,7 @@ fn relative_paths_are_relative_to_the_config_file() {
     );
     assert_eq!(
         config.backends["f"],
-        BackendConfig::File(FileConfig {
-            path: PathBuf::from("/etc/vb/s.json"),
-            format: FileFormat::Json
-        })
+        BackendConfig::File(FileConfig::new("/etc/vb/s.json", FileFormat::Json))
     );
 }
 
@@ -502,4 +499,29 @@ fn a_config_with_a_hundred_thousand_definitions_loads() {
     }
     let config = parse(&text).expect("valid");
     assert_eq!(config.definitions.len(), 100_000);
+}
+
+#[test]
+fn a_file_backend_takes_a_change_check_interval() {
+    let config = parse(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.json\n    change_check_interval: 0s\n",
+    )
+    .expect("valid");
+    let BackendConfig::File(file) = &config.backends["f"] else {
+        panic!("a file backend: {:?}", config.backends["f"]);
+    };
+    assert_eq!(file.change_check_interval, Duration::ZERO);
+
+    let lines = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.json\n    change_check_interval: often\n  e:\n    type: env\n    change_check_interval: 1s\n",
+    );
+    let text = lines.join("\n");
+    assert!(
+        text.contains("test.yaml:7:28: backends.f.change_check_interval: expected a duration"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`change_check_interval` does not apply to `env` backends"),
+        "{text}"
+    );
 }

@@ -260,8 +260,38 @@ async fn invalidate_forces_the_next_resolve_to_read_the_backend() {
 }
 
 #[tokio::test]
-async fn an_edited_secrets_file_is_seen_by_the_next_resolve_despite_the_cache() {
+async fn by_default_an_edit_is_served_within_the_one_second_change_check_interval() {
     let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    assert_eq!(
+        resolved(&mut client, "plain").await.value,
+        b"plain-e2e-value"
+    );
+    let edited = crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-edited1");
+    std::fs::write(daemon.setup.secrets_file(), edited).unwrap();
+    let written = std::time::Instant::now();
+    // Cache hits keep the old value until the interval runs out; the first check after
+    // that sees the edit. The bound is generous, to not fail on a slow machine.
+    loop {
+        let secret = resolved(&mut client, "plain").await;
+        if secret.value == b"plain-e2e-edited1" {
+            assert_eq!(secret.cache, CacheOutcome::Miss as i32);
+            break;
+        }
+        assert_eq!(secret.value, b"plain-e2e-value");
+        assert!(
+            written.elapsed() < Duration::from_secs(20),
+            "the edit was not served 20 s after it was written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_change_check_interval_zero_an_edit_is_seen_by_the_next_resolve_despite_the_cache() {
+    let mut setup = Setup::new();
+    setup.change_check_interval = Some("0s");
+    let daemon = setup.start();
     let mut client = daemon.client().await;
     assert_eq!(
         resolved(&mut client, "plain").await.value,

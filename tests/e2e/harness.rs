@@ -22,6 +22,8 @@ pub struct Setup {
     pub extra_config: String,
     /// Replaces the whole generated config (it must listen on `vb.sock`).
     pub custom_config: Option<String>,
+    /// The `local` file backend's `change_check_interval`; `None` leaves the default.
+    pub change_check_interval: Option<&'static str>,
 }
 
 pub const SECRETS_YAML: &str = r#"jira:
@@ -45,6 +47,7 @@ impl Setup {
             log: "info".into(),
             extra_config: String::new(),
             custom_config: None,
+            change_check_interval: None,
         }
     }
 
@@ -68,6 +71,10 @@ impl Setup {
         let tcp = tcp_port
             .map(|port| format!("  tcp: 127.0.0.1:{port}\n"))
             .unwrap_or_default();
+        let change_check = self
+            .change_check_interval
+            .map(|interval| format!("    change_check_interval: {interval}\n"))
+            .unwrap_or_default();
         format!(
             r#"server:
   unix_socket: vb.sock
@@ -78,7 +85,7 @@ backends:
   local:
     type: file
     path: secrets.yaml
-  env:
+{change_check}  env:
     type: env
     prefix: VB_E2E_
 definitions:
