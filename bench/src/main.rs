@@ -27,11 +27,15 @@ use vaultbridge::proto::v1::{
 #[command(about = "Benchmarks the vaultbridge daemon against a baseline tonic server")]
 struct Args {
     /// How long each load run lasts.
-    #[arg(long, default_value = "5s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
     duration: Duration,
     /// HTTP/2 connections the load is spread over.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Runs per measurement; the table shows the median. The baseline and the daemon
+    /// take turns.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Concurrency levels for the single-resolve scenarios.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
@@ -44,6 +48,20 @@ struct Args {
     /// Skip the 100,000-definition memory scenario (it takes a while to load).
     #[arg(long)]
     skip_large: bool,
+    /// Concurrent resolves of one uncached definition per cold-miss round.
+    #[arg(long, default_value_t = 1000)]
+    cold_concurrency: usize,
+    /// Cold-miss rounds (the definition is invalidated before each).
+    #[arg(long, default_value_t = 20)]
+    cold_rounds: usize,
+    /// Tokio worker threads for both servers (TOKIO_WORKER_THREADS); default: one per
+    /// core. The same value goes to the daemon and the baseline, so a tuning is always
+    /// measured against the baseline given the same tuning.
+    #[arg(long)]
+    server_workers: Option<usize>,
+    /// The slow backend's latency per call in the cold-miss scenario.
+    #[arg(long, default_value = "5ms", value_parser = humantime_duration)]
+    backend_latency: Duration,
     #[command(subcommand)]
     mode: Option<Mode>,
 }
@@ -58,6 +76,21 @@ enum Mode {
         tcp: std::net::SocketAddr,
         #[arg(long)]
         payload: usize,
+    },
+    /// Sends a fixed number of `Resolve` calls to a running server, for profiling it
+    /// (scripts/profile runs the daemon and the baseline under callgrind with this).
+    Drive {
+        /// A Unix socket path, or http://host:port.
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value = "bench")]
+        name: String,
+        #[arg(long)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
     },
 }
 
@@ -91,8 +124,45 @@ fn main() {
         }) => {
             runtime.block_on(baseline_server(socket.clone(), *tcp, *payload));
         }
+        Some(Mode::Drive {
+            address,
+            name,
+            requests,
+            concurrency,
+            connections,
+        }) => runtime.block_on(drive(address, name, *requests, *concurrency, *connections)),
         None => runtime.block_on(run(args)),
     }
+}
+
+async fn drive(address: &str, name: &str, requests: usize, concurrency: usize, connections: usize) {
+    let address = if address.starts_with("http://") {
+        Address::Tcp(address.to_owned())
+    } else {
+        Address::Unix(PathBuf::from(address))
+    };
+    let mut channels = Vec::new();
+    for _ in 0..connections.max(1) {
+        channels.push(client::channel(&address).await.expect("connect"));
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let concurrency = concurrency.max(1);
+    for task in 0..concurrency {
+        // Spread `requests` exactly: the first `requests % concurrency` tasks send one more.
+        let share = requests / concurrency + usize::from(task < requests % concurrency);
+        let mut client = SecretsClient::new(channels[task % channels.len()].clone());
+        let work = Work::Resolve(name.to_owned());
+        tasks.spawn(async move {
+            for _ in 0..share {
+                call(&mut client, &work, &mut 1).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("drive task");
+    }
+    println!("{requests} requests in {:?}", started.elapsed());
 }
 
 /// The baseline: an empty unary handler returning the same message a cache hit does.
@@ -282,6 +352,8 @@ struct Measurement {
     p999_us: f64,
     cpu_us_per_request: f64,
     rss_mb: f64,
+    /// Cold misses only: the fewest and the most backend calls in one round.
+    backend_calls_per_round: Option<(u64, u64)>,
 }
 
 impl Measurement {
@@ -374,12 +446,7 @@ async fn load(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = server.cpu().saturating_sub(cpu_before);
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        let index =
-            ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
-        latencies.get(index).copied().unwrap_or(0) as f64
-    };
+    let [p50_us, p99_us, p999_us] = percentiles(&mut latencies, [0.50, 0.99, 0.999]);
     let requests = latencies.len() as u64;
     Measurement {
         scenario: scenario.to_owned(),
@@ -388,24 +455,36 @@ async fn load(
         per_request: work.per_request(),
         requests,
         seconds,
-        p50_us: percentile(0.50),
-        p99_us: percentile(0.99),
-        p999_us: percentile(0.999),
+        p50_us,
+        p99_us,
+        p999_us,
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
         rss_mb: server.rss_mb(),
+        backend_calls_per_round: None,
     }
 }
 
-/// One run per transport and concurrency level.
-async fn matrix(
-    server: &Server,
-    scenario: &str,
+fn percentiles<const N: usize>(latencies: &mut [u32], points: [f64; N]) -> [f64; N] {
+    latencies.sort_unstable();
+    points.map(|p| {
+        let index =
+            ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len().max(1)) - 1;
+        latencies.get(index).copied().unwrap_or(0) as f64
+    })
+}
+
+/// Each contender's median over `args.repeat` runs of one transport and concurrency,
+/// the contenders taking turns run by run, so that a drift of the machine's speed
+/// (other tenants, frequency, a background job) lands on all of them alike.
+async fn interleaved(
+    contenders: &[(&Server, &str, Arc<Work>)],
+    transport: Transport,
+    concurrency: usize,
     args: &Args,
-    work: &Arc<Work>,
 ) -> Vec<Measurement> {
-    let mut results = Vec::new();
-    for transport in [Transport::Uds, Transport::Tcp] {
-        for &concurrency in &args.concurrency {
+    let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); contenders.len()];
+    for _ in 0..args.repeat.max(1) {
+        for ((server, scenario, work), runs) in contenders.iter().zip(&mut runs) {
             let run = load(
                 server,
                 scenario,
@@ -415,10 +494,29 @@ async fn matrix(
                 args.duration,
                 work.clone(),
             );
-            results.push(run.await);
+            runs.push(run.await);
         }
     }
-    results
+    runs.into_iter().map(median).collect()
+}
+
+/// Every figure is the median of the runs' figures (each taken on its own).
+fn median(runs: Vec<Measurement>) -> Measurement {
+    let middle = |figure: fn(&Measurement) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(figure).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    let rate = middle(Measurement::rate);
+    let mut result = runs.first().cloned().expect("at least one run");
+    result.requests = rate.round() as u64;
+    result.seconds = 1.0;
+    result.p50_us = middle(|m| m.p50_us);
+    result.p99_us = middle(|m| m.p99_us);
+    result.p999_us = middle(|m| m.p999_us);
+    result.cpu_us_per_request = middle(|m| m.cpu_us_per_request);
+    result.rss_mb = middle(|m| m.rss_mb);
+    result
 }
 
 async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed: &mut u64) {
@@ -447,6 +545,195 @@ async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed: &mut u64) 
     }
 }
 
+/// The slow backend of the cold-miss scenario: a Secrets Manager endpoint that answers
+/// `GetSecretValue` after a fixed delay and counts every call. The daemon reaches it
+/// through its real AWS backend and SDK (request signing, retries, connection pool);
+/// only the service behind the socket is this stand-in, because the delay must be
+/// exact and moto adds its own, variable, milliseconds.
+struct SlowSecretsManager {
+    address: std::net::SocketAddr,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowSecretsManager {
+    async fn start(latency: Duration, payload: usize) -> Self {
+        use http_body_util::{BodyExt, Full};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the slow backend");
+        let address = listener.local_addr().expect("its address");
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let answer = bytes::Bytes::from(
+            serde_json::json!({
+                "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:cold-AbCdEf",
+                "Name": "cold",
+                "VersionId": "00000000-0000-0000-0000-000000000001",
+                "SecretString": "c".repeat(payload),
+                "VersionStages": ["AWSCURRENT"],
+                "CreatedDate": 1_700_000_000.0,
+            })
+            .to_string(),
+        );
+        let counter = calls.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let calls = counter.clone();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let calls = calls.clone();
+                            let answer = answer.clone();
+                            async move {
+                                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                let target = request
+                                    .headers()
+                                    .get("x-amz-target")
+                                    .and_then(|value| value.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                // Drain the body as the real service would before answering.
+                                let _ = request.into_body().collect().await;
+                                tokio::time::sleep(latency).await;
+                                let (status, body) = if target == "secretsmanager.GetSecretValue" {
+                                    (200, answer)
+                                } else {
+                                    (
+                                        400,
+                                        bytes::Bytes::from(format!(
+                                            r#"{{"__type":"InvalidRequestException","message":"the bench backend only serves GetSecretValue, not {target}"}}"#
+                                        )),
+                                    )
+                                };
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/x-amz-json-1.1")
+                                    .header("x-amzn-requestid", "bench")
+                                    .body(Full::new(body))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { address, calls }
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Scenario 4: rounds of `concurrency` simultaneous resolves of one definition just
+/// invalidated, against a backend that takes `latency` per call.
+async fn cold_misses(args: &Args, dir: &Path) -> Measurement {
+    let backend = SlowSecretsManager::start(args.backend_latency, args.payload).await;
+    let socket = dir.join("cold.sock");
+    let port = free_port();
+    let config = dir.join("cold.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:{port}\ncache:\n  ttl: 1h\nbackends:\n  slow:\n    type: aws_secrets_manager\n    region: us-east-1\n    endpoint_url: http://{}\ndefinitions:\n  cold:\n    backend: slow\n    secret: cold\n",
+            socket.display(),
+            backend.address
+        ),
+    )
+    .expect("write the cold-miss config");
+    let started = Instant::now();
+    let child = spawn(
+        Command::new(&args.daemon)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN"),
+        args.server_workers,
+    );
+    let daemon = Server {
+        child,
+        socket,
+        tcp: format!("127.0.0.1:{port}"),
+    };
+    wait_serving(&daemon.address(Transport::Uds), started).await;
+    let mut channels: Vec<Channel> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(
+            client::channel(&daemon.address(Transport::Uds))
+                .await
+                .expect("connect"),
+        );
+    }
+    let mut control = SecretsClient::new(channels[0].clone());
+    let invalidate = || pb::InvalidateRequest {
+        target: Some(pb::invalidate_request::Target::Name("cold".to_owned())),
+    };
+    // The first fill also signs in and opens the backend connection; keep it out.
+    let work = Work::Resolve("cold".to_owned());
+    call(&mut control, &work, &mut 1).await;
+
+    let mut latencies: Vec<u32> = Vec::new();
+    let mut calls_per_round: Vec<u64> = Vec::new();
+    let cpu_before = daemon.cpu();
+    let mut seconds = 0.0;
+    for _ in 0..args.cold_rounds {
+        control.invalidate(invalidate()).await.expect("invalidate");
+        let calls_before = backend.calls();
+        let barrier = Arc::new(tokio::sync::Barrier::new(args.cold_concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        let started = Instant::now();
+        for task in 0..args.cold_concurrency {
+            let mut client = SecretsClient::new(channels[task % channels.len()].clone());
+            let barrier = barrier.clone();
+            tasks.spawn(async move {
+                barrier.wait().await;
+                let began = Instant::now();
+                call(&mut client, &Work::Resolve("cold".to_owned()), &mut 1).await;
+                u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            latencies.push(done.expect("cold resolve"));
+        }
+        seconds += started.elapsed().as_secs_f64();
+        calls_per_round.push(backend.calls() - calls_before);
+    }
+    let cpu = daemon.cpu().saturating_sub(cpu_before);
+    let [p50_us, p99_us, p999_us] = percentiles(&mut latencies, [0.50, 0.99, 0.999]);
+    let requests = latencies.len() as u64;
+    Measurement {
+        scenario: format!(
+            "cold misses: {} at once, backend {} ms, {} rounds",
+            args.cold_concurrency,
+            args.backend_latency.as_millis(),
+            args.cold_rounds
+        ),
+        transport: Transport::Uds.name(),
+        concurrency: args.cold_concurrency,
+        per_request: 1,
+        requests,
+        seconds,
+        p50_us,
+        p99_us,
+        p999_us,
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
+        rss_mb: daemon.rss_mb(),
+        backend_calls_per_round: Some((
+            calls_per_round.iter().copied().min().unwrap_or(0),
+            calls_per_round.iter().copied().max().unwrap_or(0),
+        )),
+    }
+}
+
 fn write_secrets(dir: &Path, entries: usize, payload: usize) -> PathBuf {
     let path = dir.join(format!("secrets-{entries}.yaml"));
     let value = "s".repeat(payload);
@@ -468,7 +755,7 @@ fn write_config(
     port: u16,
 ) -> PathBuf {
     let mut text = format!(
-        "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:{port}\ncache:\n  ttl: 1h\n  max_entries: 200000\nbackends:\n  local:\n    type: file\n    path: {}\ndefinitions:\n  bench:\n    backend: local\n    secret: bench\n",
+        "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:{port}\ncache:\n  ttl: 1h\n  max_entries: 200000\nbackends:\n  local:\n    type: file\n    path: {}\n  env:\n    type: env\ndefinitions:\n  bench:\n    backend: local\n    secret: bench\n  bench-env:\n    backend: env\n    secret: {BENCH_ENV_VARIABLE}\n",
         socket.display(),
         secrets.display()
     );
@@ -480,7 +767,14 @@ fn write_config(
     path
 }
 
-fn spawn(command: &mut Command) -> Child {
+/// The variable the `bench-env` definition reads: the same value as `bench`, from the
+/// env backend, which (unlike the file backend) makes no system call on a cache hit.
+const BENCH_ENV_VARIABLE: &str = "VAULTBRIDGE_BENCH_SECRET";
+
+fn spawn(command: &mut Command, server_workers: Option<usize>) -> Child {
+    if let Some(workers) = server_workers {
+        command.env("TOKIO_WORKER_THREADS", workers.to_string());
+    }
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -496,7 +790,9 @@ async fn start_daemon(args: &Args, config: &Path, socket: &Path, port: u16) -> (
         Command::new(&args.daemon)
             .arg("serve")
             .arg("--config")
-            .arg(config),
+            .arg(config)
+            .env(BENCH_ENV_VARIABLE, "s".repeat(args.payload)),
+        args.server_workers,
     );
     let server = Server {
         child,
@@ -523,21 +819,22 @@ async fn run(args: Args) {
     let me = std::env::current_exe().expect("own path");
     let started = Instant::now();
     let baseline = Server {
-        child: spawn(Command::new(me).args([
-            "baseline-server",
-            "--socket",
-            socket.to_str().expect("utf-8 path"),
-            "--tcp",
-            &format!("127.0.0.1:{port}"),
-            "--payload",
-            &args.payload.to_string(),
-        ])),
+        child: spawn(
+            Command::new(me).args([
+                "baseline-server",
+                "--socket",
+                socket.to_str().expect("utf-8 path"),
+                "--tcp",
+                &format!("127.0.0.1:{port}"),
+                "--payload",
+                &args.payload.to_string(),
+            ]),
+            args.server_workers,
+        ),
         socket,
         tcp: format!("127.0.0.1:{port}"),
     };
     wait_serving(&baseline.address(Transport::Uds), started).await;
-    results.extend(matrix(&baseline, "baseline", &args, &work).await);
-    drop(baseline);
 
     // 2. Cache hit, and 3. mixed Zipf batches, on one daemon.
     let secrets = write_secrets(dir.path(), 1000, args.payload);
@@ -546,7 +843,33 @@ async fn run(args: Args) {
     let config = write_config(dir.path(), "daemon.yaml", &secrets, 1000, &socket, port);
     let (daemon, _) = start_daemon(&args, &config, &socket, port).await;
     let idle_rss = daemon.rss_mb();
-    results.extend(matrix(&daemon, "cache hit", &args, &work).await);
+    let mut baseline_runs = Vec::new();
+    let mut daemon_runs = Vec::new();
+    let highest = args.concurrency.iter().copied().max().unwrap_or(1);
+    for transport in [Transport::Uds, Transport::Tcp] {
+        for &concurrency in &args.concurrency {
+            let mut contenders = vec![
+                (&baseline, "baseline", work.clone()),
+                (&daemon, "cache hit", work.clone()),
+            ];
+            // The same hit through the env backend, at the highest concurrency over the
+            // socket: the difference is the file backend's change check (a statx per
+            // resolve).
+            if transport == Transport::Uds && concurrency == highest {
+                contenders.push((
+                    &daemon,
+                    "cache hit, env backend",
+                    Arc::new(Work::Resolve("bench-env".to_owned())),
+                ));
+            }
+            let mut medians = interleaved(&contenders, transport, concurrency, &args).await;
+            baseline_runs.push(medians.remove(0));
+            daemon_runs.extend(medians);
+        }
+    }
+    drop(baseline);
+    results.extend(baseline_runs);
+    results.extend(daemon_runs);
     let names: Arc<Vec<String>> = Arc::new((0..1000).map(|i| format!("s{i}")).collect());
     let zipf = Arc::new(Work::ZipfBatch {
         names,
@@ -567,6 +890,9 @@ async fn run(args: Args) {
     );
     drop(daemon);
 
+    // 4. Cold misses with coalescing.
+    results.push(cold_misses(&args, dir.path()).await);
+
     // 5. Memory with 100,000 cached definitions of 64-byte values.
     let large_rss = if args.skip_large {
         None
@@ -576,6 +902,7 @@ async fn run(args: Args) {
         let port = free_port();
         let config = write_config(dir.path(), "large.yaml", &secrets, 100_000, &socket, port);
         let (daemon, _) = start_daemon(&args, &config, &socket, port).await;
+        let loaded = daemon.rss_mb();
         let mut client = SecretsClient::new(
             client::channel(&daemon.address(Transport::Uds))
                 .await
@@ -590,7 +917,7 @@ async fn run(args: Args) {
                 .await
                 .expect("batch");
         }
-        Some(daemon.rss_mb())
+        Some((loaded, daemon.rss_mb()))
     };
 
     // 6. Startup with the example config, median of 5.
@@ -603,6 +930,7 @@ async fn run(args: Args) {
                 .arg("serve")
                 .env("VAULTBRIDGE_SOCKET", &socket)
                 .env_remove("VAULTBRIDGE_CONFIG"),
+            args.server_workers,
         );
         let server = Server {
             child,
@@ -621,7 +949,7 @@ fn report(
     args: &Args,
     results: &[Measurement],
     idle_rss: f64,
-    large_rss: Option<f64>,
+    large_rss: Option<(f64, f64)>,
     startup: Duration,
 ) {
     let baseline_for = |m: &Measurement| {
@@ -629,12 +957,13 @@ fn report(
             b.scenario == "baseline" && b.transport == m.transport && b.concurrency == m.concurrency
         })
     };
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
     println!(
-        "duration {:?} per run, {} connections, {}-byte secret, {} cores\n",
+        "duration {:?} per run, {} connections, {}-byte secret, {cores} cores, {} tokio workers per server\n",
         args.duration,
         args.connections,
         args.payload,
-        std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get)
+        args.server_workers.unwrap_or(cores)
     );
     println!(
         "| scenario | transport | concurrency | req/s | secrets/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | CPU µs/secret | req/s vs baseline | CPU vs baseline | RSS MB |"
@@ -665,11 +994,27 @@ fn report(
             m.rss_mb
         );
     }
-    println!("\n| memory and startup | value |\n|---|---:|");
+    println!("\n| coalescing, memory and startup | value |\n|---|---:|");
+    for m in results {
+        if let Some((fewest, most)) = m.backend_calls_per_round {
+            println!(
+                "| backend calls per round of {} cold resolves (must be 1) | {} |",
+                m.concurrency,
+                if fewest == most {
+                    fewest.to_string()
+                } else {
+                    format!("{fewest} to {most}")
+                }
+            );
+        }
+    }
     println!("| RSS idle (1,000 definitions configured) | {idle_rss:.1} MB |");
     match large_rss {
-        Some(rss) => {
-            println!("| RSS with 100,000 cached definitions of 64-byte values | {rss:.1} MB |")
+        Some((loaded, cached)) => {
+            println!(
+                "| RSS with 100,000 definitions loaded, nothing resolved yet | {loaded:.1} MB |"
+            );
+            println!("| RSS with 100,000 cached definitions of 64-byte values | {cached:.1} MB |");
         }
         None => println!("| RSS with 100,000 cached definitions | skipped |"),
     }
@@ -689,6 +1034,7 @@ fn report(
             "p999_us": m.p999_us,
             "cpu_us_per_request": m.cpu_us_per_request,
             "rss_mb": m.rss_mb,
+            "backend_calls_per_round": m.backend_calls_per_round.map(|(min, max)| [min, max]),
         });
         println!("{line}");
     }
@@ -697,7 +1043,8 @@ fn report(
         serde_json::json!({
             "scenario": "memory and startup",
             "rss_idle_mb": idle_rss,
-            "rss_100k_mb": large_rss,
+            "rss_100k_loaded_mb": large_rss.map(|(loaded, _)| loaded),
+            "rss_100k_mb": large_rss.map(|(_, cached)| cached),
             "startup_ms": startup.as_secs_f64() * 1e3,
         })
     );
