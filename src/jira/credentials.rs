@@ -65,7 +65,10 @@ pub enum JiraError {
 pub struct JiraService {
     connections: BTreeMap<String, ConnectionConfig>,
     resolver: Arc<Resolver>,
-    http: reqwest::Client,
+    /// Built on first use: building it loads the platform's CA roots, which took more
+    /// of the daemon's start-up than anything else (about 3 ms of 10), for a client
+    /// many daemons never use.
+    http: std::sync::OnceLock<reqwest::Client>,
     expiry_warning_days: i64,
     failure_threshold: u32,
     /// Site URL -> cloudId; a site's cloud id does not change.
@@ -120,15 +123,10 @@ impl JiraService {
         failure_threshold: u32,
         resolver: Arc<Resolver>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
         Self {
             connections,
             resolver,
-            http,
+            http: std::sync::OnceLock::new(),
             expiry_warning_days: i64::try_from(expiry_warning.as_secs() / 86_400)
                 .unwrap_or(i64::MAX),
             failure_threshold: failure_threshold.max(1),
@@ -136,6 +134,16 @@ impl JiraService {
             states: Mutex::new(HashMap::new()),
             changes: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// Status changes as they happen (connection, new state).
@@ -220,7 +228,7 @@ impl JiraService {
         today: time::Date,
     ) -> Result<StateSnapshot, JiraError> {
         let credentials = self.credentials(name, today).await?;
-        let outcome = verify(&self.http, &credentials).await;
+        let outcome = verify(self.http(), &credentials).await;
         Ok(self.record(name, outcome))
     }
 
@@ -266,7 +274,7 @@ impl JiraService {
                 credentials: None,
             });
         }
-        let outcome = verify(&self.http, &credentials).await;
+        let outcome = verify(self.http(), &credentials).await;
         let state = self.record(name, outcome);
         Ok(AuthFailureOutcome {
             token_changed: previous.is_some(),
@@ -411,7 +419,7 @@ impl JiraService {
             reason,
         };
         let response = self
-            .http
+            .http()
             .get(format!("{site}/_edge/tenant_info"))
             .send()
             .await
