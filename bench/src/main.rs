@@ -494,7 +494,18 @@ async fn interleaved(
                 args.duration,
                 work.clone(),
             );
-            runs.push(run.await);
+            let run = run.await;
+            // Each run on stderr, to see the spread behind a median.
+            eprintln!(
+                "run: {} {} c={}: {:.0} req/s, {:.1} µs CPU/req, p99 {:.0} µs",
+                run.scenario,
+                run.transport,
+                run.concurrency,
+                run.rate(),
+                run.cpu_us_per_request,
+                run.p99_us
+            );
+            runs.push(run);
         }
     }
     runs.into_iter().map(median).collect()
