@@ -354,6 +354,19 @@ struct Measurement {
     rss_mb: f64,
     /// Cold misses only: the fewest and the most backend calls in one round.
     backend_calls_per_round: Option<(u64, u64)>,
+    /// Against the baseline run just before each run: the medians of those ratios.
+    paired: Option<Paired>,
+}
+
+/// Ratios of a run to the baseline run of the same round. Pairing runs that are
+/// seconds apart cancels most of the machine's drift, which a ratio of two medians
+/// does not.
+#[derive(Debug, Clone, Copy)]
+struct Paired {
+    rate: f64,
+    cpu: f64,
+    cpu_lowest: f64,
+    cpu_highest: f64,
 }
 
 impl Measurement {
@@ -461,6 +474,7 @@ async fn load(
         cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
         rss_mb: server.rss_mb(),
         backend_calls_per_round: None,
+        paired: None,
     }
 }
 
@@ -508,7 +522,32 @@ async fn interleaved(
             runs.push(run);
         }
     }
-    runs.into_iter().map(median).collect()
+    let baseline_runs = runs[0].clone();
+    runs.into_iter()
+        .enumerate()
+        .map(|(index, runs)| {
+            let paired = (index > 0).then(|| {
+                let mut rates: Vec<f64> = Vec::new();
+                let mut cpus: Vec<f64> = Vec::new();
+                for (run, baseline) in runs.iter().zip(&baseline_runs) {
+                    rates.push(run.rate() / baseline.rate());
+                    cpus.push(run.cpu_us_per_request / baseline.cpu_us_per_request);
+                }
+                rates.sort_by(f64::total_cmp);
+                cpus.sort_by(f64::total_cmp);
+                Paired {
+                    rate: rates[rates.len() / 2],
+                    cpu: cpus[cpus.len() / 2],
+                    cpu_lowest: cpus[0],
+                    cpu_highest: cpus[cpus.len() - 1],
+                }
+            });
+            Measurement {
+                paired,
+                ..median(runs)
+            }
+        })
+        .collect()
 }
 
 /// Every figure is the median of the runs' figures (each taken on its own).
@@ -742,6 +781,7 @@ async fn cold_misses(args: &Args, dir: &Path) -> Measurement {
             calls_per_round.iter().copied().min().unwrap_or(0),
             calls_per_round.iter().copied().max().unwrap_or(0),
         )),
+        paired: None,
     }
 }
 
@@ -977,16 +1017,23 @@ fn report(
         args.server_workers.unwrap_or(cores)
     );
     println!(
-        "| scenario | transport | concurrency | req/s | secrets/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | CPU µs/secret | req/s vs baseline | CPU vs baseline | RSS MB |"
+        "| scenario | transport | concurrency | req/s | secrets/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | CPU µs/secret | req/s vs baseline | CPU vs baseline (runs' range) | RSS MB |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
-        let (rate_ratio, cpu_ratio) = match baseline_for(m) {
-            Some(b) if m.per_request == 1 => (
+        let (rate_ratio, cpu_ratio) = match (m.paired, baseline_for(m)) {
+            (Some(paired), _) => (
+                format!("{:.2}", paired.rate),
+                format!(
+                    "{:.2} ({:.2}-{:.2})",
+                    paired.cpu, paired.cpu_lowest, paired.cpu_highest
+                ),
+            ),
+            (None, Some(b)) if m.per_request == 1 => (
                 format!("{:.2}", m.rate() / b.rate()),
                 format!("{:.2}", m.cpu_us_per_request / b.cpu_us_per_request),
             ),
-            _ => ("-".to_owned(), "-".to_owned()),
+            (None, _) => ("-".to_owned(), "-".to_owned()),
         };
         println!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} | {:.1} |",
@@ -1045,6 +1092,11 @@ fn report(
             "p999_us": m.p999_us,
             "cpu_us_per_request": m.cpu_us_per_request,
             "rss_mb": m.rss_mb,
+            "vs_baseline": m.paired.map(|p| serde_json::json!({
+                "requests_per_second": p.rate,
+                "cpu_per_request": p.cpu,
+                "cpu_per_request_range": [p.cpu_lowest, p.cpu_highest],
+            })),
             "backend_calls_per_round": m.backend_calls_per_round.map(|(min, max)| [min, max]),
         });
         println!("{line}");
