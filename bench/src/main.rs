@@ -459,22 +459,36 @@ async fn load(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = server.cpu().saturating_sub(cpu_before);
-    let [p50_us, p99_us, p999_us] = percentiles(&mut latencies, [0.50, 0.99, 0.999]);
-    let requests = latencies.len() as u64;
     Measurement {
         scenario: scenario.to_owned(),
         transport: transport.name(),
         concurrency,
         per_request: work.per_request(),
-        requests,
-        seconds,
-        p50_us,
-        p99_us,
-        p999_us,
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
-        rss_mb: server.rss_mb(),
-        backend_calls_per_round: None,
-        paired: None,
+        ..Measurement::of_calls(&mut latencies, seconds, cpu, server)
+    }
+}
+
+impl Measurement {
+    /// The figures of calls that took `latencies` (µs) within `seconds`, while the
+    /// server used `cpu`; the caller names the scenario.
+    fn of_calls(latencies: &mut [u32], seconds: f64, cpu: Duration, server: &Server) -> Self {
+        let [p50_us, p99_us, p999_us] = percentiles(latencies, [0.50, 0.99, 0.999]);
+        let requests = latencies.len() as u64;
+        Self {
+            scenario: String::new(),
+            transport: "",
+            concurrency: 0,
+            per_request: 1,
+            requests,
+            seconds,
+            p50_us,
+            p99_us,
+            p999_us,
+            cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
+            rss_mb: server.rss_mb(),
+            backend_calls_per_round: None,
+            paired: None,
+        }
     }
 }
 
@@ -758,8 +772,6 @@ async fn cold_misses(args: &Args, dir: &Path) -> Measurement {
         calls_per_round.push(backend.calls() - calls_before);
     }
     let cpu = daemon.cpu().saturating_sub(cpu_before);
-    let [p50_us, p99_us, p999_us] = percentiles(&mut latencies, [0.50, 0.99, 0.999]);
-    let requests = latencies.len() as u64;
     Measurement {
         scenario: format!(
             "cold misses: {} at once, backend {} ms, {} rounds",
@@ -769,19 +781,11 @@ async fn cold_misses(args: &Args, dir: &Path) -> Measurement {
         ),
         transport: Transport::Uds.name(),
         concurrency: args.cold_concurrency,
-        per_request: 1,
-        requests,
-        seconds,
-        p50_us,
-        p99_us,
-        p999_us,
-        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
-        rss_mb: daemon.rss_mb(),
         backend_calls_per_round: Some((
             calls_per_round.iter().copied().min().unwrap_or(0),
             calls_per_round.iter().copied().max().unwrap_or(0),
         )),
-        paired: None,
+        ..Measurement::of_calls(&mut latencies, seconds, cpu, &daemon)
     }
 }
 
