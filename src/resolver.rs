@@ -109,37 +109,32 @@ impl Resolver {
         config: &Config,
         backends: &BTreeMap<String, Arc<dyn Backend>>,
     ) -> Result<Self, String> {
-        let backend_names: BTreeMap<&str, Arc<str>> = backends
-            .keys()
-            .map(|name| (name.as_str(), Arc::from(name.as_str())))
+        // One shared name per backend, not one copy per definition.
+        let named: BTreeMap<&str, (Arc<str>, &Arc<dyn Backend>)> = backends
+            .iter()
+            .map(|(name, backend)| (name.as_str(), (Arc::from(name.as_str()), backend)))
             .collect();
-        let mut definitions = HashMap::new();
+        let mut definitions = Vec::with_capacity(config.definitions.len());
         for (name, definition) in &config.definitions {
-            let backend = backends.get(&definition.backend).ok_or_else(|| {
-                format!(
-                    "definition `{name}` names backend `{}`, which was not built",
-                    definition.backend
-                )
-            })?;
-            let name: Arc<str> = Arc::from(name.as_str());
-            definitions.insert(
-                name.clone(),
-                Arc::new(Definition {
-                    name,
-                    backend_name: backend_names
-                        .get(definition.backend.as_str())
-                        .cloned()
-                        .unwrap_or_else(|| Arc::from(definition.backend.as_str())),
-                    backend: backend.clone(),
-                    secret: definition.secret.clone(),
-                    ttl: config.ttl_of(definition),
-                    trim: definition.trim,
-                    description: definition.description.clone(),
-                }),
-            );
+            let (backend_name, backend) =
+                named.get(definition.backend.as_str()).ok_or_else(|| {
+                    format!(
+                        "definition `{name}` names backend `{}`, which was not built",
+                        definition.backend
+                    )
+                })?;
+            definitions.push(Arc::new(Definition {
+                name: Arc::from(name.as_str()),
+                backend_name: backend_name.clone(),
+                backend: Arc::clone(backend),
+                secret: definition.secret.clone(),
+                ttl: config.ttl_of(definition),
+                trim: definition.trim,
+                description: definition.description.clone(),
+            }));
         }
         Ok(Self::from_definitions(
-            definitions.into_values(),
+            definitions,
             config.cache.max_entries,
         ))
     }

@@ -66,7 +66,7 @@ pub struct JiraService {
     connections: BTreeMap<String, ConnectionConfig>,
     resolver: Arc<Resolver>,
     /// Built on first use: building it loads the platform's CA roots, which took more
-    /// of the daemon's start-up than anything else (about 3 ms of 10), for a client
+    /// of the daemon's start-up than anything else (about 6 ms of 10), for a client
     /// many daemons never use.
     http: std::sync::OnceLock<reqwest::Client>,
     expiry_warning_days: i64,

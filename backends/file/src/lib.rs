@@ -568,13 +568,7 @@ mod tests {
         assert_eq!(fetch(&backend, "a").await.unwrap(), b"one");
         assert_eq!(backend.revision(), first, "no change, same revision");
         // Same size, written in place: caught by mtime/ctime even within one second.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(dir.path().join("s.yaml"))
-            .expect("open");
-        file.write_all(b"a: \"two\"\n").expect("write");
-        drop(file);
+        rewrite(&dir, "s.yaml", "a: \"two\"\n");
         assert_ne!(backend.revision(), first);
         assert_eq!(fetch(&backend, "a").await.unwrap(), b"two");
     }
