@@ -4,10 +4,10 @@
 //! check, a daemon not serving); 2 bad usage; 3 `get` or `health` could not reach the
 //! daemon.
 
-use crate::backends;
 use crate::client::{self, Address};
 use crate::config::{Config, ConfigError, ProcessVars};
 use crate::proto::v1::ResolveRequest;
+use crate::registry;
 use crate::resolver::Resolver;
 use crate::server;
 use crate::status::code_and_message;
@@ -449,7 +449,7 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
     for warning in &config.warnings {
         eprintln!("vaultbridge: warning: {warning}");
     }
-    let backends = match backends::build_all(&config).await {
+    let backends = match registry::build_all(&config.backends).await {
         Ok(backends) => backends,
         Err(err) => {
             eprintln!("vaultbridge: {err}");

@@ -7,14 +7,29 @@ pub const MAX_NAME_LEN: usize = 256;
 /// The characters a name may contain, as said in errors and docs.
 pub const ALLOWED: &str = "ASCII letters, digits, '-', '_', '.' and '/'";
 
+/// Why a name breaks the rule. Displayed as said of a definition name; Jira connection
+/// names follow the same rule and are described with [`NameError::describe`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe("definition"))]
 pub enum NameError {
-    #[error("the definition name is empty")]
     Empty,
-    #[error("the definition name is {len} bytes long; the limit is {MAX_NAME_LEN}")]
     TooLong { len: usize },
-    #[error("the definition name has {found:?} at byte {at}; names may contain only {ALLOWED}")]
     BadCharacter { found: char, at: usize },
+}
+
+impl NameError {
+    /// The problem, said of a `what` name (`definition`, `connection`).
+    pub fn describe(&self, what: &str) -> String {
+        match self {
+            Self::Empty => format!("the {what} name is empty"),
+            Self::TooLong { len } => {
+                format!("the {what} name is {len} bytes long; the limit is {MAX_NAME_LEN}")
+            }
+            Self::BadCharacter { found, at } => format!(
+                "the {what} name has {found:?} at byte {at}; names may contain only {ALLOWED}"
+            ),
+        }
+    }
 }
 
 pub fn validate(name: &str) -> Result<(), NameError> {
@@ -55,5 +70,18 @@ mod tests {
             Err(NameError::BadCharacter { found: ' ', at: 4 })
         );
         assert!(validate("ünï").is_err());
+    }
+
+    #[test]
+    fn the_rule_is_said_of_the_kind_of_name() {
+        let err = validate("jira token").expect_err("a space");
+        assert_eq!(
+            err.to_string(),
+            format!("the definition name has ' ' at byte 4; names may contain only {ALLOWED}")
+        );
+        assert!(
+            err.describe("connection")
+                .starts_with("the connection name has ' '")
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
-use crate::backends;
 use crate::config::Config;
 use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
+use crate::registry;
 use crate::resolver::Resolver;
 use crate::service::SecretsService;
 use std::future::Future;
@@ -51,9 +51,9 @@ pub async fn serve(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let backends = backends::build_all(&config)
+    let backends = registry::build_all(&config.backends)
         .await
-        .map_err(ServeError::Setup)?;
+        .map_err(|err| ServeError::Setup(err.to_string()))?;
     let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
     let definition_count = config.definitions.len();
     // The resolver holds its own copy of every definition; keeping the config's as

@@ -1,4 +1,17 @@
 use super::*;
+use crate::jira::config::{Deployment, EmailSource};
+use std::path::PathBuf;
+use vaultbridge_backend_core::VersionSelector;
+use vaultbridge_backend_file::{FileConfig, FileFormat};
+
+/// One backend's settings, as its own crate's type.
+fn settings<'c, T: 'static>(config: &'c Config, name: &str) -> &'c T {
+    config.backends[name]
+        .settings
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("backend `{name}` is not a {}", std::any::type_name::<T>()))
+}
 
 fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -43,18 +56,36 @@ fn the_example_config_parses_with_no_variables_set() {
         config.definitions["warehouse-password"].ttl,
         Some(Duration::from_secs(60))
     );
+    assert_eq!(config.backends["local"].kind, "file");
     assert_eq!(
-        config.backends["local"],
-        BackendConfig::File(FileConfig::new(
-            "examples/secrets.dev.yaml",
-            FileFormat::Yaml
-        ))
+        settings::<FileConfig>(&config, "local"),
+        &FileConfig::new("examples/secrets.dev.yaml", FileFormat::Yaml)
     );
-    // And the copy on disk is the same file.
-    let on_disk =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
-            .expect("read example");
-    assert_eq!(on_disk, EMBEDDED_DEFAULT);
+}
+
+/// The example's file-backed definitions point at entries the example secrets file
+/// has, so `serve` without `--config` answers them. Tests run in the crate's root, where
+/// the example's relative path leads.
+#[tokio::test]
+async fn the_example_file_definitions_resolve_against_the_example_secrets() {
+    let config = Config::embedded_default(&vars(&[])).expect("valid");
+    let backends = registry::build_all(&config.backends).await.expect("built");
+    let mut resolved = 0;
+    for (name, definition) in &config.definitions {
+        if config.backends[&definition.backend].kind != "file" {
+            continue;
+        }
+        let fetched = backends[&definition.backend]
+            .fetch(&definition.secret)
+            .await
+            .unwrap_or_else(|err| panic!("definition `{name}`: {err}"));
+        assert!(
+            !fetched.value.expose().is_empty(),
+            "definition `{name}` is empty"
+        );
+        resolved += 1;
+    }
+    assert!(resolved >= 5, "only {resolved} file-backed definitions");
 }
 
 #[test]
@@ -68,8 +99,8 @@ fn relative_paths_are_relative_to_the_config_file() {
         Some(PathBuf::from("/etc/vb/run/vb.sock"))
     );
     assert_eq!(
-        config.backends["f"],
-        BackendConfig::File(FileConfig::new("/etc/vb/s.json", FileFormat::Json))
+        settings::<FileConfig>(&config, "f"),
+        &FileConfig::new("/etc/vb/s.json", FileFormat::Json)
     );
 }
 
@@ -195,37 +226,6 @@ fn syntax_errors_have_a_location() {
 }
 
 #[test]
-fn interpolation_expands_defaults_and_escapes() {
-    let env = vars(&[("SET", "v"), ("EMPTY", "")]);
-    assert_eq!(interpolate("a${SET}b", &env).unwrap(), "avb");
-    assert_eq!(interpolate("${UNSET:-d}", &env).unwrap(), "d");
-    assert_eq!(interpolate("${EMPTY:-d}", &env).unwrap(), "d");
-    assert_eq!(interpolate("${EMPTY}", &env).unwrap(), "");
-    assert_eq!(
-        interpolate("$$HOME $5 ${SET:-}", &env).unwrap(),
-        "$HOME $5 v"
-    );
-    assert_eq!(interpolate("${UNSET:-}", &env).unwrap(), "");
-}
-
-#[test]
-fn interpolation_errors_name_the_variable() {
-    let env = vars(&[]);
-    let err = interpolate("${MISSING}", &env).unwrap_err();
-    assert!(err.contains("`MISSING` is not set"), "{err}");
-    assert!(
-        interpolate("${OPEN", &env)
-            .unwrap_err()
-            .contains("not closed")
-    );
-    assert!(
-        interpolate("${1BAD}", &env)
-            .unwrap_err()
-            .contains("not a variable")
-    );
-}
-
-#[test]
 fn interpolated_values_cannot_change_the_yaml_structure() {
     let env = vars(&[("SOCK", "/tmp/x.sock\ntcp: 0.0.0.0:1")]);
     let config = Config::parse(
@@ -285,7 +285,7 @@ fn a_definition_defined_twice_is_an_error() {
 }
 
 #[test]
-fn a_zero_ttl_is_accepted_to_disable_caching() {
+fn a_zero_ttl_is_accepted() {
     let config = parse(&format!(
         "{MINIMAL}definitions:\n  a:\n    backend: e\n    secret: X\n    ttl: 0s\n"
     ))
@@ -300,9 +300,7 @@ fn an_aws_backend_reads_its_settings() {
         "server:\n  tcp: 127.0.0.1:1\nbackends:\n  aws:\n    type: aws_secrets_manager\n    region: eu-west-1\n    profile: dev\n    endpoint_url: http://127.0.0.1:5000\n    role_arn: arn:aws:iam::123456789012:role/reader\n    external_id: ext\n    operation_timeout: 4s\n    max_attempts: 5\ndefinitions:\n  prev:\n    backend: aws\n    secret: prod/jira\n    key: token\n    version_stage: AWSPREVIOUS\n",
     )
     .expect("valid");
-    let BackendConfig::Aws(aws) = &config.backends["aws"] else {
-        panic!("an AWS backend")
-    };
+    let aws = settings::<vaultbridge_backend_aws::AwsConfig>(&config, "aws");
     assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
     assert_eq!(aws.profile.as_deref(), Some("dev"));
     assert_eq!(aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
@@ -358,9 +356,7 @@ fn an_azure_backend_reads_its_settings() {
         "server:\n  tcp: 127.0.0.1:1\nbackends:\n  kv:\n    type: azure_key_vault\n    vault_url: https://runner.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: KV_SECRET\n    authority_host: https://login.microsoftonline.us\n    ca_file: corp.pem\n    request_timeout: 4s\n    operation_timeout: 7s\n    max_attempts: 2\n    resolve:\n      runner.vault.azure.net: 10.0.0.5:443\ndefinitions:\n  jira-token:\n    backend: kv\n    secret: jira-token\n    version_id: 0123abcd\n",
     )
     .expect("valid");
-    let BackendConfig::Azure(azure) = &config.backends["kv"] else {
-        panic!("an Azure backend")
-    };
+    let azure = settings::<vaultbridge_backend_azure::AzureConfig>(&config, "kv");
     assert_eq!(azure.vault_url, "https://runner.vault.azure.net");
     assert_eq!(
         azure.credential,
@@ -507,9 +503,7 @@ fn a_file_backend_takes_a_change_check_interval() {
         "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.json\n    change_check_interval: 0s\n",
     )
     .expect("valid");
-    let BackendConfig::File(file) = &config.backends["f"] else {
-        panic!("a file backend: {:?}", config.backends["f"]);
-    };
+    let file = settings::<FileConfig>(&config, "f");
     assert_eq!(file.change_check_interval, Duration::ZERO);
 
     let lines = problems(
@@ -523,5 +517,73 @@ fn a_file_backend_takes_a_change_check_interval() {
     assert!(
         text.contains("`change_check_interval` does not apply to `env` backends"),
         "{text}"
+    );
+}
+
+#[test]
+fn every_problem_of_a_backend_is_reported_at_once_with_its_location() {
+    let text = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    regoin: x\n    type: file\n    prefix: APP_\n    format: toml\n    path: s.yaml\n",
+    )
+    .join("\n");
+    for expected in [
+        "test.yaml:5:5: backends.f.regoin: `regoin` does not apply to `file` backends; their fields are: type, path, format, change_check_interval",
+        "test.yaml:7:5: backends.f.prefix: `prefix` does not apply to `file` backends",
+        "test.yaml:8:13: backends.f.format: unknown format `toml`",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn a_backend_without_a_type_says_which_types_exist() {
+    let lines = problems("server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    path: s.yaml\n");
+    assert!(
+        lines[0].starts_with("test.yaml:5:5: backends.f: a backend needs `type`: one of env, file"),
+        "{lines:?}"
+    );
+    let lines = problems("server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: [file]\n");
+    assert!(
+        lines[0].starts_with("test.yaml:5:11: backends.f.type: expected a backend type"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_backend_setting_that_is_a_map_where_a_value_belongs_is_explained() {
+    let lines = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path:\n      a: b\n",
+    );
+    assert!(
+        lines[0].starts_with("test.yaml:7:7: backends.f.path: expected a single value"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn backend_settings_are_interpolated_and_keep_their_spelling() {
+    let config = Config::parse(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: env\n    prefix: ${PREFIX}_0660_\n  f:\n    type: file\n    path: 0660\n    format: yaml\n",
+        "test.yaml",
+        Path::new(""),
+        &vars(&[("PREFIX", "APP")]),
+    )
+    .expect("valid");
+    assert_eq!(
+        settings::<vaultbridge_backend_env::EnvConfig>(&config, "e").prefix,
+        "APP_0660_"
+    );
+    assert_eq!(
+        settings::<FileConfig>(&config, "f").path,
+        PathBuf::from("0660")
+    );
+    let lines = problems(
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: env\n    prefix: ${NOPE}\n",
+    );
+    assert!(
+        lines[0].starts_with(
+            "test.yaml:6:13: backends.e.prefix: environment variable `NOPE` is not set"
+        ),
+        "{lines:?}"
     );
 }

@@ -1,8 +1,12 @@
 //! The `jira` section of the config: connections, with their site URLs normalised the
-//! way pasted URLs need (scheme added, `/rest/...` and trailing slashes removed).
+//! way pasted URLs need (scheme added, `/rest/...` and trailing slashes removed), and
+//! the checks that turn the section as written into them.
 
+use crate::names;
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use vaultbridge_backend_core::config::{Checker, Location, Section, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deployment {
@@ -163,6 +167,200 @@ pub fn looks_like_email(text: &str) -> bool {
                 && !text.contains(char::is_whitespace)
         }
         None => false,
+    }
+}
+
+// ---- as written, and checked ---------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJira {
+    expiry_warning: Option<Text>,
+    failure_threshold: Option<Text>,
+    #[serde(default)]
+    connections: BTreeMap<String, RawConnection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    url: Text,
+    deployment: Option<Text>,
+    email: Option<Text>,
+    email_definition: Option<Text>,
+    token: Text,
+    expires_at: Option<Text>,
+    project: Option<Text>,
+}
+
+/// Checks the `jira` section. `definitions` are the configured definition names, which
+/// `token` and `email_definition` must name.
+pub(crate) fn check(raw: &RawJira, definitions: &[&str], checker: &mut Checker<'_>) -> JiraConfig {
+    let mut jira = JiraConfig::default();
+    let mut section = checker.section("jira", Location::START);
+    if let Some(value) = &raw.expiry_warning
+        && let Some(warning) = section.duration(value, "expiry_warning")
+    {
+        jira.expiry_warning = warning;
+    }
+    if let Some(value) = &raw.failure_threshold
+        && let Some(text) = section.text(value, "failure_threshold")
+    {
+        match text.trim().parse::<u32>() {
+            Ok(threshold @ 1..=100) => jira.failure_threshold = threshold,
+            _ => section.problem(
+                value,
+                "failure_threshold",
+                format!("expected a number of failures from 1 to 100, got `{text}`"),
+            ),
+        }
+    }
+    for (name, raw) in &raw.connections {
+        let mut section = checker.section(format!("jira.connections.{name}"), raw.url.at);
+        if let Some(connection) = check_connection(name, raw, definitions, &mut section) {
+            jira.connections.insert(name.clone(), connection);
+        }
+    }
+    jira
+}
+
+fn check_connection(
+    name: &str,
+    raw: &RawConnection,
+    definitions: &[&str],
+    section: &mut Section<'_, '_>,
+) -> Option<ConnectionConfig> {
+    if let Err(err) = names::validate(name) {
+        section.problem(&raw.url, "", err.describe("connection"));
+    }
+    let url_text = section.text(&raw.url, "url")?;
+    let site = match normalise_site_url(&url_text) {
+        Ok(site) => site,
+        Err(message) => {
+            section.problem(&raw.url, "url", message);
+            return None;
+        }
+    };
+    for fix in &site.fixes {
+        section.warn(format!(
+            "Jira connection `{name}`: {fix}; now `{}`",
+            site.url
+        ));
+    }
+    let deployment = match &raw.deployment {
+        Some(value) => {
+            let text = section.text(value, "deployment")?;
+            let Some(deployment) = Deployment::parse(&text) else {
+                section.problem(
+                    value,
+                    "deployment",
+                    format!(
+                        "unknown deployment `{text}`; expected cloud, cloud_scoped or data_center"
+                    ),
+                );
+                return None;
+            };
+            deployment
+        }
+        None => default_deployment(&site.host),
+    };
+    let email = email(raw, definitions, section);
+    match (&email, deployment.uses_email()) {
+        (None, true) => section.problem(
+            &raw.url,
+            "",
+            format!(
+                "a `{}` connection needs the account's email address: set `email` (or `email_definition`)",
+                deployment.name()
+            ),
+        ),
+        (Some(_), false) => {
+            let at = raw
+                .email
+                .as_ref()
+                .or(raw.email_definition.as_ref())
+                .unwrap_or(&raw.url);
+            section.problem(
+                at,
+                "email",
+                "a `data_center` connection authenticates with a personal access token alone; remove the email",
+            );
+        }
+        (Some(EmailSource::Literal(address)), true) if !looks_like_email(address) => {
+            section.warn(format!(
+                "Jira connection `{name}`: the email does not look like an email address; Jira Cloud wants the account's email, not its display name"
+            ));
+        }
+        _ => {}
+    }
+    let token_definition = section.text(&raw.token, "token")?;
+    if !definitions.contains(&token_definition.as_str()) {
+        section.problem(
+            &raw.token,
+            "token",
+            format!(
+                "`token` names a secret definition, and there is none named `{token_definition}`; definitions: {}",
+                if definitions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    definitions.join(", ")
+                }
+            ),
+        );
+    }
+    let expires_at = match &raw.expires_at {
+        Some(value) => match section.text(value, "expires_at").as_deref().map(parse_date) {
+            Some(Some(date)) => Some(date),
+            Some(None) => {
+                section.problem(
+                    value,
+                    "expires_at",
+                    "expected a date as YYYY-MM-DD, e.g. 2027-01-15",
+                );
+                None
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let project = section.optional_text(raw.project.as_ref(), "project");
+    Some(ConnectionConfig {
+        site_url: site.url,
+        deployment,
+        email,
+        token_definition,
+        expires_at,
+        project,
+    })
+}
+
+fn email(
+    raw: &RawConnection,
+    definitions: &[&str],
+    section: &mut Section<'_, '_>,
+) -> Option<EmailSource> {
+    match (&raw.email, &raw.email_definition) {
+        (Some(_), Some(value)) => {
+            section.problem(
+                value,
+                "email_definition",
+                "set `email` or `email_definition`, not both",
+            );
+            None
+        }
+        (Some(value), None) => section.text(value, "email").map(EmailSource::Literal),
+        (None, Some(value)) => {
+            let definition = section.text(value, "email_definition")?;
+            if !definitions.contains(&definition.as_str()) {
+                section.problem(
+                    value,
+                    "email_definition",
+                    format!("no definition named `{definition}`"),
+                );
+            }
+            Some(EmailSource::Definition(definition))
+        }
+        (None, None) => None,
     }
 }
 

@@ -7,9 +7,12 @@
 //! keys of one secret are fetched once.
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 #[cfg(any(test, feature = "test-util"))]
 pub mod moto;
+
+pub use config::{AssumeRole, AwsConfig, RawAwsConfig};
 
 use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
@@ -21,7 +24,6 @@ use std::collections::HashMap;
 use std::fmt;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue,
     VersionSelector, pick_json_key,
@@ -36,46 +38,6 @@ pub const MAX_BATCH: usize = 20;
 
 /// The metadata key under which the version's stages are returned, comma-separated.
 pub const VERSION_STAGES: &str = "version_stages";
-
-/// The `aws_secrets_manager` backend instance's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsConfig {
-    /// `None`: the SDK's region chain (`AWS_REGION`, profile, IMDS).
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    /// LocalStack, moto, a VPC endpoint.
-    pub endpoint_url: Option<String>,
-    pub assume_role: Option<AssumeRole>,
-    pub connect_timeout: Duration,
-    /// The whole call, retries included.
-    pub operation_timeout: Duration,
-    /// One attempt.
-    pub attempt_timeout: Duration,
-    /// Attempts per call under the SDK's standard retry mode.
-    pub max_attempts: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssumeRole {
-    pub role_arn: String,
-    pub external_id: Option<String>,
-    pub session_name: Option<String>,
-}
-
-impl Default for AwsConfig {
-    fn default() -> Self {
-        Self {
-            region: None,
-            profile: None,
-            endpoint_url: None,
-            assume_role: None,
-            connect_timeout: Duration::from_secs(3),
-            operation_timeout: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(5),
-            max_attempts: 3,
-        }
-    }
-}
 
 pub struct AwsBackend {
     client: Client,

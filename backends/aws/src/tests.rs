@@ -2,6 +2,7 @@ use super::*;
 use crate::moto::Moto;
 use aws_sdk_secretsmanager::primitives::Blob;
 use std::sync::Arc;
+use std::time::Duration;
 use vaultbridge_backend_core::conformance::{Fixture, Seed};
 use vaultbridge_backend_core::conformance_suite;
 

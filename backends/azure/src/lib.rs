@@ -7,10 +7,15 @@
 //! timeouts), and maps their errors. No second retry loop is stacked on theirs.
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 mod http;
+
+pub use config::{
+    AzureConfig, CredentialConfig, RawAzureConfig, SecretSource, validate_secret_name,
+};
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as CredentialSecret, TokenCredential};
@@ -18,7 +23,6 @@ use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Tra
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,101 +42,6 @@ pub const CAPABILITIES: Capabilities = {
 
 /// The metadata key under which a secret's content type is returned.
 pub const CONTENT_TYPE: &str = "content_type";
-
-/// The `azure_key_vault` backend instance's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AzureConfig {
-    /// `https://<name>.vault.azure.net`, or a sovereign cloud's vault URL.
-    pub vault_url: String,
-    pub credential: CredentialConfig,
-    /// Microsoft Entra endpoint (sovereign clouds). `None`: `AZURE_AUTHORITY_HOST`, else
-    /// the public cloud.
-    pub authority_host: Option<String>,
-    /// Extra trusted roots (PEM), e.g. a corporate TLS proxy's.
-    pub ca_file: Option<PathBuf>,
-    /// Fixed addresses for host names, like curl's `--resolve`: for private endpoints
-    /// without private DNS in the pod.
-    pub resolve: Vec<(String, SocketAddr)>,
-    pub connect_timeout: Duration,
-    /// One HTTP request.
-    pub request_timeout: Duration,
-    /// The whole call, the official client's retries included.
-    pub operation_timeout: Duration,
-    /// Attempts per call (the official client's exponential retry).
-    pub max_attempts: u32,
-}
-
-impl AzureConfig {
-    pub fn new(vault_url: impl Into<String>, credential: CredentialConfig) -> Self {
-        Self {
-            vault_url: vault_url.into(),
-            credential,
-            authority_host: None,
-            ca_file: None,
-            resolve: Vec::new(),
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(10),
-            operation_timeout: Duration::from_secs(10),
-            max_attempts: 3,
-        }
-    }
-}
-
-/// How the daemon gets its Microsoft Entra token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialConfig {
-    /// Workload identity when its environment variables are present, else managed
-    /// identity, else the developer's Azure CLI login.
-    Auto,
-    /// AKS workload identity; unset fields come from `AZURE_TENANT_ID`,
-    /// `AZURE_CLIENT_ID` and `AZURE_FEDERATED_TOKEN_FILE`.
-    WorkloadIdentity {
-        tenant_id: Option<String>,
-        client_id: Option<String>,
-        token_file: Option<PathBuf>,
-    },
-    /// System-assigned, or user-assigned with `client_id`.
-    ManagedIdentity {
-        client_id: Option<String>,
-    },
-    /// A service principal; the secret is read from an environment variable or a file,
-    /// never from the config.
-    ClientSecret {
-        tenant_id: String,
-        client_id: String,
-        secret: SecretSource,
-    },
-    AzureCli,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Env(String),
-    File(PathBuf),
-}
-
-/// The rule Key Vault applies to secret names: 1-127 letters, digits and dashes.
-pub fn validate_secret_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 127 {
-        return Err(format!(
-            "a Key Vault secret name is 1 to 127 characters; `{name}` has {}",
-            name.len()
-        ));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
-        let suggestion: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        return Err(format!(
-            "Key Vault secret names may contain only letters, digits and dashes; `{name}` has {bad:?} (did you mean `{suggestion}`?)"
-        ));
-    }
-    Ok(())
-}
 
 pub struct AzureBackend {
     client: SecretClient,

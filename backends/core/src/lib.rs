@@ -3,9 +3,11 @@
 //! This crate knows no daemon and no cloud: it holds the [`Backend`] trait, the
 //! [`SecretValue`] type that carries secret bytes (redacted when printed, zeroized on
 //! drop), the [`BackendError`] every backend maps its own errors into, and, behind the
-//! `conformance` feature, the behaviour suite every backend runs from its own tests.
+//! `conformance` feature, the behaviour suite every backend runs from its own tests;
+//! and, in [`config`], what a backend needs to own its config.
 #![forbid(unsafe_code)]
 
+pub mod config;
 mod error;
 mod keyed;
 mod value;

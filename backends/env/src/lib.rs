@@ -2,6 +2,10 @@
 //! own environment (optionally behind a prefix set on the backend instance).
 #![forbid(unsafe_code)]
 
+mod config;
+
+pub use config::{EnvConfig, RawEnvConfig};
+
 use async_trait::async_trait;
 use std::ffi::OsString;
 use std::fmt;
@@ -15,13 +19,6 @@ pub const KIND: &str = "env";
 /// Unix environment strings are bytes, but C strings: no NUL.
 pub const CAPABILITIES: Capabilities = Capabilities::text_only().with_binary(false);
 
-/// The `env` backend instance's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvConfig {
-    /// Prepended to every variable name a definition gives (`APP_` + `JIRA_TOKEN`).
-    pub prefix: String,
-}
-
 /// Where variables come from. The process environment in production; a map in tests,
 /// because changing the real environment of a running test process is not safe.
 pub trait VarSource: Send + Sync + 'static {
@@ -33,6 +30,10 @@ pub trait VarSource: Send + Sync + 'static {
 pub struct ProcessEnv;
 
 impl VarSource for ProcessEnv {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "reading the daemon's environment is what this backend is for"
+    )]
     fn var(&self, name: &str) -> Option<OsString> {
         std::env::var_os(name)
     }

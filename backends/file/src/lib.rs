@@ -9,17 +9,19 @@
 //! (about 1 µs of 11; see BENCHMARKS.md). An edit is seen within that interval.
 #![forbid(unsafe_code)]
 
+mod config;
 mod parse;
 
+pub use config::{FileConfig, RawFileConfig};
 pub use parse::FileFormat;
 
 use async_trait::async_trait;
 use parse::{Entries, Entry};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue, pick_json_key,
 };
@@ -29,44 +31,6 @@ pub const KIND: &str = "file";
 
 /// YAML, JSON and dotenv hold text, and a file has no versions.
 pub const CAPABILITIES: Capabilities = Capabilities::text_only();
-
-/// The `file` backend instance's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileConfig {
-    pub path: PathBuf,
-    pub format: FileFormat,
-    /// How stale a cache hit may be after an edit; see the crate docs.
-    pub change_check_interval: Duration,
-}
-
-impl FileConfig {
-    pub const DEFAULT_CHANGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
-    /// A config with the default change-check interval.
-    pub fn new(path: impl Into<PathBuf>, format: FileFormat) -> Self {
-        Self {
-            path: path.into(),
-            format,
-            change_check_interval: Self::DEFAULT_CHANGE_CHECK_INTERVAL,
-        }
-    }
-}
-
-impl FileFormat {
-    /// The format a file name implies, if it implies one.
-    pub fn from_path(path: &Path) -> Option<Self> {
-        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        if name.ends_with(".yaml") || name.ends_with(".yml") {
-            Some(Self::Yaml)
-        } else if name.ends_with(".json") {
-            Some(Self::Json)
-        } else if name.starts_with(".env") || name.ends_with(".env") {
-            Some(Self::Dotenv)
-        } else {
-            None
-        }
-    }
-}
 
 /// What identifies one version of the file on disk. Editors that replace the file
 /// change the inode; in-place writes change size, mtime or ctime.
@@ -378,6 +342,7 @@ fn map_as_json(map: &std::collections::BTreeMap<String, SecretValue>) -> SecretV
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
     use vaultbridge_backend_core::conformance::{Fixture, Seed};
     use vaultbridge_backend_core::conformance_suite;
 

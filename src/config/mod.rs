@@ -1,0 +1,159 @@
+//! The daemon's configuration: YAML read into raw sections that reject unknown fields
+//! ([`load`]), then checked into a [`Config`] that the rest of the daemon uses. Each
+//! section's rules sit next to its types ([`server`], [`cache`], [`definitions`], the
+//! Jira section in `crate::jira::config`); each backend's rules sit in its own crate,
+//! reached through the one [registry](crate::registry).
+//!
+//! Every error names the file, the line and column, and the field path, and says what
+//! was expected. `${VAR}` and `${VAR:-default}` are expanded inside string values (never
+//! in the YAML text itself, so a variable cannot change the document's structure), and
+//! variables are read through [`Vars`] so tests can supply them.
+
+mod cache;
+mod definitions;
+mod load;
+mod server;
+
+pub use cache::{CacheConfig, DEFAULT_MAX_ENTRIES, DEFAULT_TTL};
+pub use definitions::DefinitionConfig;
+pub use server::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE, ServerConfig};
+pub use vaultbridge_backend_core::config::{ProcessVars, Vars};
+
+use crate::jira::config::JiraConfig;
+use crate::registry::{self, BackendConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use vaultbridge_backend_core::config::{Checker, Problem};
+
+/// The built-in local-development configuration, used by `serve` without `--config`.
+/// It is `config.example.yaml`, so the example and the default cannot drift apart.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.example.yaml");
+pub const EMBEDDED_NAME: &str = "<embedded config.example.yaml>";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages.
+    pub source: String,
+    pub server: ServerConfig,
+    pub cache: CacheConfig,
+    pub backends: BTreeMap<String, BackendConfig>,
+    pub definitions: BTreeMap<String, DefinitionConfig>,
+    pub jira: JiraConfig,
+    /// Things fixed or worth a look, each to be logged once at start (never values).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{file}`: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(file: &str, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let path = if p.path.is_empty() {
+                "(top level)"
+            } else {
+                &p.path
+            };
+            format!(
+                "{file}:{}:{}: {path}: {}",
+                p.at.line, p.at.column, p.message
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl Config {
+    /// Reads and checks a config file. Relative paths inside it are relative to the
+    /// file's directory.
+    pub fn load(path: &Path, vars: &dyn Vars) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &file, &base, vars)
+    }
+
+    /// The embedded local-development default; relative paths are relative to the
+    /// working directory.
+    pub fn embedded_default(vars: &dyn Vars) -> Result<Self, ConfigError> {
+        Self::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), vars)
+    }
+
+    pub fn parse(
+        text: &str,
+        file: &str,
+        base: &Path,
+        vars: &dyn Vars,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid {
+            file: file.to_owned(),
+            problems,
+        };
+        let raw = load::parse_raw(text).map_err(|problem| invalid(vec![problem]))?;
+        let mut checker = Checker::new(vars, base);
+        let server = server::check(raw.server.as_ref(), &mut checker);
+        let cache = cache::check(raw.cache.as_ref(), &mut checker);
+        let mut backends = BTreeMap::new();
+        for (name, node) in &raw.backends {
+            let mut section = checker.section(format!("backends.{name}"), node.at);
+            if let Some(backend) = registry::check(name, node, &mut section) {
+                backends.insert(name.clone(), backend);
+            }
+        }
+        let backend_names: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
+        let mut definitions = BTreeMap::new();
+        for (name, definition) in &raw.definitions {
+            let mut section = checker.section(format!("definitions.{name}"), definition.at().at);
+            if let Some(checked) =
+                definitions::check(name, definition, &backend_names, &backends, &mut section)
+            {
+                definitions.insert(name.clone(), checked);
+            }
+        }
+        let jira = match &raw.jira {
+            Some(jira) => {
+                let names: Vec<&str> = raw.definitions.keys().map(String::as_str).collect();
+                crate::jira::config::check(jira, &names, &mut checker)
+            }
+            None => JiraConfig::default(),
+        };
+        let (problems, warnings) = checker.finish();
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        Ok(Config {
+            source: file.to_owned(),
+            server,
+            cache,
+            backends,
+            definitions,
+            jira,
+            warnings,
+        })
+    }
+
+    /// The TTL that applies to a definition.
+    pub fn ttl_of(&self, definition: &DefinitionConfig) -> Duration {
+        definition.ttl.unwrap_or(self.cache.ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! The `server` section: where the daemon listens and how it shuts down.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use vaultbridge_backend_core::config::{Checker, Location, Section, Text};
+
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub unix_socket: Option<PathBuf>,
+    pub unix_socket_mode: u32,
+    pub tcp: Option<SocketAddr>,
+    /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    unix_socket: Option<Text>,
+    unix_socket_mode: Option<Text>,
+    tcp: Option<Text>,
+    shutdown_grace: Option<Text>,
+}
+
+pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
+    let mut server = ServerConfig {
+        unix_socket: None,
+        unix_socket_mode: DEFAULT_SOCKET_MODE,
+        tcp: None,
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+    };
+    let mut section = checker.section("server", Location::START);
+    let Some(raw) = raw else {
+        section.section_problem(
+            "no listener: add a `server` section with `unix_socket`, `tcp` or both",
+        );
+        return server;
+    };
+    if let Some(value) = &raw.unix_socket {
+        server.unix_socket = section.file_path(value, "unix_socket");
+    }
+    if let Some(value) = &raw.unix_socket_mode
+        && let Some(mode) = socket_mode(value, &mut section)
+    {
+        server.unix_socket_mode = mode;
+    }
+    if let Some(value) = &raw.tcp
+        && let Some(text) = section.text(value, "tcp")
+    {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => server.tcp = Some(addr),
+            Err(_) => section.problem(
+                value,
+                "tcp",
+                format!(
+                    "expected an IP address and port such as `127.0.0.1:50051` or `[::1]:50051`, got `{text}`"
+                ),
+            ),
+        }
+    }
+    if let Some(value) = &raw.shutdown_grace
+        && let Some(grace) = section.duration(value, "shutdown_grace")
+    {
+        server.shutdown_grace = grace;
+    }
+    if raw.unix_socket.is_none() && raw.tcp.is_none() {
+        section.section_problem("no listener: set `unix_socket`, `tcp` or both");
+    }
+    server
+}
+
+fn socket_mode(value: &Text, section: &mut Section<'_, '_>) -> Option<u32> {
+    let text = section.text(value, "unix_socket_mode")?;
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(mode) if mode <= 0o777 => Some(mode),
+        _ => {
+            section.problem(
+                value,
+                "unix_socket_mode",
+                format!("expected octal permission bits such as `0600` or `0660`, got `{text}`"),
+            );
+            None
+        }
+    }
+}
