@@ -5,6 +5,7 @@ use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::path::PathBuf;
 use tonic::transport::{Channel, Endpoint, Uri};
+use vaultbridge_backend_core::config::{ProcessVars, Vars};
 
 /// Where a daemon listens: `unix:/path`, a path starting with `/` or `.`, or a TCP
 /// `host:port` / `http://host:port`.
@@ -33,8 +34,8 @@ impl Address {
     /// The address `vaultbridge get` uses when none is given: the socket of the
     /// example config, which honours the same `VAULTBRIDGE_SOCKET` variable.
     pub fn default_local() -> Self {
-        let path = std::env::var("VAULTBRIDGE_SOCKET")
-            .ok()
+        let path = ProcessVars
+            .var("VAULTBRIDGE_SOCKET")
             .filter(|path| !path.is_empty())
             .unwrap_or_else(|| "/tmp/vaultbridge.sock".to_owned());
         Self::Unix(PathBuf::from(path))

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The virtualenv `scripts/test` prepares. Missing is a failure, not a skip.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test runner's setting, not daemon config"
+)]
 pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os("VAULTBRIDGE_TEST_PYTHON")
         .map(PathBuf::from)

@@ -50,6 +50,10 @@ impl std::fmt::Debug for Moto {
 }
 
 /// The virtualenv's Python: `VAULTBRIDGE_TEST_PYTHON`, else `<workspace>/.venv`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test harness reading the test runner's setting, not daemon config"
+)]
 pub fn venv_python() -> PathBuf {
     let python = std::env::var_os("VAULTBRIDGE_TEST_PYTHON").map_or_else(
         || {

@@ -26,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use vaultbridge_backend_core::config::{ProcessVars, Vars};
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue, VersionSelector,
     pick_json_key,
@@ -60,7 +61,7 @@ impl fmt::Debug for AzureBackend {
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|value| !value.is_empty())
+    ProcessVars.var(name).filter(|value| !value.is_empty())
 }
 
 impl AzureBackend {
