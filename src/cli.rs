@@ -4,7 +4,6 @@
 //! check, a daemon not serving); 2 bad usage; 3 `get` or `health` could not reach the
 //! daemon.
 
-use crate::backends;
 use crate::client::{self, Address};
 use crate::config::{Config, ConfigError, ProcessVars};
 use crate::proto::v1::ResolveRequest;
@@ -449,7 +448,7 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
     for warning in &config.warnings {
         eprintln!("vaultbridge: warning: {warning}");
     }
-    let backends = match backends::build_all(&config).await {
+    let backends = match server::build_backends(&config).await {
         Ok(backends) => backends,
         Err(err) => {
             eprintln!("vaultbridge: {err}");
