@@ -7,7 +7,7 @@
 
 use super::config::{ConnectionConfig, Deployment, EmailSource, looks_like_email};
 use super::credentials::{Credentials, Scheme, token_warnings};
-use super::error::JiraError;
+use super::error::{CloudIdError, JiraError};
 use super::verify::{ConnectionStatus, Outcome, verify};
 use crate::resolver::Resolver;
 use base64::Engine;
@@ -373,31 +373,31 @@ impl JiraService {
         {
             return Ok(known.clone());
         }
-        let failed = |reason: String| JiraError::CloudId {
+        let failed = |source| JiraError::CloudId {
             connection: connection.to_owned(),
             site: site.to_owned(),
-            reason,
+            source,
         };
         let response = self
             .http()
             .get(format!("{site}/_edge/tenant_info"))
             .send()
             .await
-            .map_err(|err| failed(vaultbridge_backend_core::describe_chain(&err)))?;
+            .map_err(|err| failed(CloudIdError::Request(err)))?;
         if !response.status().is_success() {
-            return Err(failed(format!("HTTP {}", response.status())));
+            return Err(failed(CloudIdError::Status(response.status())));
         }
         let body = response
             .bytes()
             .await
-            .map_err(|err| failed(err.to_string()))?;
+            .map_err(|err| failed(CloudIdError::Body(err)))?;
         let cloud_id = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|info| info["cloudId"].as_str().map(str::to_owned))
             .filter(|id| {
                 !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             })
-            .ok_or_else(|| failed("the answer has no cloudId".to_owned()))?;
+            .ok_or_else(|| failed(CloudIdError::NoCloudId))?;
         self.cloud_ids
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -13,5 +13,5 @@ pub mod verify;
 
 pub use connections::{AuthFailureOutcome, JiraService, StateSnapshot};
 pub use credentials::{Credentials, Scheme};
-pub use error::JiraError;
+pub use error::{CloudIdError, JiraError};
 pub use verify::ConnectionStatus;
