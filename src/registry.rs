@@ -134,12 +134,15 @@ fn valid_backend_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// A backend that could not be set up.
+/// A configured backend that could not be built: a problem the config could not see,
+/// such as an unreadable CA file or an unset client-secret variable.
 #[derive(Debug, thiserror::Error)]
 #[error("backend `{backend}` ({kind}): {source}")]
 pub struct BuildError {
     pub backend: String,
+    /// The backend's `type` in the config.
     pub kind: &'static str,
+    #[source]
     pub source: BackendError,
 }
 

@@ -76,6 +76,13 @@ pub enum ResolveError {
     },
 }
 
+/// Why [`Resolver::new`] cannot bind the config's definitions to the built backends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("definition `{definition}` names backend `{backend}`, which was not built")]
+    BackendNotBuilt { definition: String, backend: String },
+}
+
 struct PerEntryTtl;
 
 impl Expiry<Arc<str>, Arc<CachedSecret>> for PerEntryTtl {
@@ -108,7 +115,7 @@ impl Resolver {
     pub fn new(
         config: &Config,
         backends: &BTreeMap<String, Arc<dyn Backend>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         // One shared name per backend, not one copy per definition.
         let named: BTreeMap<&str, (Arc<str>, &Arc<dyn Backend>)> = backends
             .iter()
@@ -118,10 +125,10 @@ impl Resolver {
         for (name, definition) in &config.definitions {
             let (backend_name, backend) =
                 named.get(definition.backend.as_str()).ok_or_else(|| {
-                    format!(
-                        "definition `{name}` names backend `{}`, which was not built",
-                        definition.backend
-                    )
+                    SetupError::BackendNotBuilt {
+                        definition: name.clone(),
+                        backend: definition.backend.clone(),
+                    }
                 })?;
             definitions.push(Arc::new(Definition {
                 name: Arc::from(name.as_str()),

@@ -5,8 +5,9 @@ use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
 use crate::registry;
-use crate::resolver::Resolver;
+use crate::resolver::{self, Resolver};
 use crate::service::SecretsService;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,8 +25,11 @@ pub const SECRETS_SERVICE: &str = "vaultbridge.v1.Secrets";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
-    Setup(String),
+    // Transparent: these add nothing to the wrapped error's text or its source.
+    #[error(transparent)]
+    Backend(#[from] registry::BuildError),
+    #[error(transparent)]
+    Resolver(#[from] resolver::SetupError),
     #[error("cannot listen on {what}: {source}")]
     Bind {
         what: String,
@@ -51,14 +55,12 @@ pub async fn serve(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let backends = registry::build_all(&config.backends)
-        .await
-        .map_err(|err| ServeError::Setup(err.to_string()))?;
-    let resolver = Arc::new(Resolver::new(&config, &backends).map_err(ServeError::Setup)?);
+    let backends = registry::build_all(&config.backends).await?;
+    let resolver = Arc::new(Resolver::new(&config, &backends)?);
     let definition_count = config.definitions.len();
     // The resolver holds its own copy of every definition; keeping the config's as
     // well costs about 330 bytes per definition for the daemon's whole life.
-    config.definitions = std::collections::BTreeMap::new();
+    config.definitions = BTreeMap::new();
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
@@ -249,5 +251,57 @@ pub async fn termination_signal() {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProcessVars;
+    use std::error::Error as _;
+    use vaultbridge_backend_core::BackendError;
+
+    fn config(backends: &str) -> Config {
+        let text = format!(
+            "server:\n  tcp: 127.0.0.1:1\nbackends:\n{backends}definitions:\n  s:\n    backend: kv\n    secret: s\n"
+        );
+        Config::parse(&text, "test.yaml", Path::new(""), &ProcessVars).unwrap()
+    }
+
+    #[cfg(feature = "azure")]
+    #[tokio::test]
+    async fn a_backend_that_cannot_be_built_keeps_its_error_as_the_source() {
+        // No test sets this variable, so building the backend fails.
+        let config = config(
+            "  kv:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: VB_UNIT_NEVER_SET_6F1C\n",
+        );
+        let err = ServeError::from(registry::build_all(&config.backends).await.unwrap_err());
+        assert_eq!(
+            err.to_string(),
+            "backend `kv` (azure_key_vault): the client secret's environment variable `VB_UNIT_NEVER_SET_6F1C` is not set"
+        );
+        let source = err
+            .source()
+            .and_then(|source| source.downcast_ref::<BackendError>())
+            .unwrap();
+        assert_eq!(
+            source.kind(),
+            vaultbridge_backend_core::ErrorKind::InvalidConfig
+        );
+    }
+
+    #[test]
+    fn a_definition_whose_backend_was_not_built_is_named() {
+        let config = config("  kv:\n    type: env\n");
+        let err = ServeError::from(Resolver::new(&config, &BTreeMap::new()).unwrap_err());
+        assert!(matches!(
+            &err,
+            ServeError::Resolver(resolver::SetupError::BackendNotBuilt { definition, backend })
+                if definition == "s" && backend == "kv"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "definition `s` names backend `kv`, which was not built"
+        );
     }
 }

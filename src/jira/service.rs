@@ -1,7 +1,9 @@
 //! The `vaultbridge.v1.Jira` gRPC service.
 
 use super::config::{Deployment, EmailSource};
-use super::{Credentials, JiraService, Scheme, StateSnapshot, Status as ConnectionStatus};
+use super::connections::{JiraService, StateSnapshot};
+use super::credentials::{Credentials, Scheme};
+use super::verify::ConnectionStatus;
 use crate::proto::v1::{self as pb, jira_server::Jira};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

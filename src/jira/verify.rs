@@ -8,8 +8,9 @@ use super::config::Deployment;
 use super::credentials::Credentials;
 use std::time::Duration;
 
+/// Not `Status`: the gRPC service that reports it uses `tonic::Status` beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum ConnectionStatus {
     Unknown,
     Connected,
     NeedsReauthorization,
@@ -17,7 +18,7 @@ pub enum Status {
     Unreachable,
 }
 
-impl Status {
+impl ConnectionStatus {
     pub fn name(self) -> &'static str {
         match self {
             Self::Unknown => "UNKNOWN",
@@ -31,7 +32,7 @@ impl Status {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub status: Status,
+    pub status: ConnectionStatus,
     pub message: String,
     pub display_name: String,
     pub account_id: String,
@@ -39,7 +40,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn status(status: Status, message: impl Into<String>) -> Self {
+    fn status(status: ConnectionStatus, message: impl Into<String>) -> Self {
         Self {
             status,
             message: message.into(),
@@ -59,7 +60,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
         && days < 0
     {
         return Outcome::status(
-            Status::NeedsReauthorization,
+            ConnectionStatus::NeedsReauthorization,
             format!(
                 "the token of `{name}` expired on {expires}: create a new API token, store it in the vault, then verify again"
             ),
@@ -79,7 +80,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
                 ""
             };
             return Outcome::status(
-                Status::NeedsReauthorization,
+                ConnectionStatus::NeedsReauthorization,
                 format!(
                     "Jira refused the credentials of `{name}`: the token is wrong, expired or revoked, or the account lost access{scoped_hint}; create a new token, store it in the vault, then verify again"
                 ),
@@ -91,7 +92,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
             .is_some_and(|reason| reason.contains("AUTHENTICATION_DENIED")) =>
         {
             return Outcome::status(
-                Status::Failed,
+                ConnectionStatus::Failed,
                 format!(
                     "Jira wants a CAPTCHA for the account of `{name}` after failed logins: sign in once in a browser to clear it, then verify again"
                 ),
@@ -99,7 +100,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
         }
         403 => {
             return Outcome::status(
-                Status::Failed,
+                ConnectionStatus::Failed,
                 format!(
                     "Jira knows the account of `{name}` but refuses it: it may lack Jira product access or a token scope, or an IP allow-list blocks the daemon; a new token will not help, an admin must grant access"
                 ),
@@ -107,7 +108,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
         }
         404 => {
             return Outcome::status(
-                Status::Failed,
+                ConnectionStatus::Failed,
                 format!(
                     "there is no Jira REST API at `{}`: check the site URL of `{name}` and, on Data Center, its context path (such as /jira)",
                     credentials.base_url
@@ -116,7 +117,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
         }
         500..=599 | 429 => {
             return Outcome::status(
-                Status::Unreachable,
+                ConnectionStatus::Unreachable,
                 format!(
                     "Jira answered HTTP {status} for `{name}`: it is unavailable or rate-limiting; try again later"
                 ),
@@ -124,7 +125,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
         }
         other => {
             return Outcome::status(
-                Status::Failed,
+                ConnectionStatus::Failed,
                 format!(
                     "Jira answered HTTP {other} for `{name}`, which vaultbridge does not expect"
                 ),
@@ -133,7 +134,7 @@ pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcom
     }
     let account: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let mut outcome = Outcome::status(
-        Status::Connected,
+        ConnectionStatus::Connected,
         format!("the credentials of `{name}` work"),
     );
     outcome.display_name = account["displayName"]
@@ -179,7 +180,7 @@ async fn get(
             .await
             .map_err(|err| {
                 Outcome::status(
-                    Status::Unreachable,
+                    ConnectionStatus::Unreachable,
                     format!(
                         "cannot reach Jira for `{}` at `{}`: {}",
                         credentials.connection,
@@ -209,7 +210,7 @@ async fn get(
         return Ok((status, headers, body));
     }
     Err(Outcome::status(
-        Status::Unreachable,
+        ConnectionStatus::Unreachable,
         format!(
             "Jira kept rate-limiting the checks of `{}`; try again later",
             credentials.connection
