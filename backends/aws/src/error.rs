@@ -10,6 +10,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use std::error::Error as StdError;
+use std::sync::Arc;
 use vaultbridge_backend_core::{BackendError, VersionSelector, describe_chain, find_cause};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +177,15 @@ where
     }
 }
 
+/// A copy of `err` for each secret it answers: one failed call can fail several
+/// secrets, and a [`BackendError`] cannot be cloned. The copy's source is the shared
+/// original, so its cause (an SDK or credentials error) stays reachable.
+pub(crate) fn shared(err: &Arc<BackendError>) -> BackendError {
+    BackendError::new(err.kind(), err.message())
+        .temporary(err.is_temporary())
+        .with_source(Arc::clone(err))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +257,24 @@ mod tests {
         assert_eq!(kind(503), ErrorKind::Unavailable);
         assert_eq!(kind(401), ErrorKind::Unavailable);
         assert_eq!(kind(418), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn a_shared_error_keeps_the_original_and_its_cause() {
+        let original = Arc::new(
+            BackendError::unavailable("cannot reach Secrets Manager")
+                .temporary(false)
+                .with_source(std::io::Error::other("connection refused")),
+        );
+        let copy = shared(&original);
+        assert_eq!(copy.kind(), ErrorKind::Unavailable);
+        assert!(!copy.is_temporary());
+        assert_eq!(copy.to_string(), original.to_string());
+        assert!(find_cause::<std::io::Error>(&copy).is_some());
+        assert_eq!(
+            describe_chain(&copy),
+            "cannot reach Secrets Manager: connection refused"
+        );
     }
 
     #[test]

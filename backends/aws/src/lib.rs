@@ -23,6 +23,7 @@ use error::{Context, Operation};
 use std::collections::HashMap;
 use std::fmt;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue,
@@ -218,9 +219,10 @@ impl AwsBackend {
                     );
                 }
                 Err(err) => {
+                    let err = Arc::new(err);
                     return ids
                         .iter()
-                        .map(|id| (id.clone(), Err(clone_error(&err))))
+                        .map(|id| (id.clone(), Err(error::shared(&err))))
                         .collect();
                 }
             }
@@ -250,10 +252,6 @@ fn match_requested<'a>(
                 || arn.is_some_and(|arn| id.starts_with("arn:") && arn.starts_with(id.as_str()))
         })
         .map(String::as_str)
-}
-
-fn clone_error(err: &BackendError) -> BackendError {
-    BackendError::new(err.kind(), err.message()).temporary(err.is_temporary())
 }
 
 /// A secret's value as Secrets Manager returned it, before a key is picked.
@@ -353,10 +351,16 @@ impl Backend for AwsBackend {
             pinned.iter().map(|(id, version)| self.get(id, version)),
         );
         let (batches, singles) = futures_util::future::join(batches, singles).await;
-        let current: HashMap<String, Result<Raw, BackendError>> =
-            batches.into_iter().flatten().collect();
-        let pinned: Vec<((&str, &VersionSelector), Result<Raw, BackendError>)> =
-            pinned.into_iter().zip(singles).collect();
+        // Shared, because several keys of one secret each get the secret's error.
+        let current: HashMap<String, Result<Raw, Arc<BackendError>>> = batches
+            .into_iter()
+            .flatten()
+            .map(|(id, raw)| (id, raw.map_err(Arc::new)))
+            .collect();
+        let pinned: Vec<((&str, &VersionSelector), Result<Raw, Arc<BackendError>>)> = pinned
+            .into_iter()
+            .zip(singles.into_iter().map(|raw| raw.map_err(Arc::new)))
+            .collect();
 
         secrets
             .iter()
@@ -370,7 +374,7 @@ impl Backend for AwsBackend {
                 };
                 match raw {
                     Some(Ok(raw)) => raw.serve(secret.key.as_deref(), &secret.id),
-                    Some(Err(err)) => Err(clone_error(err)),
+                    Some(Err(err)) => Err(error::shared(err)),
                     None => Err(BackendError::internal(format!(
                         "no answer was recorded for secret `{}`",
                         secret.id
