@@ -1,8 +1,12 @@
 //! The baseline runs as this same binary in `baseline-server` mode, a child process
 //! like the daemon, so that its CPU time and RSS are read the same way.
 
-use std::path::PathBuf;
+use crate::cli::Args;
+use crate::server::{Server, Transport, free_port, spawn, wait_serving};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
+use std::time::Instant;
 use vaultbridge::proto::v1::{
     self as pb, ResolveBatchRequest, ResolveRequest,
     secrets_server::{Secrets, SecretsServer},
@@ -83,4 +87,29 @@ pub(crate) async fn baseline_server(socket: PathBuf, tcp: std::net::SocketAddr, 
             tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true)),
         );
     let _ = tokio::join!(over_unix, over_tcp);
+}
+
+pub(crate) async fn start_baseline(args: &Args, dir: &Path) -> Server {
+    let socket = dir.join("baseline.sock");
+    let port = free_port();
+    let me = std::env::current_exe().expect("own path");
+    let started = Instant::now();
+    let baseline = Server {
+        child: spawn(
+            Command::new(me).args([
+                "baseline-server",
+                "--socket",
+                socket.to_str().expect("utf-8 path"),
+                "--tcp",
+                &format!("127.0.0.1:{port}"),
+                "--payload",
+                &args.payload.to_string(),
+            ]),
+            args.server_workers,
+        ),
+        socket,
+        tcp: format!("127.0.0.1:{port}"),
+    };
+    wait_serving(&baseline.address(Transport::Uds), started).await;
+    baseline
 }

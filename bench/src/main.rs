@@ -20,7 +20,7 @@ mod report;
 mod server;
 mod stats;
 
-use baseline::baseline_server;
+use baseline::{baseline_server, start_baseline};
 use clap::Parser;
 use cli::{Args, Mode};
 use daemon::{start_daemon, write_config, write_secrets};
@@ -70,27 +70,7 @@ async fn run(args: Args) {
     let work = Arc::new(Work::Resolve("bench".to_owned()));
 
     // 1. Baseline.
-    let socket = dir.path().join("baseline.sock");
-    let port = free_port();
-    let me = std::env::current_exe().expect("own path");
-    let started = Instant::now();
-    let baseline = Server {
-        child: spawn(
-            Command::new(me).args([
-                "baseline-server",
-                "--socket",
-                socket.to_str().expect("utf-8 path"),
-                "--tcp",
-                &format!("127.0.0.1:{port}"),
-                "--payload",
-                &args.payload.to_string(),
-            ]),
-            args.server_workers,
-        ),
-        socket,
-        tcp: format!("127.0.0.1:{port}"),
-    };
-    wait_serving(&baseline.address(Transport::Uds), started).await;
+    let baseline = start_baseline(&args, dir.path()).await;
 
     // 2. Cache hit, and 3. mixed Zipf batches, on one daemon.
     let secrets = write_secrets(dir.path(), 1000, args.payload);
