@@ -176,22 +176,7 @@ pub(crate) async fn interleaved(
     runs.into_iter()
         .enumerate()
         .map(|(index, runs)| {
-            let paired = (index > 0).then(|| {
-                let mut rates: Vec<f64> = Vec::new();
-                let mut cpus: Vec<f64> = Vec::new();
-                for (run, baseline) in runs.iter().zip(&baseline_runs) {
-                    rates.push(run.rate() / baseline.rate());
-                    cpus.push(run.cpu_us_per_request / baseline.cpu_us_per_request);
-                }
-                rates.sort_by(f64::total_cmp);
-                cpus.sort_by(f64::total_cmp);
-                Paired {
-                    rate: rates[rates.len() / 2],
-                    cpu: cpus[cpus.len() / 2],
-                    cpu_lowest: cpus[0],
-                    cpu_highest: cpus[cpus.len() - 1],
-                }
-            });
+            let paired = (index > 0).then(|| Paired::of(&runs, &baseline_runs));
             Measurement {
                 paired,
                 ..median(runs)

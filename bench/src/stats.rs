@@ -33,6 +33,27 @@ pub(crate) struct Paired {
     pub(crate) cpu_highest: f64,
 }
 
+impl Paired {
+    /// Medians of the rounds' ratios, so that one disturbed round does not move them;
+    /// the CPU ratios' range goes beside them to show how far the rounds spread.
+    pub(crate) fn of(runs: &[Measurement], baselines: &[Measurement]) -> Self {
+        let mut rates: Vec<f64> = Vec::new();
+        let mut cpus: Vec<f64> = Vec::new();
+        for (run, baseline) in runs.iter().zip(baselines) {
+            rates.push(run.rate() / baseline.rate());
+            cpus.push(run.cpu_us_per_request / baseline.cpu_us_per_request);
+        }
+        rates.sort_by(f64::total_cmp);
+        cpus.sort_by(f64::total_cmp);
+        Self {
+            rate: rates[rates.len() / 2],
+            cpu: cpus[cpus.len() / 2],
+            cpu_lowest: cpus[0],
+            cpu_highest: cpus[cpus.len() - 1],
+        }
+    }
+}
+
 impl Measurement {
     pub(crate) fn rate(&self) -> f64 {
         self.requests as f64 / self.seconds
