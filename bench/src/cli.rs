@@ -1,0 +1,94 @@
+//! The command line. A module of its own because the scenarios take `&Args`, and
+//! importing it from `main.rs` would make every scenario module and `main.rs` import
+//! each other.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks the vaultbridge daemon against a baseline tonic server")]
+pub(crate) struct Args {
+    /// How long each load run lasts.
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
+    pub(crate) duration: Duration,
+    /// HTTP/2 connections the load is spread over.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) connections: usize,
+    /// Runs per measurement; the table shows the median. The baseline and the daemon
+    /// take turns.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeat: usize,
+    /// Concurrency levels for the single-resolve scenarios.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub(crate) concurrency: Vec<usize>,
+    /// The secret's size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) payload: usize,
+    /// The daemon binary (a release build).
+    #[arg(long, default_value = "target/release/vaultbridge")]
+    pub(crate) daemon: PathBuf,
+    /// Skip the 100,000-definition memory scenario (it takes a while to load).
+    #[arg(long)]
+    pub(crate) skip_large: bool,
+    /// Concurrent resolves of one uncached definition per cold-miss round.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) cold_concurrency: usize,
+    /// Cold-miss rounds (the definition is invalidated before each).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) cold_rounds: usize,
+    /// Tokio worker threads for both servers (TOKIO_WORKER_THREADS); default: one per
+    /// core. The same value goes to the daemon and the baseline, so a tuning is always
+    /// measured against the baseline given the same tuning.
+    #[arg(long)]
+    pub(crate) server_workers: Option<usize>,
+    /// The slow backend's latency per call in the cold-miss scenario.
+    #[arg(long, default_value = "5ms", value_parser = humantime_duration)]
+    pub(crate) backend_latency: Duration,
+    #[command(subcommand)]
+    pub(crate) mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Mode {
+    /// Internal: serve the baseline on a socket and a TCP port until killed.
+    BaselineServer {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        tcp: std::net::SocketAddr,
+        #[arg(long)]
+        payload: usize,
+    },
+    /// Sends a fixed number of `Resolve` calls to a running server, for profiling it
+    /// (scripts/profile runs the daemon and the baseline under callgrind with this).
+    Drive {
+        /// A Unix socket path, or http://host:port.
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value = "bench")]
+        name: String,
+        #[arg(long)]
+        requests: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+    },
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 5s"))?;
+    match unit {
+        "s" | "" => Ok(Duration::from_secs(number)),
+        "ms" => Ok(Duration::from_millis(number)),
+        other => Err(format!("unknown unit `{other}`; use s or ms")),
+    }
+}

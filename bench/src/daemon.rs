@@ -1,0 +1,70 @@
+//! The cache-hit and memory scenarios run the daemon on generated definitions rather
+//! than the example config: they need a known number of them (1,000 and 100,000),
+//! each with a value of the secret's size.
+
+use crate::cli::Args;
+use crate::server::{Server, Transport, spawn, wait_serving};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub(crate) fn write_secrets(dir: &Path, entries: usize, payload: usize) -> PathBuf {
+    let path = dir.join(format!("secrets-{entries}.yaml"));
+    let value = "s".repeat(payload);
+    let mut text = String::with_capacity(entries * (payload + 24));
+    text.push_str(&format!("bench: \"{value}\"\n"));
+    for i in 0..entries {
+        text.push_str(&format!("s{i}: \"{value}\"\n"));
+    }
+    std::fs::write(&path, text).expect("write secrets");
+    path
+}
+
+pub(crate) fn write_config(
+    dir: &Path,
+    name: &str,
+    secrets: &Path,
+    definitions: usize,
+    socket: &Path,
+    port: u16,
+) -> PathBuf {
+    let mut text = format!(
+        "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:{port}\ncache:\n  ttl: 1h\n  max_entries: 200000\nbackends:\n  local:\n    type: file\n    path: {}\n  env:\n    type: env\ndefinitions:\n  bench:\n    backend: local\n    secret: bench\n  bench-env:\n    backend: env\n    secret: {BENCH_ENV_VARIABLE}\n",
+        socket.display(),
+        secrets.display()
+    );
+    for i in 0..definitions {
+        text.push_str(&format!("  s{i}:\n    backend: local\n    secret: s{i}\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The variable the `bench-env` definition reads: the same value as `bench`, from the
+/// env backend, which (unlike the file backend) makes no system call on a cache hit.
+const BENCH_ENV_VARIABLE: &str = "VAULTBRIDGE_BENCH_SECRET";
+
+pub(crate) async fn start_daemon(
+    args: &Args,
+    config: &Path,
+    socket: &Path,
+    port: u16,
+) -> (Server, Duration) {
+    let started = Instant::now();
+    let child = spawn(
+        Command::new(&args.daemon)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env(BENCH_ENV_VARIABLE, "s".repeat(args.payload)),
+        args.server_workers,
+    );
+    let server = Server {
+        child,
+        socket: socket.to_path_buf(),
+        tcp: format!("127.0.0.1:{port}"),
+    };
+    let ready = wait_serving(&server.address(Transport::Uds), started).await;
+    (server, ready)
+}
