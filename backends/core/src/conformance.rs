@@ -1,7 +1,9 @@
 //! The behaviour suite every backend runs, so that a reader who knows one backend knows
 //! them all. A backend crate implements [`Fixture`] (how to seed secrets into a fresh
-//! instance of the backend) and calls [`conformance_suite!`](crate::conformance_suite)
-//! from its tests; a new backend is done when the suite passes.
+//! instance of the backend, how to change one while it runs, and, for a backend with
+//! version stages, which labels a change moves) and calls
+//! [`conformance_suite!`](crate::conformance_suite) from its tests; a new backend is
+//! done when the suite passes.
 //!
 //! Cases read what the backend declares instead of special-casing types, as OpenDAL's
 //! behaviour tests do: a backend that stores arbitrary bytes must return them unchanged,
@@ -92,7 +94,7 @@ pub trait Fixture: Send + Sync {
         Update::Unsupported
     }
 
-    /// For backends with version stages: the labels an [`Fixture::update`] moves. The
+    /// For backends with version stages: the labels a [`Fixture::update`] moves. The
     /// default, `None`, fails the stage case for such a backend.
     fn stages(&self) -> Option<Stages> {
         None
