@@ -3,7 +3,7 @@ use crate::moto::Moto;
 use aws_sdk_secretsmanager::primitives::Blob;
 use std::sync::Arc;
 use std::time::Duration;
-use vaultbridge_backend_core::conformance::{Fixture, Seed};
+use vaultbridge_backend_core::conformance::{Fixture, Seed, Stages, Update};
 use vaultbridge_backend_core::conformance_suite;
 
 struct MotoFixture {
@@ -18,14 +18,28 @@ impl MotoFixture {
     }
 }
 
+/// How a seed is stored: text where it is UTF-8 (key/value secrets as a JSON object
+/// string, as the console stores them), else binary.
+enum Stored {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+fn stored(seed: &Seed) -> Stored {
+    match seed {
+        Seed::Value(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Stored::Text(text.to_owned()),
+            Err(_) => Stored::Binary(bytes.clone()),
+        },
+        Seed::Map(pairs) => Stored::Text(Seed::map_as_json(pairs)),
+    }
+}
+
 async fn create(client: &Client, name: &str, seed: &Seed) {
     let request = client.create_secret().name(name);
-    let request = match seed {
-        Seed::Value(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => request.secret_string(text),
-            Err(_) => request.secret_binary(Blob::new(bytes.clone())),
-        },
-        Seed::Map(pairs) => request.secret_string(Seed::map_as_json(pairs)),
+    let request = match stored(seed) {
+        Stored::Text(text) => request.secret_string(text),
+        Stored::Binary(bytes) => request.secret_binary(Blob::new(bytes)),
     };
     request.send().await.expect("create secret in moto");
 }
@@ -38,6 +52,25 @@ impl Fixture for MotoFixture {
             create(&client, name, seed).await;
         }
         Arc::new(self.moto.backend().await)
+    }
+
+    /// `PutSecretValue`, as a rotation does: the new version becomes AWSCURRENT and the
+    /// one it replaced AWSPREVIOUS.
+    async fn update(&self, id: &str, seed: Seed) -> Update {
+        let request = self.moto.client().await.put_secret_value().secret_id(id);
+        let request = match stored(&seed) {
+            Stored::Text(text) => request.secret_string(text),
+            Stored::Binary(bytes) => request.secret_binary(Blob::new(bytes)),
+        };
+        request.send().await.expect("put secret value in moto");
+        Update::Applied
+    }
+
+    fn stages(&self) -> Option<Stages> {
+        Some(Stages {
+            current: "AWSCURRENT",
+            previous: "AWSPREVIOUS",
+        })
     }
 }
 

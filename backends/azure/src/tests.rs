@@ -2,7 +2,7 @@ use super::*;
 use crate::fake::{FakeVault, Fault};
 use futures_util::TryStreamExt;
 use vaultbridge_backend_core::ErrorKind;
-use vaultbridge_backend_core::conformance::{Fixture, Seed};
+use vaultbridge_backend_core::conformance::{Fixture, Seed, Update};
 use vaultbridge_backend_core::conformance_suite;
 
 /// A backend on the real client-secret credential path: its token comes from the
@@ -35,18 +35,30 @@ impl VaultFixture {
     }
 }
 
+/// Key Vault stores text; key/value secrets as a JSON object string.
+fn text(seed: &Seed) -> String {
+    match seed {
+        Seed::Value(bytes) => String::from_utf8(bytes.clone()).expect("text seed"),
+        Seed::Map(pairs) => Seed::map_as_json(pairs),
+    }
+}
+
 #[async_trait]
 impl Fixture for VaultFixture {
     async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
         let vault = self.vault.get_or_init(FakeVault::start).await;
         for (name, seed) in secrets {
-            let text = match seed {
-                Seed::Value(bytes) => String::from_utf8(bytes.clone()).expect("text seed"),
-                Seed::Map(pairs) => Seed::map_as_json(pairs),
-            };
-            vault.put(name, &text, None).await;
+            vault.put(name, &text(seed), None).await;
         }
         Arc::new(backend_with_client_secret(vault, &self.dir))
+    }
+
+    /// A new version through the fake's `PUT /secrets/{name}`, as `az keyvault secret
+    /// set` makes one; the older versions stay readable by id.
+    async fn update(&self, id: &str, seed: Seed) -> Update {
+        let vault = self.vault.get().expect("update after backend");
+        vault.put(id, &text(&seed), None).await;
+        Update::Applied
     }
 }
 

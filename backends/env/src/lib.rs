@@ -123,8 +123,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::sync::Mutex;
-    use vaultbridge_backend_core::conformance::{Fixture, Seed};
-    use vaultbridge_backend_core::{ErrorKind, VersionSelector, conformance_suite};
+    use vaultbridge_backend_core::conformance::{Fixture, Seed, Update};
+    use vaultbridge_backend_core::conformance_suite;
 
     #[derive(Default)]
     struct MapEnv(Mutex<HashMap<String, OsString>>);
@@ -137,40 +137,64 @@ mod tests {
 
     struct EnvFixture {
         prefix: &'static str,
+        /// The variables of the backend made last, which `update` changes.
+        vars: Mutex<Option<Arc<MapEnv>>>,
+    }
+
+    impl EnvFixture {
+        fn new(prefix: &'static str) -> Self {
+            Self {
+                prefix,
+                vars: Mutex::new(None),
+            }
+        }
+
+        fn set(&self, vars: &MapEnv, id: &str, seed: &Seed) {
+            let value = match seed {
+                Seed::Value(bytes) => bytes.clone(),
+                Seed::Map(pairs) => Seed::map_as_json(pairs).into_bytes(),
+            };
+            #[cfg(unix)]
+            let value = {
+                use std::os::unix::ffi::OsStringExt;
+                OsString::from_vec(value)
+            };
+            vars.0
+                .lock()
+                .expect("test lock")
+                .insert(format!("{}{id}", self.prefix), value);
+        }
     }
 
     #[async_trait]
     impl Fixture for EnvFixture {
         async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
-            let vars = MapEnv::default();
+            let vars = Arc::new(MapEnv::default());
             for (id, seed) in secrets {
-                let value = match seed {
-                    Seed::Value(bytes) => bytes.clone(),
-                    Seed::Map(pairs) => Seed::map_as_json(pairs).into_bytes(),
-                };
-                #[cfg(unix)]
-                let value = {
-                    use std::os::unix::ffi::OsStringExt;
-                    OsString::from_vec(value)
-                };
-                vars.0
-                    .lock()
-                    .expect("test lock")
-                    .insert(format!("{}{id}", self.prefix), value);
+                self.set(&vars, id, seed);
             }
+            *self.vars.lock().expect("test lock") = Some(vars.clone());
             let config = EnvConfig {
                 prefix: self.prefix.to_owned(),
             };
-            Arc::new(EnvBackend::with_source(config, Arc::new(vars)))
+            Arc::new(EnvBackend::with_source(config, vars))
+        }
+
+        /// The environment the backend reads changes under it, as a variable set by the
+        /// daemon's own code would.
+        async fn update(&self, id: &str, seed: Seed) -> Update {
+            let vars = self.vars.lock().expect("test lock").clone();
+            self.set(&vars.expect("update after backend"), id, &seed);
+            Update::Applied
         }
     }
 
-    conformance_suite!(EnvFixture { prefix: "" });
-    conformance_suite!(conformance_with_prefix, EnvFixture { prefix: "APP_" });
+    conformance_suite!(EnvFixture::new(""));
+    conformance_suite!(conformance_with_prefix, EnvFixture::new("APP_"));
 
     #[tokio::test]
     async fn prefix_is_prepended_and_named_in_errors() {
-        let backend = EnvFixture { prefix: "APP_" }
+        let backend = EnvFixture::new("APP_")
             .backend(&[("TOKEN", Seed::text("v"))])
             .await;
         let err = backend
@@ -178,15 +202,6 @@ mod tests {
             .await
             .expect_err("unset");
         assert!(err.to_string().contains("`APP_OTHER`"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn versions_are_rejected() {
-        let backend = EnvFixture { prefix: "" }.backend(&[]).await;
-        let mut secret = SecretRef::new("X");
-        secret.version = VersionSelector::Id("1".into());
-        let err = backend.fetch(&secret).await.expect_err("no versions");
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     }
 
     #[test]

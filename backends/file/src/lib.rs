@@ -342,13 +342,16 @@ fn map_as_json(map: &std::collections::BTreeMap<String, SecretValue>) -> SecretV
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::path::PathBuf;
     use std::time::Duration;
-    use vaultbridge_backend_core::conformance::{Fixture, Seed};
+    use vaultbridge_backend_core::conformance::{Fixture, Seed, Update};
     use vaultbridge_backend_core::conformance_suite;
 
     struct FileFixture {
         dir: tempfile::TempDir,
         format: FileFormat,
+        /// What the file holds now, which `update` edits and writes again.
+        written: Mutex<Vec<(String, Seed)>>,
     }
 
     impl FileFixture {
@@ -356,7 +359,28 @@ mod tests {
             Self {
                 dir: tempfile::tempdir().expect("tempdir"),
                 format,
+                written: Mutex::new(Vec::new()),
             }
+        }
+
+        fn path(&self) -> PathBuf {
+            self.dir.path().join(match self.format {
+                FileFormat::Yaml => "secrets.yaml",
+                FileFormat::Json => "secrets.json",
+                FileFormat::Dotenv => ".env",
+            })
+        }
+
+        /// Writes a new file and renames it over the old one, as editors that save
+        /// atomically do: the new inode is a change whatever the clock's granularity.
+        fn write(&self, secrets: &[(String, Seed)]) {
+            let borrowed: Vec<(&str, Seed)> = secrets
+                .iter()
+                .map(|(id, seed)| (id.as_str(), seed.clone()))
+                .collect();
+            let staging = self.dir.path().join("staging");
+            std::fs::write(&staging, render(self.format, &borrowed)).expect("write secrets");
+            std::fs::rename(&staging, self.path()).expect("replace secrets file");
         }
     }
 
@@ -430,17 +454,28 @@ mod tests {
         out
     }
 
+    /// The backend runs with the default change-check interval, as deployed; the revision
+    /// case polls until the interval has passed.
     #[async_trait]
     impl Fixture for FileFixture {
         async fn backend(&self, secrets: &[(&str, Seed)]) -> Arc<dyn Backend> {
-            let name = match self.format {
-                FileFormat::Yaml => "secrets.yaml",
-                FileFormat::Json => "secrets.json",
-                FileFormat::Dotenv => ".env",
-            };
-            let path = self.dir.path().join(name);
-            std::fs::write(&path, render(self.format, secrets)).expect("write secrets");
-            Arc::new(FileBackend::open(FileConfig::new(path, self.format)))
+            let secrets: Vec<(String, Seed)> = secrets
+                .iter()
+                .map(|(id, seed)| ((*id).to_owned(), seed.clone()))
+                .collect();
+            self.write(&secrets);
+            *self.written.lock().expect("test lock") = secrets;
+            Arc::new(FileBackend::open(FileConfig::new(self.path(), self.format)))
+        }
+
+        async fn update(&self, id: &str, seed: Seed) -> Update {
+            let mut written = self.written.lock().expect("test lock");
+            match written.iter_mut().find(|(written_id, _)| written_id == id) {
+                Some((_, value)) => *value = seed,
+                None => written.push((id.to_owned(), seed)),
+            }
+            self.write(&written);
+            Update::Applied
         }
     }
 
