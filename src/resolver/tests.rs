@@ -3,20 +3,52 @@ use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use vaultbridge_backend_core::{Capabilities, ErrorKind, Fetched};
 
-/// Counts calls, answers after a delay, and can be told to fail or to change value.
+/// Shut until opened; once open, stays open. Holds a fake backend's fetch so that a
+/// test, not a delay, decides when it answers.
+#[derive(Debug)]
+struct Gate(tokio::sync::watch::Sender<bool>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(false))
+    }
+}
+
+impl Gate {
+    fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn pass(&self) {
+        // The sender lives in `self`, so the channel cannot close while waiting.
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
+}
+
+/// Counts calls, can hold each fetch at a gate, and can be told to fail or to change
+/// value.
 #[derive(Debug, Default)]
 struct CountingBackend {
     calls: AtomicUsize,
-    delay: Duration,
+    /// `None`: answer at once.
+    gate: Option<Gate>,
     fail: std::sync::atomic::AtomicBool,
     revision: AtomicU64,
     value: std::sync::Mutex<String>,
 }
 
 impl CountingBackend {
-    fn new(value: &str, delay: Duration) -> Arc<Self> {
+    fn new(value: &str) -> Arc<Self> {
         Arc::new(Self {
-            delay,
+            value: std::sync::Mutex::new(value.to_owned()),
+            ..Self::default()
+        })
+    }
+
+    /// Every fetch waits until `gate` is opened.
+    fn gated(value: &str) -> Arc<Self> {
+        Arc::new(Self {
+            gate: Some(Gate::default()),
             value: std::sync::Mutex::new(value.to_owned()),
             ..Self::default()
         })
@@ -39,7 +71,9 @@ impl Backend for CountingBackend {
 
     async fn fetch(&self, _secret: &SecretRef) -> Result<Fetched, BackendError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
+        if let Some(gate) = &self.gate {
+            gate.pass().await;
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err(BackendError::unavailable("backend down"));
         }
@@ -73,28 +107,53 @@ fn resolver_with(backend: &Arc<CountingBackend>, ttl: Duration, trim: bool) -> R
     Resolver::from_definitions([definition("tok", backend.clone(), ttl, trim)], 100)
 }
 
+/// The fetch is held until every caller has started, so the callers really overlap: one
+/// that arrived while it was held shares it (and reports a miss) rather than reading
+/// a value already cached, which would make the count of one vacuous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_misses_make_one_backend_call() {
-    let backend = CountingBackend::new("value", Duration::from_millis(50));
+    const CALLERS: usize = 1000;
+    let backend = CountingBackend::gated("value");
     let resolver = Arc::new(resolver_with(&backend, Duration::from_secs(60), true));
+    let started = Arc::new(AtomicUsize::new(0));
+    let all_started = Arc::new(tokio::sync::Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..1000 {
+    for _ in 0..CALLERS {
         let resolver = resolver.clone();
-        tasks.spawn(async move { resolver.resolve("tok").await });
+        let started = started.clone();
+        let all_started = all_started.clone();
+        tasks.spawn(async move {
+            if started.fetch_add(1, Ordering::SeqCst) + 1 == CALLERS {
+                // `notify_one` keeps the wake-up if the test is not waiting yet.
+                all_started.notify_one();
+            }
+            resolver.resolve("tok").await
+        });
     }
-    let mut resolved = 0;
+    all_started.notified().await;
+    backend.gate.as_ref().expect("gated").open();
+    let (mut resolved, mut misses) = (0, 0);
     while let Some(result) = tasks.join_next().await {
         let result = result.expect("task").expect("resolves");
         assert_eq!(result.secret.value.expose(), b"value");
         resolved += 1;
+        if result.cache == CacheOutcome::Miss {
+            misses += 1;
+        }
     }
-    assert_eq!(resolved, 1000);
+    assert_eq!(resolved, CALLERS);
     assert_eq!(backend.calls(), 1);
+    // A caller goes from counting itself to its cache lookup without yielding, so only
+    // one preempted on each of the two workers can look after the fill.
+    assert!(
+        misses > CALLERS / 2,
+        "only {misses} of {CALLERS} callers overlapped the held fetch"
+    );
 }
 
 #[tokio::test]
 async fn a_second_resolve_is_a_hit() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
+    let backend = CountingBackend::new("value");
     let resolver = resolver_with(&backend, Duration::from_secs(60), true);
     assert_eq!(
         resolver.resolve("tok").await.unwrap().cache,
@@ -108,7 +167,7 @@ async fn a_second_resolve_is_a_hit() {
 
 #[tokio::test]
 async fn errors_are_not_cached() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
+    let backend = CountingBackend::new("value");
     backend.fail.store(true, Ordering::SeqCst);
     let resolver = resolver_with(&backend, Duration::from_secs(60), true);
     let err = resolver.resolve("tok").await.unwrap_err();
@@ -128,50 +187,93 @@ async fn errors_are_not_cached() {
     assert_eq!(backend.calls(), 2);
 }
 
+/// Expiry is measured on the real clock (moka has no clock a test can move), so the
+/// test polls until the short entry misses, within a deadline, and checks it did not
+/// expire before its TTL.
 #[tokio::test]
 async fn per_definition_ttl_expires_the_entry() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
-    let short = definition("short", backend.clone(), Duration::from_millis(50), true);
+    let ttl = Duration::from_millis(50);
+    let backend = CountingBackend::new("value");
+    let short = definition("short", backend.clone(), ttl, true);
     let long = definition("long", backend.clone(), Duration::from_secs(60), true);
     let resolver = Resolver::from_definitions([short, long], 100);
+    let filled = Instant::now();
     resolver.resolve("short").await.unwrap();
     resolver.resolve("long").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(
-        resolver.resolve("short").await.unwrap().cache,
-        CacheOutcome::Miss
+    let deadline = filled + Duration::from_secs(20);
+    loop {
+        let cache = resolver.resolve("short").await.unwrap().cache;
+        if cache == CacheOutcome::Miss {
+            break;
+        }
+        assert!(Instant::now() < deadline, "`short` still cached after 20 s");
+        // Polling interval only: the loop ends on the observed miss, not on time.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The entry was stored after `filled`, so it cannot expire sooner than this.
+    assert!(
+        filled.elapsed() >= ttl,
+        "expired after {:?}, before its TTL of {ttl:?}",
+        filled.elapsed()
     );
     assert_eq!(
         resolver.resolve("long").await.unwrap().cache,
         CacheOutcome::Hit
     );
-    assert_eq!(backend.calls(), 3);
+    assert_eq!(backend.calls(), 3, "each hit while polling made no call");
 }
 
 #[tokio::test]
-async fn capacity_bounds_the_cache() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
-    let definitions: Vec<_> = (0..50)
-        .map(|i| {
-            definition(
-                &format!("d{i}"),
-                backend.clone(),
-                Duration::from_secs(60),
-                true,
-            )
-        })
-        .collect();
-    let resolver = Resolver::from_definitions(definitions, 10);
-    for i in 0..50 {
-        resolver.resolve(&format!("d{i}")).await.unwrap();
+async fn a_zero_ttl_calls_the_backend_on_every_resolve() {
+    let backend = CountingBackend::new("value");
+    let resolver = resolver_with(&backend, Duration::ZERO, true);
+    for call in 1..=5 {
+        let resolved = resolver.resolve("tok").await.unwrap();
+        assert_eq!(resolved.cache, CacheOutcome::Miss, "resolve {call}");
+        assert_eq!(resolved.secret.value.expose(), b"value");
+        assert_eq!(backend.calls(), call);
     }
-    let cached = resolver.cached_entries().await;
-    assert!(cached <= 10, "{cached} entries cached with a bound of 10");
+}
+
+/// The bound is reached, held exactly (not merely not exceeded, which an empty cache
+/// also satisfies), and filling past it leaves it full.
+#[tokio::test]
+async fn capacity_bounds_the_cache() {
+    const CAPACITY: usize = 10;
+    let backend = CountingBackend::new("value");
+    let names: Vec<String> = (0..5 * CAPACITY).map(|i| format!("d{i}")).collect();
+    let definitions: Vec<_> = names
+        .iter()
+        .map(|name| definition(name, backend.clone(), Duration::from_secs(60), true))
+        .collect();
+    let resolver = Resolver::from_definitions(definitions, CAPACITY as u64);
+    for name in &names[..CAPACITY] {
+        resolver.resolve(name).await.unwrap();
+    }
+    assert_eq!(resolver.cached_entries().await, CAPACITY as u64);
+    for name in &names[..CAPACITY] {
+        assert_eq!(
+            resolver.resolve(name).await.unwrap().cache,
+            CacheOutcome::Hit,
+            "{name}: a full cache keeps every entry up to its bound"
+        );
+    }
+    assert_eq!(backend.calls(), CAPACITY);
+    for name in &names[CAPACITY..] {
+        resolver.resolve(name).await.unwrap();
+    }
+    assert_eq!(backend.calls(), names.len(), "every new name was fetched");
+    assert_eq!(
+        resolver.cached_entries().await,
+        CAPACITY as u64,
+        "{} names resolved with a bound of {CAPACITY}",
+        names.len()
+    );
 }
 
 #[tokio::test]
 async fn a_moved_revision_makes_the_next_resolve_read_again() {
-    let backend = CountingBackend::new("old", Duration::ZERO);
+    let backend = CountingBackend::new("old");
     let resolver = resolver_with(&backend, Duration::from_secs(600), true);
     assert_eq!(
         resolver.resolve("tok").await.unwrap().secret.value.expose(),
@@ -186,7 +288,7 @@ async fn a_moved_revision_makes_the_next_resolve_read_again() {
 
 #[tokio::test]
 async fn trimming_follows_the_definition_policy() {
-    let backend = CountingBackend::new("\u{FEFF} token\u{A0}\r\n", Duration::ZERO);
+    let backend = CountingBackend::new("\u{FEFF} token\u{A0}\r\n");
     let trimmed = resolver_with(&backend, Duration::from_secs(60), true);
     let resolved = trimmed.resolve("tok").await.unwrap();
     assert_eq!(resolved.secret.value.expose(), b"token");
@@ -202,7 +304,7 @@ async fn trimming_follows_the_definition_policy() {
 
 #[tokio::test]
 async fn invalidate_drops_one_or_all() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
+    let backend = CountingBackend::new("value");
     let resolver = resolver_with(&backend, Duration::from_secs(60), true);
     resolver.resolve("tok").await.unwrap();
     resolver.invalidate("tok").await.unwrap();
@@ -223,7 +325,7 @@ async fn invalidate_drops_one_or_all() {
 
 #[tokio::test]
 async fn bad_and_unknown_names_are_told_apart() {
-    let backend = CountingBackend::new("value", Duration::ZERO);
+    let backend = CountingBackend::new("value");
     let resolver = resolver_with(&backend, Duration::from_secs(60), true);
     assert!(matches!(
         resolver.resolve("").await,
@@ -238,13 +340,19 @@ async fn bad_and_unknown_names_are_told_apart() {
     assert_eq!(backend.calls(), 0);
 }
 
-/// A batching backend that counts its calls and answers after a delay.
+/// A batching backend that counts its calls, tells when each kind of call is made, and
+/// can hold single fetches at a gate.
 #[derive(Debug, Default)]
 struct BatchingBackend {
     single_calls: AtomicUsize,
     batch_calls: AtomicUsize,
     batch_sizes: std::sync::Mutex<Vec<usize>>,
-    delay: Duration,
+    /// Notified (a stored permit, so never missed) when a single fetch starts.
+    single_started: tokio::sync::Notify,
+    /// Notified when `fetch_many` is called.
+    batch_sent: tokio::sync::Notify,
+    /// `None`: single fetches answer at once.
+    hold_single: Option<Gate>,
 }
 
 #[async_trait]
@@ -259,7 +367,10 @@ impl Backend for BatchingBackend {
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
         self.single_calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
+        self.single_started.notify_one();
+        if let Some(gate) = &self.hold_single {
+            gate.pass().await;
+        }
         Ok(Fetched::new(SecretValue::from(format!("{} ", secret.id))))
     }
 
@@ -270,7 +381,7 @@ impl Backend for BatchingBackend {
     async fn fetch_many(&self, secrets: &[SecretRef]) -> Vec<Result<Fetched, BackendError>> {
         self.batch_calls.fetch_add(1, Ordering::SeqCst);
         self.batch_sizes.lock().unwrap().push(secrets.len());
-        tokio::time::sleep(self.delay).await;
+        self.batch_sent.notify_one();
         secrets
             .iter()
             .map(|secret| {
@@ -347,10 +458,15 @@ async fn a_batch_of_misses_is_one_fetch_many_and_keeps_per_name_results() {
     );
 }
 
+/// The single resolve's fetch of `a` is held until the batch has been sent, so the
+/// batch provably starts while `a` is in flight, whatever the scheduling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_and_a_concurrent_single_resolve_share_one_fetch() {
+    let within = |what: &'static str| {
+        move |_: tokio::time::error::Elapsed| panic!("{what} did not happen within 20 s")
+    };
     let backend = Arc::new(BatchingBackend {
-        delay: Duration::from_millis(100),
+        hold_single: Some(Gate::default()),
         ..BatchingBackend::default()
     });
     let resolver = Arc::new(Resolver::from_definitions(
@@ -361,11 +477,22 @@ async fn a_batch_and_a_concurrent_single_resolve_share_one_fetch() {
         let resolver = resolver.clone();
         tokio::spawn(async move { resolver.resolve("a").await })
     };
-    // Let the single resolve start its fetch first.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let results = resolver
-        .resolve_many(&["a".to_owned(), "b".to_owned()])
-        .await;
+    tokio::time::timeout(Duration::from_secs(20), backend.single_started.notified())
+        .await
+        .unwrap_or_else(within("the single fetch of `a`"));
+    let batch = {
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            resolver
+                .resolve_many(&["a".to_owned(), "b".to_owned()])
+                .await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), backend.batch_sent.notified())
+        .await
+        .unwrap_or_else(within("the batch"));
+    backend.hold_single.as_ref().expect("held").open();
+    let results = batch.await.unwrap();
     let single = single.await.unwrap().unwrap();
     assert_eq!(single.secret.value.expose(), b"a");
     assert_eq!(results[0].as_ref().unwrap().secret.value.expose(), b"a");

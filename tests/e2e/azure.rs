@@ -162,7 +162,7 @@ async fn an_unset_client_secret_variable_stops_the_daemon_with_a_clear_error() {
     setup.env_remove = vec!["VB_E2E_AZURE_SECRET".into()];
     setup.custom_config = Some(config(&vault, "  s:\n    backend: kv\n    secret: s\n"));
     let path = setup.dir.path().join("config.yaml");
-    std::fs::write(&path, setup.config_text(None)).unwrap();
+    std::fs::write(&path, setup.config_text()).unwrap();
     let mut child = crate::harness::spawn_serve(&setup, &path);
     let status = crate::harness::wait_with_timeout(&mut child, std::time::Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));

@@ -1,6 +1,7 @@
-use crate::harness::{BINARY, ChildGuard, Setup, run_cli};
+use crate::harness::{BINARY, ChildGuard, Setup, is_serving, run_cli, wait_until};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use vaultbridge::client::Address;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -44,7 +45,7 @@ fn get_fails_with_the_error_on_stderr_and_nothing_on_stdout() {
 fn check_validates_and_resolves_printing_a_table_without_values() {
     let setup = Setup::new();
     let config = setup.dir.path().join("config.yaml");
-    std::fs::write(&config, setup.config_text(None)).unwrap();
+    std::fs::write(&config, setup.config_text()).unwrap();
     let config = config.to_str().unwrap();
 
     let (code, stdout, stderr) = run_cli(&["check", "--config", config], &[]);
@@ -132,32 +133,22 @@ fn the_readme_quick_start_serves_the_example_from_file_and_env() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    {
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the example config did not start serving"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let env = [("VAULTBRIDGE_SOCKET", socket_text)];
-        let (code, stdout, stderr) = loop {
-            let answer = run_cli(&["get", "jira-api-token"], &env);
-            if answer.0 != 3 || Instant::now() > deadline {
-                break answer;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert_eq!(code, 0, "{stderr}");
-        assert_eq!(
-            stdout, b"ATATT3xFfGF0-dev-only-token",
-            "trimmed, from examples/secrets.dev.yaml"
-        );
-        let (code, stdout, stderr) = run_cli(&["get", "jira-api-token-env"], &env);
-        assert_eq!(code, 0, "{stderr}");
-        assert_eq!(stdout, b"quickstart-env-token");
-    }
+    let address = Address::Unix(socket.clone());
+    wait_until(
+        Duration::from_secs(20),
+        || is_serving(&address),
+        || "the example config did not start serving".to_owned(),
+    );
+    let env = [("VAULTBRIDGE_SOCKET", socket_text)];
+    let (code, stdout, stderr) = run_cli(&["get", "jira-api-token"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout, b"ATATT3xFfGF0-dev-only-token",
+        "trimmed, from examples/secrets.dev.yaml"
+    );
+    let (code, stdout, stderr) = run_cli(&["get", "jira-api-token-env"], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, b"quickstart-env-token");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 pub const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Default)]
 struct State {
@@ -43,9 +43,10 @@ impl FakeJira {
                 let state = shared.clone();
                 let prefix = prefix.clone();
                 tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 8192];
-                    let read = stream.read(&mut buffer).await.unwrap_or(0);
-                    let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                    // A request cut short gets no answer: the client sees the failure.
+                    let Ok(request) = read_request(&mut stream).await else {
+                        return;
+                    };
                     let answer = answer(&state, cloud, &prefix, &request);
                     let _ = stream.write_all(answer.as_bytes()).await;
                 });
@@ -84,6 +85,56 @@ impl FakeJira {
     pub fn is_cloud(&self) -> bool {
         self.cloud
     }
+}
+
+/// More than any request the daemon sends; a guard against a runaway client.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// Reads one HTTP/1.1 request: until the blank line that ends the headers, then the
+/// body's `Content-Length` bytes, if any. TCP may deliver it in any number of pieces, so
+/// a single `read` could see a part of the headers.
+async fn read_request(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<String> {
+    let mut buffer = Vec::with_capacity(1024);
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        read_more(stream, &mut buffer).await?;
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let body_length = head
+        .split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, value)| value.trim().parse::<usize>())
+        .transpose()
+        .map_err(|_| invalid("a bad Content-Length"))?
+        .unwrap_or(0);
+    while buffer.len() < head_end + body_length {
+        read_more(stream, &mut buffer).await?;
+    }
+    Ok(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// Appends what one `read` returns; the end of the stream here is a request cut short.
+async fn read_more(
+    stream: &mut (impl AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    let read = stream.read(&mut chunk).await?;
+    if read == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    buffer.extend_from_slice(&chunk[..read]);
+    if buffer.len() > MAX_REQUEST {
+        return Err(invalid("a request larger than any the daemon sends"));
+    }
+    Ok(())
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
 
 fn respond(status: &str, headers: &[(&str, &str)], body: &str) -> String {
@@ -168,4 +219,36 @@ fn answer(state: &Mutex<State>, cloud: bool, prefix: &str, request: &str) -> Str
             r#"{"errorMessages":["Not found"],"errors":{}}"#,
         ),
     }
+}
+
+/// A request may arrive in pieces: the fake keeps reading until the headers end and the
+/// body is complete. An in-memory pipe makes the pieces exact.
+#[tokio::test]
+async fn the_fake_reads_a_request_that_arrives_in_pieces() {
+    use std::task::Poll;
+    let (mut client, mut server) = tokio::io::duplex(1024);
+    let reading = read_request(&mut server);
+    tokio::pin!(reading);
+    let mut poll_once = async || {
+        std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx).map(Result::unwrap))).await
+    };
+    client
+        .write_all(b"POST /rest/api/2/myself HTTP/1.1\r\nHost: jira\r\n")
+        .await
+        .unwrap();
+    assert!(poll_once().await.is_pending(), "the headers have not ended");
+    client
+        .write_all(b"Authorization: Basic abc\r\nContent-Length: 5\r\n\r\nab")
+        .await
+        .unwrap();
+    assert!(poll_once().await.is_pending(), "the body is incomplete");
+    client.write_all(b"cde").await.unwrap();
+    let Poll::Ready(request) = poll_once().await else {
+        panic!("the request is complete");
+    };
+    assert!(
+        request.contains("Authorization: Basic abc\r\n"),
+        "{request}"
+    );
+    assert!(request.ends_with("\r\n\r\nabcde"), "{request}");
 }

@@ -269,22 +269,22 @@ async fn by_default_an_edit_is_served_within_the_one_second_change_check_interva
     );
     let edited = crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-edited1");
     std::fs::write(daemon.setup.secrets_file(), edited).unwrap();
-    let written = std::time::Instant::now();
     // Cache hits keep the old value until the interval runs out; the first check after
     // that sees the edit. The bound is generous, to not fail on a slow machine.
-    loop {
-        let secret = resolved(&mut client, "plain").await;
-        if secret.value == b"plain-e2e-edited1" {
-            assert_eq!(secret.cache, CacheOutcome::Miss as i32);
-            break;
-        }
-        assert_eq!(secret.value, b"plain-e2e-value");
-        assert!(
-            written.elapsed() < Duration::from_secs(20),
-            "the edit was not served 20 s after it was written"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let edited = crate::harness::wait_until_async(
+        Duration::from_secs(20),
+        async || {
+            let secret = resolved(&mut client, "plain").await;
+            if secret.value == b"plain-e2e-edited1" {
+                return Some(secret);
+            }
+            assert_eq!(secret.value, b"plain-e2e-value");
+            None
+        },
+        || "the edit was not served 20 s after it was written".to_owned(),
+    )
+    .await;
+    assert_eq!(edited.cache, CacheOutcome::Miss as i32);
 }
 
 #[tokio::test]
@@ -333,8 +333,9 @@ async fn with_change_check_interval_zero_an_edit_is_seen_by_the_next_resolve_des
         "{}",
         err.message()
     );
+    // No pause needed: the good file differs in size from the broken one, so the very
+    // next resolve sees a new signature.
     std::fs::write(daemon.setup.secrets_file(), crate::harness::SECRETS_YAML).unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
         resolved(&mut client, "plain").await.value,
         b"plain-e2e-value"

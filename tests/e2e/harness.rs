@@ -1,6 +1,15 @@
 //! Starts the real `vaultbridge` binary on a temporary socket (and TCP port) with a
 //! config written for the test, and stops it when the guard drops.
+//!
+//! Events are ordered by conditions, never by sleeping: a test waits for what it needs
+//! (the daemon SERVING, a log line, an exit) with [`wait_until`], which polls the
+//! condition until a deadline. Ports are never picked by binding port 0, dropping the
+//! listener and hoping nobody takes the port before the server binds it: the daemon
+//! binds `127.0.0.1:0` itself and the harness reads the bound address back from its
+//! log ([`Daemon::tcp_address`]), servers inside the test are handed the bound listener,
+//! and an address that must refuse connections stays bound ([`refusing_address`]).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -64,13 +73,13 @@ impl Setup {
         self
     }
 
-    pub fn config_text(&self, tcp_port: Option<u16>) -> String {
+    /// The config the daemon runs with. With `tcp`, it listens on `127.0.0.1:0`: the
+    /// kernel picks a free port when the daemon binds, and the harness reads it back.
+    pub fn config_text(&self) -> String {
         if let Some(custom) = &self.custom_config {
             return custom.clone();
         }
-        let tcp = tcp_port
-            .map(|port| format!("  tcp: 127.0.0.1:{port}\n"))
-            .unwrap_or_default();
+        let tcp = if self.tcp { "  tcp: 127.0.0.1:0\n" } else { "" };
         let change_check = self
             .change_check_interval
             .map(|interval| format!("    change_check_interval: {interval}\n"))
@@ -128,7 +137,23 @@ definitions:
     }
 
     pub fn start(self) -> Daemon {
-        Daemon::start(self)
+        let config = self.config_text();
+        self.start_with_config(&config)
+    }
+
+    /// Starts the daemon on `config` (written to `config.yaml`) and waits until it is
+    /// SERVING.
+    pub fn start_with_config(self, config: &str) -> Daemon {
+        let path = self.dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let child = spawn_serve(&self, &path);
+        let mut daemon = Daemon {
+            setup: self,
+            child: Some(child),
+            tcp_address: None,
+        };
+        daemon.wait_ready();
+        daemon
     }
 }
 
@@ -138,32 +163,74 @@ pub fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+/// Polls `condition` until it holds or `timeout` has passed, and tells which. The
+/// condition is what orders events; the pause between polls only keeps the loop from
+/// taking a CPU the daemon needs, and its length never decides an outcome.
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// [`poll_until`], failing the test with `failure()` on timeout.
+pub fn wait_until(
+    timeout: Duration,
+    condition: impl FnMut() -> bool,
+    failure: impl FnOnce() -> String,
+) {
+    if !poll_until(timeout, condition) {
+        panic!("not within {timeout:?}: {}", failure());
+    }
+}
+
+/// [`poll_until`] for a condition that must be awaited; it returns `Some` when it holds.
+pub async fn wait_until_async<T>(
+    timeout: Duration,
+    mut condition: impl AsyncFnMut() -> Option<T>,
+    failure: impl FnOnce() -> String,
+) -> T {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {timeout:?}: {}",
+            failure()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// A loopback address where connections are refused for as long as the returned socket
+/// lives: its port is bound, so no other process can take it, but not listening.
+pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind a loopback port");
+    let address = socket.local_addr().expect("bound address");
+    (socket, address)
 }
 
 pub struct Daemon {
     pub setup: Setup,
     pub child: Option<Child>,
-    pub tcp_port: Option<u16>,
+    /// Read back from the daemon's log once it serves, if it listens on TCP.
+    tcp_address: Option<SocketAddr>,
 }
 
 impl Daemon {
-    fn start(setup: Setup) -> Self {
-        let tcp_port = setup.tcp.then(free_port);
-        let config = setup.dir.path().join("config.yaml");
-        std::fs::write(&config, setup.config_text(tcp_port)).expect("write config");
-        let child = spawn_serve(&setup, &config);
-        let mut daemon = Self {
-            setup,
-            child: Some(child),
-            tcp_port,
-        };
-        daemon.wait_ready();
-        daemon
-    }
-
     pub fn socket(&self) -> PathBuf {
         self.setup.socket()
     }
@@ -172,11 +239,10 @@ impl Daemon {
         Address::Unix(self.socket())
     }
 
+    /// The address the daemon bound for `server.tcp: 127.0.0.1:0`.
     pub fn tcp_address(&self) -> Address {
-        Address::Tcp(format!(
-            "http://127.0.0.1:{}",
-            self.tcp_port.expect("tcp enabled")
-        ))
+        let address = self.tcp_address.expect("the daemon listens on TCP");
+        Address::Tcp(format!("http://{address}"))
     }
 
     pub async fn client(&self) -> SecretsClient<Channel> {
@@ -199,9 +265,11 @@ impl Daemon {
         format!("{}{}", read(self.stdout_path()), read(self.stderr_path()))
     }
 
+    /// Waits until the health service answers SERVING, which the daemon reports only
+    /// once every listener is bound (and the socket's mode set); then reads back the TCP
+    /// address it bound, logged before that.
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let serving = poll_until(Duration::from_secs(20), || {
             if let Some(status) = self
                 .child
                 .as_mut()
@@ -212,16 +280,30 @@ impl Daemon {
                     self.output()
                 );
             }
-            if is_serving(&self.unix_address()) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon was not SERVING within 20 s:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(25));
+            is_serving(&self.unix_address())
+        });
+        assert!(
+            serving,
+            "the daemon was not SERVING within 20 s:\n{}",
+            self.output()
+        );
+        if self.setup.tcp {
+            let output = self.output();
+            self.tcp_address = Some(bound_tcp_address(&output).unwrap_or_else(|| {
+                panic!(
+                    "SERVING, but no `listening on TCP address=...` line; the log filter must keep `vaultbridge::server` at info:\n{output}"
+                )
+            }));
         }
+    }
+
+    /// Waits until the daemon's output contains `text`.
+    pub fn wait_for_output(&self, text: &str) {
+        wait_until(
+            Duration::from_secs(20),
+            || self.output().contains(text),
+            || format!("the daemon did not print `{text}`:\n{}", self.output()),
+        );
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -239,6 +321,18 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// The address in the daemon's `listening on TCP address=127.0.0.1:PORT` log line.
+fn bound_tcp_address(output: &str) -> Option<SocketAddr> {
+    output
+        .lines()
+        .filter(|line| line.contains("listening on TCP"))
+        .find_map(|line| {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix("address="))
+                .and_then(|address| address.parse().ok())
+        })
 }
 
 /// Asks the health service; on its own thread and runtime, because callers may already
@@ -300,17 +394,16 @@ pub fn signal_term(child: &Child) {
 }
 
 pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the daemon did not exit within {timeout:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let mut status = None;
+    if !poll_until(timeout, || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the daemon did not exit within {timeout:?}");
     }
+    status.expect("exited")
 }
 
 /// Runs the CLI with arguments and returns (exit code, stdout bytes, stderr text).

@@ -630,12 +630,11 @@ jira:
     async fn a_site_nobody_answers_for_is_unreachable() {
         let cloud = FakeJira::start(true, "").await;
         let dc = FakeJira::start(false, "/jira").await;
-        let closed = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
+        // Bound but not listening for the whole test: refused, and no other process
+        // can start answering on it.
+        let (_closed, closed) = crate::harness::refusing_address();
         let extra = format!(
-            "    gone:\n      url: http://127.0.0.1:{closed}\n      deployment: cloud\n      email: dev@example.com\n      token: jira-token\n"
+            "    gone:\n      url: http://{closed}\n      deployment: cloud\n      email: dev@example.com\n      token: jira-token\n"
         );
         let daemon = start_with(&cloud, &dc, &extra);
         let state = verify(&daemon, "gone").await;

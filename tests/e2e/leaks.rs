@@ -2,7 +2,7 @@
 
 use crate::harness::{BINARY, ChildGuard, Setup, run_cli};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vaultbridge::client::{self, Address};
 use vaultbridge::proto::v1::{ListDefinitionsRequest, ResolveBatchRequest, ResolveRequest};
 
@@ -120,14 +120,11 @@ async fn trace_logging_of_every_example_definition_leaks_no_value() {
             .unwrap(),
     );
     let address = Address::Unix(socket.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client::connect(&address).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the example daemon did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::harness::wait_until(
+        Duration::from_secs(20),
+        || crate::harness::is_serving(&address),
+        || "the example daemon did not start serving".to_owned(),
+    );
     let values = exercise(&address).await;
     crate::harness::signal_term(&daemon.0);
     let status = crate::harness::wait_with_timeout(&mut daemon.0, Duration::from_secs(20));

@@ -1,4 +1,5 @@
 use crate::harness::{Setup, spawn_serve, wait_with_timeout};
+use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
 use vaultbridge::proto::v1::ResolveRequest;
@@ -56,7 +57,7 @@ fn a_file_in_the_sockets_place_is_left_alone() {
     let setup = Setup::new();
     std::fs::write(setup.socket(), "not a socket").unwrap();
     let config = setup.dir.path().join("config.yaml");
-    std::fs::write(&config, setup.config_text(None)).unwrap();
+    std::fs::write(&config, setup.config_text()).unwrap();
     let mut child = spawn_serve(&setup, &config);
     let status = wait_with_timeout(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
@@ -70,28 +71,18 @@ fn a_file_in_the_sockets_place_is_left_alone() {
 
 #[test]
 fn a_configured_socket_mode_is_applied() {
-    let mut setup = Setup::new();
-    setup.extra_config = String::new();
-    let config = setup.dir.path().join("config.yaml");
-    let text = setup.config_text(None).replace(
+    let setup = Setup::new();
+    let config = setup.config_text().replace(
         "  shutdown_grace: 5s\n",
         "  shutdown_grace: 5s\n  unix_socket_mode: \"0660\"\n",
     );
-    std::fs::write(&config, text).unwrap();
-    let mut child = spawn_serve(&setup, &config);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !setup.socket().exists() {
-        assert!(std::time::Instant::now() < deadline, "no socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let mode = std::fs::metadata(setup.socket())
+    // SERVING is reported only after the mode is applied; the file exists before that.
+    let daemon = setup.start_with_config(&config);
+    let mode = std::fs::metadata(daemon.socket())
         .unwrap()
         .permissions()
         .mode()
         & 0o777;
-    let _ = child.kill();
-    let _ = child.wait();
     assert_eq!(mode, 0o660);
 }
 
@@ -102,27 +93,17 @@ fn a_configured_socket_mode_is_applied() {
 async fn sigterm_drains_a_call_in_flight_then_exits_0() {
     let mut setup = Setup::new();
     setup.extra_config = "  slow:\n    backend: fifo\n    secret: slow\n".into();
-    let config = setup.dir.path().join("config.yaml");
-    let text = setup.config_text(None).replace(
-        "definitions:\n",
-        "  fifo:\n    type: file\n    path: slow.yaml\ndefinitions:\n",
-    );
-    std::fs::write(&config, &text).unwrap();
-    let child = spawn_serve(&setup, &config);
-    let mut daemon = crate::harness::Daemon {
-        setup,
-        child: Some(child),
-        tcp_port: None,
-    };
-    // Wait for readiness the same way the harness does, through a resolve.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut client = loop {
-        if let Ok(client) = vaultbridge::client::connect(&daemon.unix_address()).await {
-            break client;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", daemon.output());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // A grace far longer than the test can take, so that the daemon cannot give up on
+    // the call however slowly the test runs.
+    let config = setup
+        .config_text()
+        .replace(
+            "definitions:\n",
+            "  fifo:\n    type: file\n    path: slow.yaml\ndefinitions:\n",
+        )
+        .replace("shutdown_grace: 5s", "shutdown_grace: 10m");
+    let mut daemon = setup.start_with_config(&config);
+    let mut client = daemon.client().await;
     let fifo = daemon.setup.dir.path().join("slow.yaml");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -137,20 +118,34 @@ async fn sigterm_drains_a_call_in_flight_then_exits_0() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Opening a FIFO to write returns once a reader has opened it: the daemon is then
+    // inside its read, and the call cannot finish before the test writes. On a thread
+    // of its own, so that a daemon that never reads fails the test instead of hanging
+    // the runtime.
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = opened_tx.send(std::fs::OpenOptions::new().write(true).open(path));
+    });
+    let mut writer = opened
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("the daemon never opened the FIFO:\n{}", daemon.output()))
+        .expect("open the FIFO to write");
     assert!(
         !in_flight.is_finished(),
         "the call should be waiting on the FIFO"
     );
 
     crate::harness::signal_term(daemon.child.as_ref().unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.wait_for_output("shutting down: draining in-flight calls");
     assert!(
         daemon.child.as_mut().unwrap().try_wait().unwrap().is_none(),
         "the daemon must wait for the call in flight:\n{}",
         daemon.output()
     );
-    std::fs::write(&fifo, "slow: \"drained-value\"\n").unwrap();
+    assert!(!in_flight.is_finished(), "the call is still waiting");
+    writer.write_all(b"slow: \"drained-value\"\n").unwrap();
+    drop(writer);
 
     let answer = in_flight
         .await

@@ -1,7 +1,7 @@
 //! moto's server mode, a real Secrets Manager emulator, for tests of this crate and of
 //! the daemon. [`Moto`] starts `moto_server` from the project's virtualenv (made by
-//! `scripts/test`) on a free loopback port, records every request it receives (so tests
-//! can count API calls), and kills it when dropped. A missing emulator is a loud
+//! `scripts/test`) on a loopback port it binds itself, records every request it
+//! receives (so tests can count API calls), and kills it when dropped. A missing emulator is a loud
 //! failure, never a skip.
 
 use crate::{AwsBackend, AwsConfig};
@@ -72,9 +72,12 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
+/// The port in werkzeug's startup line, ` * Running on http://127.0.0.1:PORT`, which
+/// moto prints once its socket is bound and listening.
+fn bound_port(log: &str) -> Option<u16> {
+    log.lines()
+        .find_map(|line| line.trim().strip_prefix("* Running on http://127.0.0.1:"))
+        .and_then(|port| port.trim().parse().ok())
 }
 
 impl Moto {
@@ -87,10 +90,12 @@ impl Moto {
             server.display()
         );
         let dir = tempfile::tempdir().expect("tempdir for moto");
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
+        // Port 0: the kernel picks a free port as moto binds, and moto's startup line
+        // tells which. A port picked here (bind, read, drop) would be free for any other
+        // process to take until moto bound it.
         let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .env("MOTO_ENABLE_RECORDING", "True")
             .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
             .stdin(Stdio::null())
@@ -100,7 +105,7 @@ impl Moto {
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", server.display()));
         let mut moto = Self {
             child: Some(child),
-            port,
+            port: 0,
             dir,
         };
         moto.wait_ready();
@@ -111,6 +116,7 @@ impl Moto {
         std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
     }
 
+    /// Waits for the startup line that gives the port, then for an answer on it.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -124,15 +130,19 @@ impl Moto {
                     self.log()
                 );
             }
-            if self.answers() {
+            if self.port == 0 {
+                self.port = bound_port(&self.log()).unwrap_or(0);
+            }
+            if self.port != 0 && self.answers() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not answer on port {} within 60 s:\n{}",
+                "moto_server did not answer within 60 s (port {}, 0 if not yet logged):\n{}",
                 self.port,
                 self.log()
             );
+            // Polling interval only: the loop ends on moto's answer or the deadline.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
