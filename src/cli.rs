@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use vaultbridge_backend_core::describe_chain;
 
 pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_UNREACHABLE: u8 = 3;
+pub(crate) const EXIT_UNREACHABLE: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,7 +128,7 @@ pub fn init_logging(filter: &str, format: LogFormat) {
     }
 }
 
-pub fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
     match path {
         Some(path) => Config::load(path, &ProcessVars),
         None => Config::embedded_default(&ProcessVars),

@@ -2,15 +2,19 @@
 //! the results, trims pasted whitespace, and serves them over gRPC.
 #![forbid(unsafe_code)]
 
+// The binary, the end-to-end tests and the bench use the CLI, the client and the
+// generated protocol; everything else is the daemon's own business, so that the
+// compiler reports what nothing uses.
 pub mod cli;
 pub mod client;
-pub mod config;
-pub mod jira;
-pub mod names;
 pub mod proto;
-pub mod registry;
-pub mod resolver;
-pub mod server;
-pub mod service;
-pub mod status;
-pub mod trim;
+
+mod config;
+mod jira;
+mod names;
+mod registry;
+mod resolver;
+mod server;
+mod service;
+mod status;
+mod trim;

@@ -2,10 +2,10 @@
 //! so that every configured definition can be requested.
 
 /// Longest accepted name, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
+pub(crate) const MAX_NAME_LEN: usize = 256;
 
 /// The characters a name may contain, as said in errors and docs.
-pub const ALLOWED: &str = "ASCII letters, digits, '-', '_', '.' and '/'";
+pub(crate) const ALLOWED: &str = "ASCII letters, digits, '-', '_', '.' and '/'";
 
 /// Why a name breaks the rule. Displayed as said of a definition name; Jira connection
 /// names follow the same rule and are described with [`NameError::describe`].
@@ -32,7 +32,7 @@ impl NameError {
     }
 }
 
-pub fn validate(name: &str) -> Result<(), NameError> {
+pub(crate) fn validate(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }

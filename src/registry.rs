@@ -55,19 +55,23 @@ fn read<C: BackendType>(
 
 /// One backend instance as configured: its type and its checked settings.
 #[derive(Debug, Clone)]
-pub struct BackendConfig {
+pub(crate) struct BackendConfig {
     pub kind: &'static str,
     pub settings: Arc<dyn BackendSettings>,
 }
 
 impl BackendConfig {
-    pub fn capabilities(&self) -> Capabilities {
+    pub(crate) fn capabilities(&self) -> Capabilities {
         self.settings.capabilities()
     }
 }
 
 /// Reads and checks one entry of the `backends` section, recording every problem.
-pub fn check(name: &str, node: &Node, section: &mut Section<'_, '_>) -> Option<BackendConfig> {
+pub(crate) fn check(
+    name: &str,
+    node: &Node,
+    section: &mut Section<'_, '_>,
+) -> Option<BackendConfig> {
     if !valid_backend_name(name) {
         section
             .section_problem("a backend name may contain only ASCII letters, digits, '-' and '_'");
@@ -138,7 +142,7 @@ fn valid_backend_name(name: &str) -> bool {
 /// such as an unreadable CA file or an unset client-secret variable.
 #[derive(Debug, thiserror::Error)]
 #[error("backend `{backend}` ({kind}): {source}")]
-pub struct BuildError {
+pub(crate) struct BuildError {
     pub backend: String,
     /// The backend's `type` in the config.
     pub kind: &'static str,
@@ -147,7 +151,7 @@ pub struct BuildError {
 }
 
 /// Builds every configured backend. No network call is made.
-pub async fn build_all(
+pub(crate) async fn build_all(
     backends: &BTreeMap<String, BackendConfig>,
 ) -> Result<BTreeMap<String, Arc<dyn Backend>>, BuildError> {
     let mut built = BTreeMap::new();

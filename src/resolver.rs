@@ -17,7 +17,7 @@ use vaultbridge_backend_core::{Backend, BackendError, Fetched, SecretRef, Secret
 
 /// A configured definition, bound to its backend instance.
 #[derive(Debug)]
-pub struct Definition {
+pub(crate) struct Definition {
     pub name: Arc<str>,
     /// Shared by every definition of the backend.
     pub backend_name: Arc<str>,
@@ -36,7 +36,7 @@ type NameHasher = foldhash::fast::RandomState;
 
 /// A value as cached: already trimmed per the definition's policy.
 #[derive(Debug)]
-pub struct CachedSecret {
+pub(crate) struct CachedSecret {
     pub value: SecretValue,
     pub version: Option<String>,
     pub fetched_at: SystemTime,
@@ -49,13 +49,13 @@ pub struct CachedSecret {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
+pub(crate) enum CacheOutcome {
     Hit,
     Miss,
 }
 
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub definition: Arc<Definition>,
     pub secret: Arc<CachedSecret>,
     pub cache: CacheOutcome,
@@ -78,7 +78,7 @@ pub enum ResolveError {
 
 /// Why [`Resolver::new`] cannot bind the config's definitions to the built backends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     #[error("definition `{definition}` names backend `{backend}`, which was not built")]
     BackendNotBuilt { definition: String, backend: String },
 }
@@ -96,7 +96,7 @@ impl Expiry<Arc<str>, Arc<CachedSecret>> for PerEntryTtl {
     }
 }
 
-pub struct Resolver {
+pub(crate) struct Resolver {
     definitions: HashMap<Arc<str>, Arc<Definition>, NameHasher>,
     cache: Cache<Arc<str>, Arc<CachedSecret>, NameHasher>,
 }
@@ -112,7 +112,7 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     /// Binds every definition of `config` to its backend from `backends`.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         backends: &BTreeMap<String, Arc<dyn Backend>>,
     ) -> Result<Self, SetupError> {
@@ -146,7 +146,7 @@ impl Resolver {
         ))
     }
 
-    pub fn from_definitions(
+    pub(crate) fn from_definitions(
         definitions: impl IntoIterator<Item = Arc<Definition>>,
         max_entries: u64,
     ) -> Self {
@@ -163,13 +163,13 @@ impl Resolver {
     }
 
     /// Definitions sorted by name.
-    pub fn definitions(&self) -> Vec<Arc<Definition>> {
+    pub(crate) fn definitions(&self) -> Vec<Arc<Definition>> {
         let mut all: Vec<_> = self.definitions.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
-    pub fn definition(&self, name: &str) -> Result<&Arc<Definition>, ResolveError> {
+    pub(crate) fn definition(&self, name: &str) -> Result<&Arc<Definition>, ResolveError> {
         if let Some(definition) = self.definitions.get(name) {
             return Ok(definition);
         }
@@ -179,7 +179,7 @@ impl Resolver {
         })
     }
 
-    pub async fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
+    pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
         let definition = self.definition(name)?;
         // Read before fetching: a change during the fetch leaves the entry marked with
         // the older revision, so the next resolve reads again.
@@ -194,7 +194,10 @@ impl Resolver {
     /// batches ([`Backend::max_batch`] above 1) share one `fetch_many` call; each
     /// definition still fills its own cache entry, so single-flight holds against
     /// concurrent single resolves.
-    pub async fn resolve_many(&self, names: &[String]) -> Vec<Result<Resolved, ResolveError>> {
+    pub(crate) async fn resolve_many(
+        &self,
+        names: &[String],
+    ) -> Vec<Result<Resolved, ResolveError>> {
         enum Slot<'a> {
             Done(Result<Resolved, ResolveError>),
             Pending(&'a Arc<Definition>, Option<u64>),
@@ -286,18 +289,19 @@ impl Resolver {
     }
 
     /// Drops one definition's cached value.
-    pub async fn invalidate(&self, name: &str) -> Result<(), ResolveError> {
+    pub(crate) async fn invalidate(&self, name: &str) -> Result<(), ResolveError> {
         let definition = self.definition(name)?;
         self.cache.invalidate(&definition.name).await;
         Ok(())
     }
 
-    pub fn invalidate_all(&self) {
+    pub(crate) fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
 
     /// How many values are cached now (after pending cache maintenance).
-    pub async fn cached_entries(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) async fn cached_entries(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }

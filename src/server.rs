@@ -21,10 +21,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// The name health checks use for the secrets service.
-pub const SECRETS_SERVICE: &str = "vaultbridge.v1.Secrets";
+pub(crate) const SECRETS_SERVICE: &str = "vaultbridge.v1.Secrets";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     // Transparent: these add nothing to the wrapped error's text or its source.
     #[error(transparent)]
     Backend(#[from] registry::BuildError),
@@ -48,7 +48,7 @@ pub enum ServeError {
 
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
 /// (for up to `server.shutdown_grace`), and removes the socket file.
-pub async fn serve(
+pub(crate) async fn serve(
     mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -238,7 +238,7 @@ fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
-pub async fn termination_signal() {
+pub(crate) async fn termination_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = match signal(SignalKind::terminate()) {
         Ok(stream) => stream,

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// Most names one `ResolveBatch` may ask for.
-pub const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
-pub struct SecretsService {
+pub(crate) struct SecretsService {
     resolver: Arc<Resolver>,
 }
 
 impl SecretsService {
-    pub fn new(resolver: Arc<Resolver>) -> Self {
+    pub(crate) fn new(resolver: Arc<Resolver>) -> Self {
         Self { resolver }
     }
 }

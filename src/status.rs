@@ -20,7 +20,7 @@ pub enum RequestError {
     InvalidateAllFalse,
 }
 
-pub fn code_of(err: &ResolveError) -> Code {
+pub(crate) fn code_of(err: &ResolveError) -> Code {
     match err {
         ResolveError::InvalidName(_) => Code::InvalidArgument,
         ResolveError::UnknownDefinition { .. } => Code::NotFound,
@@ -37,7 +37,7 @@ pub fn code_of(err: &ResolveError) -> Code {
 }
 
 /// The code and the message a caller sees for `err`.
-pub fn code_and_message(err: &ResolveError) -> (Code, String) {
+pub(crate) fn code_and_message(err: &ResolveError) -> (Code, String) {
     let code = code_of(err);
     if code == Code::Internal {
         tracing::error!(error = %err, "internal error while resolving");

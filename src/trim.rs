@@ -6,7 +6,7 @@ use vaultbridge_backend_core::SecretValue;
 
 /// Characters removed from the ends of a value: Unicode White_Space, plus the invisible
 /// format characters that pastes carry but White_Space does not include.
-pub fn is_trimmable(c: char) -> bool {
+pub(crate) fn is_trimmable(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
@@ -21,7 +21,7 @@ pub fn is_trimmable(c: char) -> bool {
 /// Removes leading and trailing trimmable characters. Interior characters are never
 /// touched, and a value that is not UTF-8 text is binary and passes unchanged.
 /// Returns the value and whether it changed.
-pub fn trim(value: SecretValue) -> (SecretValue, bool) {
+pub(crate) fn trim(value: SecretValue) -> (SecretValue, bool) {
     let Some(text) = value.expose_str() else {
         return (value, false);
     };

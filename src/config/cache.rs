@@ -4,11 +4,11 @@ use serde::Deserialize;
 use std::time::Duration;
 use vaultbridge_backend_core::config::{Checker, Location, Text};
 
-pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
-pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_MAX_ENTRIES: u64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheConfig {
+pub(crate) struct CacheConfig {
     pub ttl: Duration,
     pub max_entries: u64,
     /// Resolve every definition at start, before reporting SERVING.

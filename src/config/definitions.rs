@@ -11,7 +11,7 @@ use vaultbridge_backend_core::config::{Section, Text};
 use vaultbridge_backend_core::{SecretRef, VersionSelector};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionConfig {
+pub(crate) struct DefinitionConfig {
     pub backend: String,
     pub secret: SecretRef,
     /// `None`: the cache's TTL.

@@ -14,10 +14,10 @@ mod definitions;
 mod load;
 mod server;
 
-pub use cache::{CacheConfig, DEFAULT_MAX_ENTRIES, DEFAULT_TTL};
-pub use definitions::DefinitionConfig;
-pub use server::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE, ServerConfig};
-pub use vaultbridge_backend_core::config::{ProcessVars, Vars};
+pub(crate) use cache::CacheConfig;
+pub(crate) use definitions::DefinitionConfig;
+pub(crate) use server::ServerConfig;
+pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
 
 use crate::jira::config::JiraConfig;
 use crate::registry::{self, BackendConfig};
@@ -28,11 +28,11 @@ use vaultbridge_backend_core::config::{Checker, Problem};
 
 /// The built-in local-development configuration, used by `serve` without `--config`.
 /// It is `config.example.yaml`, so the example and the default cannot drift apart.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.example.yaml");
-pub const EMBEDDED_NAME: &str = "<embedded config.example.yaml>";
+pub(crate) const EMBEDDED_DEFAULT: &str = include_str!("../../config.example.yaml");
+pub(crate) const EMBEDDED_NAME: &str = "<embedded config.example.yaml>";
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file this came from, for messages.
     pub source: String,
     pub server: ServerConfig,
@@ -45,7 +45,7 @@ pub struct Config {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file `{file}`: {source}")]
     Read {
         file: String,
@@ -80,7 +80,7 @@ fn render_problems(file: &str, problems: &[Problem]) -> String {
 impl Config {
     /// Reads and checks a config file. Relative paths inside it are relative to the
     /// file's directory.
-    pub fn load(path: &Path, vars: &dyn Vars) -> Result<Self, ConfigError> {
+    pub(crate) fn load(path: &Path, vars: &dyn Vars) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
@@ -92,11 +92,11 @@ impl Config {
 
     /// The embedded local-development default; relative paths are relative to the
     /// working directory.
-    pub fn embedded_default(vars: &dyn Vars) -> Result<Self, ConfigError> {
+    pub(crate) fn embedded_default(vars: &dyn Vars) -> Result<Self, ConfigError> {
         Self::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), vars)
     }
 
-    pub fn parse(
+    pub(crate) fn parse(
         text: &str,
         file: &str,
         base: &Path,
@@ -150,7 +150,7 @@ impl Config {
     }
 
     /// The TTL that applies to a definition.
-    pub fn ttl_of(&self, definition: &DefinitionConfig) -> Duration {
+    pub(crate) fn ttl_of(&self, definition: &DefinitionConfig) -> Duration {
         definition.ttl.unwrap_or(self.cache.ttl)
     }
 }

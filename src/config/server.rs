@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vaultbridge_backend_core::config::{Checker, Location, Section, Text};
 
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_mode: u32,
     pub tcp: Option<SocketAddr>,

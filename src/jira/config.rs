@@ -9,7 +9,7 @@ use std::time::Duration;
 use vaultbridge_backend_core::config::{Checker, Location, Section, Text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
+pub(crate) enum Deployment {
     /// Jira Cloud: basic auth with email and API token, on the site URL.
     Cloud,
     /// Jira Cloud with a scoped API token, through the API gateway.
@@ -19,7 +19,7 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Cloud => "cloud",
             Self::CloudScoped => "cloud_scoped",
@@ -27,7 +27,7 @@ impl Deployment {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "cloud" => Some(Self::Cloud),
             "cloud_scoped" => Some(Self::CloudScoped),
@@ -36,19 +36,19 @@ impl Deployment {
         }
     }
 
-    pub fn uses_email(self) -> bool {
+    pub(crate) fn uses_email(self) -> bool {
         !matches!(self, Self::DataCenter)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EmailSource {
+pub(crate) enum EmailSource {
     Literal(String),
     Definition(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionConfig {
+pub(crate) struct ConnectionConfig {
     pub site_url: String,
     pub deployment: Deployment,
     pub email: Option<EmailSource>,
@@ -58,7 +58,7 @@ pub struct ConnectionConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JiraConfig {
+pub(crate) struct JiraConfig {
     /// Warn this long before a token's `expires_at`.
     pub expiry_warning: Duration,
     /// Refusals in a row before a connection is FAILED.
@@ -78,13 +78,13 @@ impl Default for JiraConfig {
 
 /// A site URL as pasted, made into the base URL Jira expects, with a note for each fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalisedUrl {
+pub(crate) struct NormalisedUrl {
     pub url: String,
     pub host: String,
     pub fixes: Vec<String>,
 }
 
-pub fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
+pub(crate) fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
     let mut fixes = Vec::new();
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -140,7 +140,7 @@ pub fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
     })
 }
 
-pub fn default_deployment(host: &str) -> Deployment {
+pub(crate) fn default_deployment(host: &str) -> Deployment {
     if host.ends_with(".atlassian.net") {
         Deployment::Cloud
     } else {
@@ -148,7 +148,7 @@ pub fn default_deployment(host: &str) -> Deployment {
     }
 }
 
-pub fn parse_date(text: &str) -> Option<time::Date> {
+pub(crate) fn parse_date(text: &str) -> Option<time::Date> {
     time::Date::parse(
         text.trim(),
         time::macros::format_description!("[year]-[month]-[day]"),
@@ -157,7 +157,7 @@ pub fn parse_date(text: &str) -> Option<time::Date> {
 }
 
 /// A cheap check that catches display names and typos, not a full address parser.
-pub fn looks_like_email(text: &str) -> bool {
+pub(crate) fn looks_like_email(text: &str) -> bool {
     match text.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

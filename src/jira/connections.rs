@@ -18,9 +18,9 @@ use vaultbridge_backend_core::SecretValue;
 use zeroize::Zeroizing;
 
 /// Where scoped API tokens must be sent instead of the site URL.
-pub const GATEWAY: &str = "https://api.atlassian.com/ex/jira";
+pub(crate) const GATEWAY: &str = "https://api.atlassian.com/ex/jira";
 
-pub struct JiraService {
+pub(crate) struct JiraService {
     connections: BTreeMap<String, ConnectionConfig>,
     resolver: Arc<Resolver>,
     /// Built on first use: building it loads the platform's CA roots, which took more
@@ -48,7 +48,7 @@ struct TrackedState {
 
 /// A connection's status as reported to callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateSnapshot {
+pub(crate) struct StateSnapshot {
     pub status: ConnectionStatus,
     pub message: String,
     pub last_verified_unix: Option<i64>,
@@ -60,7 +60,7 @@ pub struct StateSnapshot {
 
 /// The answer to a reported authentication failure.
 #[derive(Debug)]
-pub struct AuthFailureOutcome {
+pub(crate) struct AuthFailureOutcome {
     pub token_changed: bool,
     pub state: StateSnapshot,
     pub credentials: Option<Credentials>,
@@ -75,7 +75,7 @@ impl std::fmt::Debug for JiraService {
 }
 
 impl JiraService {
-    pub fn new(
+    pub(crate) fn new(
         connections: BTreeMap<String, ConnectionConfig>,
         expiry_warning: Duration,
         failure_threshold: u32,
@@ -105,7 +105,7 @@ impl JiraService {
     }
 
     /// Status changes as they happen (connection, new state).
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, StateSnapshot)> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(String, StateSnapshot)> {
         self.changes.subscribe()
     }
 
@@ -113,7 +113,7 @@ impl JiraService {
         self.states.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn state(&self, name: &str) -> StateSnapshot {
+    pub(crate) fn state(&self, name: &str) -> StateSnapshot {
         let states = self.states();
         let tracked = states.get(name);
         let outcome = tracked.and_then(|tracked| tracked.outcome.clone());
@@ -182,7 +182,7 @@ impl JiraService {
         state
     }
 
-    pub async fn verify_connection(
+    pub(crate) async fn verify_connection(
         &self,
         name: &str,
         today: time::Date,
@@ -194,7 +194,7 @@ impl JiraService {
 
     /// A component got 401: re-read the token; a different one is verified and handed
     /// out, the same one counts as a refusal.
-    pub async fn report_auth_failure(
+    pub(crate) async fn report_auth_failure(
         &self,
         name: &str,
         today: time::Date,
@@ -243,7 +243,7 @@ impl JiraService {
         })
     }
 
-    pub fn connections(&self) -> &BTreeMap<String, ConnectionConfig> {
+    pub(crate) fn connections(&self) -> &BTreeMap<String, ConnectionConfig> {
         &self.connections
     }
 
@@ -255,7 +255,7 @@ impl JiraService {
             })
     }
 
-    pub async fn credentials(
+    pub(crate) async fn credentials(
         &self,
         name: &str,
         today: time::Date,

@@ -5,13 +5,13 @@ use super::config::Deployment;
 use vaultbridge_backend_core::SecretValue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Basic,
     Bearer,
 }
 
 #[derive(Debug)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub connection: String,
     pub deployment: Deployment,
     pub base_url: String,
@@ -28,7 +28,7 @@ pub struct Credentials {
 
 /// What a pasted token often gets wrong; each warning names the connection, never the
 /// token.
-pub fn token_warnings(connection: &str, token: &str) -> Vec<String> {
+pub(crate) fn token_warnings(connection: &str, token: &str) -> Vec<String> {
     let mut warnings = Vec::new();
     let trimmed = token.trim();
     let lowered = trimmed.to_ascii_lowercase();

@@ -4,14 +4,12 @@
 //! <- `service` (with `error` beside `connections`), and siblings import each other
 //! rather than these re-exports, so no module depends on one that depends on it.
 
-pub mod config;
-pub mod connections;
-pub mod credentials;
-pub mod error;
-pub mod service;
-pub mod verify;
+pub(crate) mod config;
+pub(crate) mod connections;
+pub(crate) mod credentials;
+pub(crate) mod error;
+pub(crate) mod service;
+pub(crate) mod verify;
 
-pub use connections::{AuthFailureOutcome, JiraService, StateSnapshot};
-pub use credentials::{Credentials, Scheme};
-pub use error::{CloudIdError, JiraError};
-pub use verify::ConnectionStatus;
+pub(crate) use connections::JiraService;
+pub(crate) use error::JiraError;

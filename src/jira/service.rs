@@ -9,14 +9,17 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Clone)]
-pub struct JiraGrpc {
+pub(crate) struct JiraGrpc {
     jira: Arc<JiraService>,
     /// Becomes true when the daemon shuts down, to end watch streams.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl JiraGrpc {
-    pub fn new(jira: Arc<JiraService>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        jira: Arc<JiraService>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self { jira, stopping }
     }
 }
@@ -32,7 +35,7 @@ fn deployment(deployment: Deployment) -> pb::JiraDeployment {
     }
 }
 
-pub fn today() -> time::Date {
+pub(crate) fn today() -> time::Date {
     time::OffsetDateTime::now_utc().date()
 }
 
@@ -64,7 +67,7 @@ fn credentials_to_proto(credentials: &Credentials) -> pb::GetCredentialsResponse
     }
 }
 
-pub fn state_to_proto(state: &StateSnapshot) -> pb::ConnectionState {
+pub(crate) fn state_to_proto(state: &StateSnapshot) -> pb::ConnectionState {
     pb::ConnectionState {
         status: match state.status {
             ConnectionStatus::Unknown => pb::ConnectionStatus::Unknown,

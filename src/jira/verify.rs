@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Not `Status`: the gRPC service that reports it uses `tonic::Status` beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionStatus {
+pub(crate) enum ConnectionStatus {
     Unknown,
     Connected,
     NeedsReauthorization,
@@ -19,7 +19,7 @@ pub enum ConnectionStatus {
 }
 
 impl ConnectionStatus {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Unknown => "UNKNOWN",
             Self::Connected => "CONNECTED",
@@ -31,7 +31,7 @@ impl ConnectionStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: ConnectionStatus,
     pub message: String,
     pub display_name: String,
@@ -54,7 +54,7 @@ impl Outcome {
 /// Longest `Retry-After` honoured before one retry of a rate-limited check.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-pub async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcome {
+pub(crate) async fn verify(http: &reqwest::Client, credentials: &Credentials) -> Outcome {
     let name = &credentials.connection;
     if let (Some(expires), Some(days)) = (credentials.expires_at, credentials.days_left)
         && days < 0

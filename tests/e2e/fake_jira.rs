@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-pub const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
+pub(crate) const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, Default)]
@@ -16,7 +16,7 @@ struct State {
     requests: Vec<String>,
 }
 
-pub struct FakeJira {
+pub(crate) struct FakeJira {
     port: u16,
     context: String,
     cloud: bool,
@@ -32,7 +32,7 @@ impl Drop for FakeJira {
 
 impl FakeJira {
     /// A Cloud site (`cloud`) or a Data Center one under `context` (e.g. `/jira`).
-    pub async fn start(cloud: bool, context: &str) -> Self {
+    pub(crate) async fn start(cloud: bool, context: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -61,28 +61,28 @@ impl FakeJira {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}{}", self.port, self.context)
     }
 
     /// The only `Authorization` header value answered with 200 from now on.
-    pub fn accept(&self, authorization: &str) {
+    pub(crate) fn accept(&self, authorization: &str) {
         self.state.lock().unwrap().accepted = vec![authorization.to_owned()];
     }
 
-    pub fn captcha(&self, on: bool) {
+    pub(crate) fn captcha(&self, on: bool) {
         self.state.lock().unwrap().captcha = on;
     }
 
-    pub fn throttle_once(&self) {
+    pub(crate) fn throttle_once(&self) {
         self.state.lock().unwrap().throttle_once = true;
     }
 
-    pub fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
     }
 
-    pub fn is_cloud(&self) -> bool {
+    pub(crate) fn is_cloud(&self) -> bool {
         self.cloud
     }
 }

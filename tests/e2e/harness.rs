@@ -19,10 +19,10 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use vaultbridge::client::{self, Address};
 use vaultbridge::proto::v1::secrets_client::SecretsClient;
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_vaultbridge");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_vaultbridge");
 
 /// A secrets file and a config around it, in a private temporary directory.
-pub struct Setup {
+pub(crate) struct Setup {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
     pub env_remove: Vec<String>,
@@ -35,7 +35,7 @@ pub struct Setup {
     pub change_check_interval: Option<&'static str>,
 }
 
-pub const SECRETS_YAML: &str = r#"jira:
+pub(crate) const SECRETS_YAML: &str = r#"jira:
   url: "https://example.atlassian.net"
   email: "dev@example.com"
   api_token: "ATATT3x-e2e-token-value \n"
@@ -44,7 +44,7 @@ pem: "-----BEGIN KEY-----\nAAAA-e2e-pem-body\n-----END KEY-----\n"
 "#;
 
 impl Setup {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("secrets.yaml"), SECRETS_YAML).expect("write secrets");
         set_mode(&dir.path().join("secrets.yaml"), 0o600);
@@ -60,22 +60,22 @@ impl Setup {
         }
     }
 
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.path().join("vb.sock")
     }
 
-    pub fn secrets_file(&self) -> PathBuf {
+    pub(crate) fn secrets_file(&self) -> PathBuf {
         self.dir.path().join("secrets.yaml")
     }
 
-    pub fn env(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
         self
     }
 
     /// The config the daemon runs with. With `tcp`, it listens on `127.0.0.1:0`: the
     /// kernel picks a free port when the daemon binds, and the harness reads it back.
-    pub fn config_text(&self) -> String {
+    pub(crate) fn config_text(&self) -> String {
         if let Some(custom) = &self.custom_config {
             return custom.clone();
         }
@@ -136,14 +136,14 @@ definitions:
         )
     }
 
-    pub fn start(self) -> Daemon {
+    pub(crate) fn start(self) -> Daemon {
         let config = self.config_text();
         self.start_with_config(&config)
     }
 
     /// Starts the daemon on `config` (written to `config.yaml`) and waits until it is
     /// SERVING.
-    pub fn start_with_config(self, config: &str) -> Daemon {
+    pub(crate) fn start_with_config(self, config: &str) -> Daemon {
         let path = self.dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
         let child = spawn_serve(&self, &path);
@@ -158,7 +158,7 @@ definitions:
 }
 
 #[cfg(unix)]
-pub fn set_mode(path: &Path, mode: u32) {
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
@@ -166,7 +166,7 @@ pub fn set_mode(path: &Path, mode: u32) {
 /// Polls `condition` until it holds or `timeout` has passed, and tells which. The
 /// condition is what orders events; the pause between polls only keeps the loop from
 /// taking a CPU the daemon needs, and its length never decides an outcome.
-pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
@@ -182,7 +182,7 @@ pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// [`poll_until`], failing the test with `failure()` on timeout.
-pub fn wait_until(
+pub(crate) fn wait_until(
     timeout: Duration,
     condition: impl FnMut() -> bool,
     failure: impl FnOnce() -> String,
@@ -193,7 +193,7 @@ pub fn wait_until(
 }
 
 /// [`poll_until`] for a condition that must be awaited; it returns `Some` when it holds.
-pub async fn wait_until_async<T>(
+pub(crate) async fn wait_until_async<T>(
     timeout: Duration,
     mut condition: impl AsyncFnMut() -> Option<T>,
     failure: impl FnOnce() -> String,
@@ -214,7 +214,7 @@ pub async fn wait_until_async<T>(
 
 /// A loopback address where connections are refused for as long as the returned socket
 /// lives: its port is bound, so no other process can take it, but not listening.
-pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
+pub(crate) fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket
         .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -223,7 +223,7 @@ pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
     (socket, address)
 }
 
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub setup: Setup,
     pub child: Option<Child>,
     /// Read back from the daemon's log once it serves, if it listens on TCP.
@@ -231,36 +231,36 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.setup.socket()
     }
 
-    pub fn unix_address(&self) -> Address {
+    pub(crate) fn unix_address(&self) -> Address {
         Address::Unix(self.socket())
     }
 
     /// The address the daemon bound for `server.tcp: 127.0.0.1:0`.
-    pub fn tcp_address(&self) -> Address {
+    pub(crate) fn tcp_address(&self) -> Address {
         let address = self.tcp_address.expect("the daemon listens on TCP");
         Address::Tcp(format!("http://{address}"))
     }
 
-    pub async fn client(&self) -> SecretsClient<Channel> {
+    pub(crate) async fn client(&self) -> SecretsClient<Channel> {
         client::connect(&self.unix_address())
             .await
             .expect("connect over the socket")
     }
 
-    pub fn stdout_path(&self) -> PathBuf {
+    pub(crate) fn stdout_path(&self) -> PathBuf {
         self.setup.dir.path().join("stdout.log")
     }
 
-    pub fn stderr_path(&self) -> PathBuf {
+    pub(crate) fn stderr_path(&self) -> PathBuf {
         self.setup.dir.path().join("stderr.log")
     }
 
     /// Everything the daemon printed so far.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
         format!("{}{}", read(self.stdout_path()), read(self.stderr_path()))
     }
@@ -298,7 +298,7 @@ impl Daemon {
     }
 
     /// Waits until the daemon's output contains `text`.
-    pub fn wait_for_output(&self, text: &str) {
+    pub(crate) fn wait_for_output(&self, text: &str) {
         wait_until(
             Duration::from_secs(20),
             || self.output().contains(text),
@@ -307,7 +307,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         signal_term(&child);
         wait_with_timeout(&mut child, Duration::from_secs(20))
@@ -337,7 +337,7 @@ fn bound_tcp_address(output: &str) -> Option<SocketAddr> {
 
 /// Asks the health service; on its own thread and runtime, because callers may already
 /// be inside a runtime.
-pub fn is_serving(address: &Address) -> bool {
+pub(crate) fn is_serving(address: &Address) -> bool {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -362,7 +362,7 @@ pub fn is_serving(address: &Address) -> bool {
     })
 }
 
-pub fn spawn_serve(setup: &Setup, config: &Path) -> Child {
+pub(crate) fn spawn_serve(setup: &Setup, config: &Path) -> Child {
     let stdout = std::fs::File::create(setup.dir.path().join("stdout.log")).expect("stdout log");
     let stderr = std::fs::File::create(setup.dir.path().join("stderr.log")).expect("stderr log");
     let mut command = Command::new(BINARY);
@@ -388,12 +388,12 @@ pub fn spawn_serve(setup: &Setup, config: &Path) -> Child {
     command.spawn().expect("spawn vaultbridge serve")
 }
 
-pub fn signal_term(child: &Child) {
+pub(crate) fn signal_term(child: &Child) {
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
 }
 
-pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
     let mut status = None;
     if !poll_until(timeout, || {
         status = child.try_wait().expect("wait");
@@ -407,7 +407,7 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 }
 
 /// Runs the CLI with arguments and returns (exit code, stdout bytes, stderr text).
-pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<u8>, String) {
+pub(crate) fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<u8>, String) {
     let mut command = Command::new(BINARY);
     command
         .args(args)
@@ -426,7 +426,7 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<u8>, String) {
 }
 
 /// Kills a child process when dropped, so a failing assertion leaves none behind.
-pub struct ChildGuard(pub Child);
+pub(crate) struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {

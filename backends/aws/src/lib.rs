@@ -65,7 +65,7 @@ impl AwsBackend {
 
     /// As [`AwsBackend::connect`], with fixed credentials instead of the default chain
     /// (tests against an emulator).
-    pub async fn connect_with(
+    pub(crate) async fn connect_with(
         config: &AwsConfig,
         credentials: Option<SharedCredentialsProvider>,
     ) -> Self {
@@ -107,10 +107,6 @@ impl AwsBackend {
             region,
             batch_denied: AtomicBool::new(false),
         }
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
     }
 
     fn context<'a>(&'a self, secret: &'a str, version: &'a VersionSelector) -> Context<'a> {

@@ -85,7 +85,7 @@ pub enum SecretSource {
 }
 
 /// The rule Key Vault applies to secret names: 1-127 letters, digits and dashes.
-pub fn validate_secret_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_secret_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 127 {
         return Err(format!(
             "a Key Vault secret name is 1 to 127 characters; `{name}` has {}",

@@ -515,7 +515,7 @@ async fn handle(
                     None,
                 );
             };
-            if crate::validate_secret_name(name).is_err() {
+            if crate::config::validate_secret_name(name).is_err() {
                 return vault_error(
                     StatusCode::BAD_REQUEST,
                     "BadParameter",

@@ -13,9 +13,8 @@ mod error;
 pub mod fake;
 mod http;
 
-pub use config::{
-    AzureConfig, CredentialConfig, RawAzureConfig, SecretSource, validate_secret_name,
-};
+pub use config::{AzureConfig, CredentialConfig, RawAzureConfig, SecretSource};
+use config::validate_secret_name;
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as CredentialSecret, TokenCredential};
@@ -58,7 +57,7 @@ impl fmt::Debug for AzureBackend {
 }
 
 /// Where the `Auto` credential looks: the process environment, or a map in tests.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn process_env(name: &str) -> Option<String> {
     ProcessVars.var(name).filter(|value| !value.is_empty())
@@ -71,7 +70,7 @@ impl AzureBackend {
         Self::connect_with_env(config, &process_env)
     }
 
-    pub fn connect_with_env(
+    pub(crate) fn connect_with_env(
         config: &AzureConfig,
         env: EnvLookup<'_>,
     ) -> Result<Self, BackendError> {

@@ -233,7 +233,7 @@ pub async fn fetch_many_answers_every_entry_in_order(fixture: &dyn Fixture) {
             ("conf-many-map", key_map()),
         ])
         .await;
-    let cases: Vec<(SecretRef, Expected)> = vec![
+    let cases: Vec<(SecretRef, Expected<'_>)> = vec![
         (
             SecretRef::new("conf-many-b"),
             Expected::Value(b"many-b-value"),
@@ -306,7 +306,7 @@ pub async fn fetch_many_takes_more_than_max_batch(fixture: &dyn Fixture) {
         .collect();
     let backend = fixture.backend(&seeds).await;
     // Reversed, so that a backend answering in its own (sorted) order is caught.
-    let mut cases: Vec<(SecretRef, Expected)> = names
+    let mut cases: Vec<(SecretRef, Expected<'_>)> = names
         .iter()
         .zip(&values)
         .rev()

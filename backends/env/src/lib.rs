@@ -21,13 +21,13 @@ pub const CAPABILITIES: Capabilities = Capabilities::text_only().with_binary(fal
 
 /// Where variables come from. The process environment in production; a map in tests,
 /// because changing the real environment of a running test process is not safe.
-pub trait VarSource: Send + Sync + 'static {
+pub(crate) trait VarSource: Send + Sync + 'static {
     fn var(&self, name: &str) -> Option<OsString>;
 }
 
 /// The daemon's own environment.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
+pub(crate) struct ProcessEnv;
 
 impl VarSource for ProcessEnv {
     #[allow(
@@ -57,7 +57,7 @@ impl EnvBackend {
         Self::with_source(config, Arc::new(ProcessEnv))
     }
 
-    pub fn with_source(config: EnvConfig, vars: Arc<dyn VarSource>) -> Self {
+    pub(crate) fn with_source(config: EnvConfig, vars: Arc<dyn VarSource>) -> Self {
         Self { config, vars }
     }
 
@@ -68,7 +68,7 @@ impl EnvBackend {
 
 /// Checks a definition's variable name at config load, so that a typo is reported once
 /// at start rather than on every resolve.
-pub fn validate_variable_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_variable_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the variable name is empty".to_owned());
     }

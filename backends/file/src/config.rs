@@ -34,7 +34,7 @@ impl FileConfig {
 
 impl FileFormat {
     /// The format a file name implies, if it implies one.
-    pub fn from_path(path: &Path) -> Option<Self> {
+    pub(crate) fn from_path(path: &Path) -> Option<Self> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         if name.ends_with(".yaml") || name.ends_with(".yml") {
             Some(Self::Yaml)

@@ -133,10 +133,6 @@ impl FileBackend {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.config.path
-    }
-
     /// The entries of the current revision. A read happens on tokio's blocking pool:
     /// a file that blocks (a FIFO, a hung network mount) must not stall the runtime,
     /// which also serves other requests and watches for SIGTERM.

@@ -101,7 +101,7 @@ impl<'a> Section<'_, 'a> {
     }
 
     /// `backends.aws` + `region`; an empty field is the section itself.
-    pub fn field_path(&self, field: &str) -> String {
+    fn field_path(&self, field: &str) -> String {
         match (self.path.is_empty(), field.is_empty()) {
             (_, true) => self.path.clone(),
             (true, false) => field.to_owned(),

@@ -9,9 +9,9 @@ mod text;
 mod vars;
 
 pub use checker::{Checker, Problem, Section};
-pub use node::{Node, NodeError, NodeValue, UnknownField, read_node};
+pub use node::{Node, NodeValue};
 pub use text::{Location, Text};
-pub use vars::{InterpolationError, ProcessVars, Vars, interpolate};
+pub use vars::{ProcessVars, Vars};
 
 use crate::{Backend, BackendError, Capabilities};
 use async_trait::async_trait;

@@ -150,7 +150,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
 /// rather than returned as an error, so that every unknown field is reported at once and
 /// the fields that are known are still checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownField {
+pub(crate) struct UnknownField {
     pub path: String,
     pub field: String,
     pub at: Location,
@@ -160,7 +160,7 @@ pub struct UnknownField {
 
 /// What stopped a [`Node`] from being read as a config type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeError {
+pub(crate) struct NodeError {
     pub message: String,
     pub path: String,
     pub at: Location,
@@ -200,7 +200,7 @@ impl NodeError {
 
 /// Reads a [`Node`] as `T`. Fields named in `skip` at the top level are left to the
 /// caller (a backend's `type`); fields `T` does not have are collected in `unknown`.
-pub fn read_node<T: de::DeserializeOwned>(
+pub(crate) fn read_node<T: de::DeserializeOwned>(
     node: &Node,
     path: &str,
     skip: &[&str],

@@ -30,7 +30,7 @@ impl Vars for BTreeMap<String, String> {
 
 /// Why a value could not be interpolated. Messages name the variable, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InterpolationError {
+pub(crate) enum InterpolationError {
     #[error("`${{` is not closed by `}}`; write `$$` for a literal `$`")]
     Unclosed,
     #[error(
@@ -43,7 +43,7 @@ pub enum InterpolationError {
 
 /// Expands `${NAME}` and `${NAME:-default}` (the default applies when the variable is
 /// unset or empty, as in the shell). `$$` is a literal `$`; any other `$` is literal.
-pub fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, InterpolationError> {
+pub(crate) fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, InterpolationError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(at) = rest.find('$') {
