@@ -13,8 +13,8 @@ mod error;
 pub mod fake;
 mod http;
 
-pub use config::{AzureConfig, CredentialConfig, RawAzureConfig, SecretSource};
 use config::validate_secret_name;
+pub use config::{AzureConfig, CredentialConfig, RawAzureConfig, SecretSource};
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as CredentialSecret, TokenCredential};
