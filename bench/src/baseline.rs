@@ -2,7 +2,7 @@
 //! like the daemon, so that its CPU time and RSS are read the same way.
 
 use crate::cli::Args;
-use crate::server::{Server, Transport, free_port, spawn, wait_serving};
+use crate::server::{Reports, Server, Transport, spawn_reporting_tcp, wait_serving};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -77,6 +77,10 @@ pub(crate) async fn baseline_server(socket: PathBuf, tcp: std::net::SocketAddr, 
     let tcp = tokio::net::TcpListener::bind(tcp)
         .await
         .expect("bind the baseline port");
+    // What the parent reads back for `--tcp 127.0.0.1:0`, in the daemon's words. It is
+    // written before either server starts, so before the health check answers.
+    let bound = tcp.local_addr().expect("the bound TCP address");
+    println!("listening on TCP address={bound}");
     let routes = tonic::service::Routes::new(service).add_service(health_service);
     let over_unix = tonic::transport::Server::builder()
         .add_routes(routes.clone())
@@ -91,25 +95,27 @@ pub(crate) async fn baseline_server(socket: PathBuf, tcp: std::net::SocketAddr, 
 
 pub(crate) async fn start_baseline(args: &Args, dir: &Path) -> Server {
     let socket = dir.join("baseline.sock");
-    let port = free_port();
     let me = std::env::current_exe().expect("own path");
     let started = Instant::now();
-    let baseline = Server {
-        child: spawn(
-            Command::new(me).args([
-                "baseline-server",
-                "--socket",
-                socket.to_str().expect("utf-8 path"),
-                "--tcp",
-                &format!("127.0.0.1:{port}"),
-                "--payload",
-                &args.payload.to_string(),
-            ]),
-            args.server_workers,
-        ),
+    let (child, tcp) = spawn_reporting_tcp(
+        Command::new(me).args([
+            "baseline-server",
+            "--socket",
+            socket.to_str().expect("utf-8 path"),
+            "--tcp",
+            "127.0.0.1:0",
+            "--payload",
+            &args.payload.to_string(),
+        ]),
+        args.server_workers,
+        Reports::OnStdout,
+    );
+    let mut baseline = Server {
+        child,
         socket,
-        tcp: format!("127.0.0.1:{port}"),
+        tcp: String::new(),
     };
     wait_serving(&baseline.address(Transport::Uds), started).await;
+    baseline.tcp = tcp.read("the baseline server").await;
     baseline
 }

@@ -55,6 +55,8 @@ pub(crate) enum Mode {
     BaselineServer {
         #[arg(long)]
         socket: PathBuf,
+        /// Port 0 lets the kernel pick one; the bound address is printed on stdout as
+        /// `listening on TCP address=IP:PORT` before the baseline serves.
         #[arg(long)]
         tcp: std::net::SocketAddr,
         #[arg(long)]

@@ -3,7 +3,7 @@
 //! each with a value of the secret's size.
 
 use crate::cli::Args;
-use crate::server::{Server, Transport, spawn, wait_serving};
+use crate::server::{Reports, Server, Transport, spawn_reporting_tcp, wait_serving};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,10 +26,9 @@ pub(crate) fn write_config(
     secrets: &Path,
     definitions: usize,
     socket: &Path,
-    port: u16,
 ) -> PathBuf {
     let mut text = format!(
-        "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:{port}\ncache:\n  ttl: 1h\n  max_entries: 200000\nbackends:\n  local:\n    type: file\n    path: {}\n  env:\n    type: env\ndefinitions:\n  bench:\n    backend: local\n    secret: bench\n  bench-env:\n    backend: env\n    secret: {BENCH_ENV_VARIABLE}\n",
+        "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:0\ncache:\n  ttl: 1h\n  max_entries: 200000\nbackends:\n  local:\n    type: file\n    path: {}\n  env:\n    type: env\ndefinitions:\n  bench:\n    backend: local\n    secret: bench\n  bench-env:\n    backend: env\n    secret: {BENCH_ENV_VARIABLE}\n",
         socket.display(),
         secrets.display()
     );
@@ -45,26 +44,25 @@ pub(crate) fn write_config(
 /// env backend, which (unlike the file backend) makes no system call on a cache hit.
 const BENCH_ENV_VARIABLE: &str = "VAULTBRIDGE_BENCH_SECRET";
 
-pub(crate) async fn start_daemon(
-    args: &Args,
-    config: &Path,
-    socket: &Path,
-    port: u16,
-) -> (Server, Duration) {
+/// Starts the daemon on a config from [`write_config`], whose TCP port the kernel picks:
+/// the address is read back from the daemon's log.
+pub(crate) async fn start_daemon(args: &Args, config: &Path, socket: &Path) -> (Server, Duration) {
     let started = Instant::now();
-    let child = spawn(
+    let (child, tcp) = spawn_reporting_tcp(
         Command::new(&args.daemon)
             .arg("serve")
             .arg("--config")
             .arg(config)
             .env(BENCH_ENV_VARIABLE, "s".repeat(args.payload)),
         args.server_workers,
+        Reports::OnStderr,
     );
-    let server = Server {
+    let mut server = Server {
         child,
         socket: socket.to_path_buf(),
-        tcp: format!("127.0.0.1:{port}"),
+        tcp: String::new(),
     };
     let ready = wait_serving(&server.address(Transport::Uds), started).await;
+    server.tcp = tcp.read("the daemon").await;
     (server, ready)
 }

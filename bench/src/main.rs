@@ -26,7 +26,7 @@ use cli::{Args, Mode};
 use daemon::{start_daemon, write_config, write_secrets};
 use load::{Work, drive, interleaved, load, zipf_cdf};
 use report::report;
-use server::{Server, Transport, free_port, spawn, wait_serving};
+use server::{Server, Transport, spawn, wait_serving};
 use stats::Measurement;
 use std::process::Command;
 use std::sync::Arc;
@@ -75,9 +75,8 @@ async fn run(args: Args) {
     // 2. Cache hit, and 3. mixed Zipf batches, on one daemon.
     let secrets = write_secrets(dir.path(), 1000, args.payload);
     let socket = dir.path().join("daemon.sock");
-    let port = free_port();
-    let config = write_config(dir.path(), "daemon.yaml", &secrets, 1000, &socket, port);
-    let (daemon, _) = start_daemon(&args, &config, &socket, port).await;
+    let config = write_config(dir.path(), "daemon.yaml", &secrets, 1000, &socket);
+    let (daemon, _) = start_daemon(&args, &config, &socket).await;
     let idle_rss = daemon.rss_mb();
     let mut baseline_runs = Vec::new();
     let mut daemon_runs = Vec::new();
@@ -135,9 +134,8 @@ async fn run(args: Args) {
     } else {
         let secrets = write_secrets(dir.path(), 100_000, 64);
         let socket = dir.path().join("large.sock");
-        let port = free_port();
-        let config = write_config(dir.path(), "large.yaml", &secrets, 100_000, &socket, port);
-        let (daemon, _) = start_daemon(&args, &config, &socket, port).await;
+        let config = write_config(dir.path(), "large.yaml", &secrets, 100_000, &socket);
+        let (daemon, _) = start_daemon(&args, &config, &socket).await;
         let loaded = daemon.rss_mb();
         let mut client = SecretsClient::new(
             client::channel(&daemon.address(Transport::Uds))

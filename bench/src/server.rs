@@ -1,9 +1,12 @@
 //! Both servers, the baseline included, run as child processes, so that their CPU time
 //! and RSS can be read from /proc apart from the load generator's.
 
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use vaultbridge::client::{self, Address};
 
 /// A server process under measurement; killed when dropped.
@@ -73,13 +76,6 @@ impl Transport {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
 pub(crate) async fn wait_serving(address: &Address, started: Instant) -> Duration {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     loop {
@@ -101,15 +97,151 @@ pub(crate) async fn wait_serving(address: &Address, started: Instant) -> Duratio
     }
 }
 
+/// Starts a server with its output discarded and the daemon's log at `warn`.
 pub(crate) fn spawn(command: &mut Command, server_workers: Option<usize>) -> Child {
+    configure(command, server_workers)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a server")
+}
+
+fn configure(command: &mut Command, server_workers: Option<usize>) -> &mut Command {
     if let Some(workers) = server_workers {
         command.env("TOKIO_WORKER_THREADS", workers.to_string());
     }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .env("VAULTBRIDGE_LOG", "warn")
-        .spawn()
-        .expect("spawn a server")
+    command.stdin(Stdio::null()).env("VAULTBRIDGE_LOG", "warn")
+}
+
+/// Where a server started on `127.0.0.1:0` reports the TCP address it bound, in a line
+/// holding `listening on TCP` and `address=IP:PORT`. The kernel picks the port as the
+/// server binds it, so no other process can take it in between, as one could a port
+/// picked by binding and dropping a listener here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reports {
+    /// The baseline prints the line itself.
+    OnStdout,
+    /// The daemon logs it from `vaultbridge::server` at info.
+    OnStderr,
+}
+
+/// The daemon's log filter when it must report its TCP address: warnings as before,
+/// plus `vaultbridge::server`'s info lines, which it writes only as it starts and
+/// stops.
+const DAEMON_LOG_WITH_ADDRESS: &str = "warn,vaultbridge::server=info";
+
+/// As [`spawn`], with the stream that `reports` names piped to a thread that reads
+/// the TCP address from it and then keeps reading (and discarding) to the end, so that
+/// the server can never block on a full pipe.
+pub(crate) fn spawn_reporting_tcp(
+    command: &mut Command,
+    server_workers: Option<usize>,
+    reports: Reports,
+) -> (Child, TcpAddress) {
+    configure(command, server_workers);
+    match reports {
+        Reports::OnStdout => command.stdout(Stdio::piped()).stderr(Stdio::null()),
+        Reports::OnStderr => command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("VAULTBRIDGE_LOG", DAEMON_LOG_WITH_ADDRESS),
+    };
+    let mut child = command.spawn().expect("spawn a server");
+    let address = match reports {
+        Reports::OnStdout => watch(child.stdout.take().expect("piped stdout")),
+        Reports::OnStderr => watch(child.stderr.take().expect("piped stderr")),
+    };
+    (child, address)
+}
+
+/// The TCP address a server reports; see [`spawn_reporting_tcp`].
+#[derive(Debug)]
+pub(crate) struct TcpAddress(oneshot::Receiver<Result<SocketAddr, String>>);
+
+impl TcpAddress {
+    /// The reported address, as `IP:PORT`. Call it once the server is SERVING: both
+    /// servers write the line before they serve, so by then it is in the pipe, and
+    /// the deadline only turns a missing line into a failure instead of a hang.
+    pub(crate) async fn read(self, server: &str) -> String {
+        match tokio::time::timeout(Duration::from_secs(30), self.0).await {
+            Ok(Ok(Ok(address))) => address.to_string(),
+            Ok(Ok(Err(output))) => panic!(
+                "{server} closed its output without a `listening on TCP address=...` line:\n{output}"
+            ),
+            Ok(Err(_)) => panic!("the thread reading {server}'s output ended without an answer"),
+            Err(_) => panic!(
+                "{server} is SERVING but printed no `listening on TCP address=...` line within 30 s \
+                 (the daemon's log filter must keep `vaultbridge::server` at info)"
+            ),
+        }
+    }
+}
+
+fn watch(pipe: impl Read + Send + 'static) -> TcpAddress {
+    let (sender, receiver) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("tcp-address".to_owned())
+        .spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut sender = Some(sender);
+            let mut before = String::new();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let Some(waiting) = sender.take() else {
+                    continue; // Reported: only draining now.
+                };
+                let text = String::from_utf8_lossy(&line);
+                match reported_address(&text) {
+                    Some(address) => {
+                        let _ = waiting.send(Ok(address));
+                    }
+                    None => {
+                        before.push_str(&text);
+                        sender = Some(waiting);
+                    }
+                }
+            }
+            if let Some(waiting) = sender {
+                let _ = waiting.send(Err(before));
+            }
+        })
+        .expect("spawn the thread reading a server's output");
+    TcpAddress(receiver)
+}
+
+/// The address in a `listening on TCP address=127.0.0.1:PORT` line.
+fn reported_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("listening on TCP") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("address="))
+        .and_then(|address| address.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reported_address;
+
+    #[test]
+    fn the_address_is_read_from_the_daemons_and_the_baselines_line() {
+        let daemon = "2025-11-30T03:36:00.000000Z  INFO vaultbridge::server: listening on TCP address=127.0.0.1:40123\n";
+        assert_eq!(
+            reported_address(daemon),
+            Some(([127, 0, 0, 1], 40123).into())
+        );
+        assert_eq!(
+            reported_address("listening on TCP address=127.0.0.1:5"),
+            Some(([127, 0, 0, 1], 5).into())
+        );
+        assert_eq!(
+            reported_address("INFO vaultbridge::server: listening on Unix socket socket=/tmp/s"),
+            None
+        );
+    }
 }

@@ -3,17 +3,22 @@ use crate::moto::Moto;
 use aws_sdk_secretsmanager::primitives::Blob;
 use std::sync::Arc;
 use std::time::Duration;
-use vaultbridge_backend_core::conformance::{Fixture, Seed, Stages, Update};
+use vaultbridge_backend_core::conformance::{
+    Fixture, RefusingAddress, Seed, Stages, Unreachable, Update,
+};
 use vaultbridge_backend_core::conformance_suite;
 
 struct MotoFixture {
     moto: Moto,
+    /// Where the unreachable instance points; held for the fixture's life.
+    refusing: RefusingAddress,
 }
 
 impl MotoFixture {
     fn new() -> Self {
         Self {
             moto: Moto::start(),
+            refusing: RefusingAddress::bind(),
         }
     }
 }
@@ -70,6 +75,25 @@ impl Fixture for MotoFixture {
         Some(Stages {
             current: "AWSCURRENT",
             previous: "AWSPREVIOUS",
+        })
+    }
+
+    /// moto's settings and credentials with an endpoint that refuses connections, one
+    /// attempt per call and short timeouts: the SDK fails at once instead of retrying
+    /// with backoff.
+    async fn unreachable(&self) -> Option<Unreachable> {
+        let config = AwsConfig {
+            endpoint_url: Some(format!("http://{}", self.refusing.address())),
+            connect_timeout: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(2),
+            max_attempts: 1,
+            ..self.moto.config()
+        };
+        let backend = AwsBackend::connect_with(&config, Some(Moto::credentials())).await;
+        Some(Unreachable {
+            backend: Arc::new(backend),
+            service: "Secrets Manager".to_owned(),
         })
     }
 }

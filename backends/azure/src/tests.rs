@@ -2,7 +2,7 @@ use super::*;
 use crate::fake::{FakeVault, Fault};
 use futures_util::TryStreamExt;
 use vaultbridge_backend_core::ErrorKind;
-use vaultbridge_backend_core::conformance::{Fixture, Seed, Update};
+use vaultbridge_backend_core::conformance::{Fixture, RefusingAddress, Seed, Unreachable, Update};
 use vaultbridge_backend_core::conformance_suite;
 
 /// A backend on the real client-secret credential path: its token comes from the
@@ -24,6 +24,8 @@ fn client_secret_config(vault: &FakeVault, dir: &tempfile::TempDir) -> AzureConf
 struct VaultFixture {
     vault: tokio::sync::OnceCell<FakeVault>,
     dir: tempfile::TempDir,
+    /// Where the unreachable instance points; held for the fixture's life.
+    refusing: RefusingAddress,
 }
 
 impl VaultFixture {
@@ -31,6 +33,7 @@ impl VaultFixture {
         Self {
             vault: tokio::sync::OnceCell::new(),
             dir: tempfile::tempdir().unwrap(),
+            refusing: RefusingAddress::bind(),
         }
     }
 }
@@ -59,6 +62,30 @@ impl Fixture for VaultFixture {
         let vault = self.vault.get().expect("update after backend");
         vault.put(id, &text(&seed), None).await;
         Update::Applied
+    }
+
+    /// The fake's settings, credential and CA with the vault and Entra host names
+    /// resolved to an address that refuses connections (on its port: a URL's own port
+    /// wins over a resolved one), and a single attempt: the official client would
+    /// otherwise retry a refused connection with backoff.
+    async fn unreachable(&self) -> Option<Unreachable> {
+        let vault = self.vault.get().expect("unreachable after backend");
+        let address = self.refusing.address();
+        let mut config = client_secret_config(vault, &self.dir);
+        config.vault_url = format!("https://{}:{}", fake::VAULT_HOST, address.port());
+        config.authority_host = Some(format!("https://{}:{}", fake::LOGIN_HOST, address.port()));
+        config.resolve = vec![
+            (fake::VAULT_HOST.to_owned(), address),
+            (fake::LOGIN_HOST.to_owned(), address),
+        ];
+        config.connect_timeout = Duration::from_secs(1);
+        config.operation_timeout = Duration::from_secs(2);
+        config.max_attempts = 1;
+        let backend = AzureBackend::connect(&config).unwrap();
+        Some(Unreachable {
+            backend: Arc::new(backend),
+            service: config.vault_url,
+        })
     }
 }
 

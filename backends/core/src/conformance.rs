@@ -9,12 +9,14 @@
 //! behaviour tests do: a backend that stores arbitrary bytes must return them unchanged,
 //! a text-only backend awkward text; a backend with version ids or stages must serve a
 //! pinned version, one without must refuse it; a backend that reports a
-//! [`Backend::revision`] must move it when its data changes. Every case asserts
-//! something on every backend: where a capability is absent, the case checks the
-//! refusal or the absence instead.
+//! [`Backend::revision`] must move it when its data changes; a backend with a remote
+//! service must answer with a temporary error when that service cannot be reached.
+//! Every case asserts something on every backend: where a capability is absent, the
+//! case checks the refusal or the absence instead.
 
 use crate::{Backend, BackendError, ErrorKind, Fetched, SecretRef, VersionSelector};
 use async_trait::async_trait;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,6 +100,68 @@ pub trait Fixture: Send + Sync {
     /// default, `None`, fails the stage case for such a backend.
     fn stages(&self) -> Option<Stages> {
         None
+    }
+
+    /// For backends with a remote service: another instance of the backend, configured
+    /// as the one from the last [`Fixture::backend`] call but unable to reach its
+    /// service (its endpoint refuses connections, see [`RefusingAddress`], or answers
+    /// only with server errors), with retries and timeouts short enough for a test.
+    /// The suite checks that every fetch then fails with a temporary
+    /// [`ErrorKind::Unavailable`] error, so that the resolver may retry or serve a
+    /// stale value, instead of a permanent one (or a not-found) that would drop it.
+    ///
+    /// The default, `None`, means "this backend has no service to lose", and is right
+    /// only for backends that read local state: `env` (the process environment) and
+    /// `file` (a file on disk; its temporary errors, for a file half-way through an
+    /// edit, are not the loss of a service). Nothing
+    /// in the suite can tell a remote backend from a local one, so a backend with a
+    /// service that leaves this at `None` skips the case silently: every backend that
+    /// talks to a service (AWS Secrets Manager, Azure Key Vault, ...) must implement it.
+    async fn unreachable(&self) -> Option<Unreachable> {
+        None
+    }
+}
+
+/// An instance of a backend whose service cannot be reached; see
+/// [`Fixture::unreachable`].
+#[derive(Debug)]
+pub struct Unreachable {
+    pub backend: Arc<dyn Backend>,
+    /// How the backend's error messages name the service it could not reach (AWS:
+    /// `Secrets Manager`; Azure: the vault URL). A message must name the secret or
+    /// the service, so that an operator knows what failed.
+    pub service: String,
+}
+
+/// A loopback address that refuses connections, for [`Fixture::unreachable`]: a socket
+/// bound to a port the kernel picked, held but never listening. Connecting to it fails
+/// at once with `ECONNREFUSED`, and while it is held no other process can bind the
+/// port (the socket does not set `SO_REUSEADDR`, without which Linux refuses a second
+/// bind). The alternatives are racy or slow: a port picked by binding and dropping a
+/// listener is free for any process to take, and a listener that never accepts lets
+/// connections queue until a timeout ends them.
+#[derive(Debug)]
+pub struct RefusingAddress {
+    /// Only held: dropping it frees the port.
+    _socket: tokio::net::TcpSocket,
+    address: SocketAddr,
+}
+
+impl RefusingAddress {
+    pub fn bind() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind a loopback port");
+        let address = socket.local_addr().expect("the bound address");
+        Self {
+            _socket: socket,
+            address,
+        }
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 }
 
@@ -607,6 +671,81 @@ pub async fn not_found_key_missing_and_invalid_config_are_permanent(fixture: &dy
     }
 }
 
+/// A backend that cannot reach its service answers every fetch with a temporary
+/// [`ErrorKind::Unavailable`] error (the resolver may then retry, or serve a stale
+/// value), through `fetch` and `fetch_many`: a present secret, a key of a map, a
+/// pinned version where the backend has version ids, and an absent secret too, since
+/// a backend that cannot ask cannot know it is absent. Each message names the secret
+/// or the service, and no seeded value. The secrets are seeded first and served by a
+/// reachable instance, so the failure can only be the service's absence. A backend
+/// whose fixture has no [`Fixture::unreachable`] (no remote service) is checked for
+/// that precondition only.
+pub async fn an_unreachable_service_is_unavailable_and_temporary(fixture: &dyn Fixture) {
+    const VALUES: [&str; 3] = ["down-value", MAP_VALUES[0], MAP_VALUES[1]];
+    let reachable = fixture
+        .backend(&[
+            ("conf-down", Seed::text(VALUES[0])),
+            ("conf-down-map", key_map()),
+        ])
+        .await;
+    let mut secrets = vec![
+        SecretRef::new("conf-down"),
+        SecretRef::new("conf-down-map").with_key("token"),
+        SecretRef::new("conf-down-absent"),
+    ];
+    let served = fetch(&reachable, &secrets[0]).await;
+    assert_eq!(served.value.expose(), VALUES[0].as_bytes());
+    assert_eq!(value(&reachable, &secrets[1]).await, VALUES[2].as_bytes());
+    if reachable.capabilities().version_ids {
+        let id = served
+            .version
+            .expect("a backend with version ids reports the id of the version it serves");
+        secrets.push(pin(&secrets[0], VersionSelector::Id(id)));
+    }
+    let Some(Unreachable { backend, service }) = fixture.unreachable().await else {
+        return;
+    };
+    let check = |via: &str, secret: &SecretRef, err: &BackendError| {
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Unavailable,
+            "{via} {secret:?}: {err}"
+        );
+        assert!(
+            err.is_temporary(),
+            "{via} {secret:?}: an unreachable service must be a temporary error: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&secret.id) || message.contains(&service),
+            "{via} {secret:?}: the message names the secret or `{service}`: {message}"
+        );
+        assert_no_values(&message, &VALUES);
+    };
+    // Generous: the fixture's timeouts end each call in seconds; this only turns a
+    // hang into a failure.
+    let deadline = Duration::from_secs(60);
+    for secret in &secrets {
+        let result = tokio::time::timeout(deadline, backend.fetch(secret))
+            .await
+            .unwrap_or_else(|_| panic!("{secret:?}: fetch hung on an unreachable service"));
+        match result {
+            Ok(_) => panic!("{secret:?} was served by a backend that cannot reach its service"),
+            Err(err) => check("fetch", secret, &err),
+        }
+    }
+    let many = tokio::time::timeout(deadline, backend.fetch_many(&secrets))
+        .await
+        .expect("fetch_many hung on an unreachable service");
+    assert_eq!(many.len(), secrets.len(), "one result per entry");
+    for (secret, result) in secrets.iter().zip(&many) {
+        match result {
+            Ok(_) => panic!("fetch_many served {secret:?} without its service"),
+            Err(err) => check("fetch_many", secret, err),
+        }
+    }
+}
+
 /// What one entry of a batch must come back as.
 #[derive(Debug)]
 enum Expected<'a> {
@@ -716,7 +855,8 @@ macro_rules! conformance_suite {
                 a_change_moves_a_reported_revision_and_none_stays_none,
                 a_pinned_version_id_is_served_if_declared_else_refused,
                 a_version_stage_is_served_if_declared_else_refused,
-                not_found_key_missing_and_invalid_config_are_permanent);
+                not_found_key_missing_and_invalid_config_are_permanent,
+                an_unreachable_service_is_unavailable_and_temporary);
         }
     };
     (@case $fixture:expr; $($case:ident),+) => {
@@ -728,4 +868,22 @@ macro_rules! conformance_suite {
             }
         )+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefusingAddress;
+
+    #[test]
+    fn a_refusing_address_refuses_and_keeps_its_port() {
+        let refusing = RefusingAddress::bind();
+        let err = std::net::TcpStream::connect(refusing.address())
+            .expect_err("nothing listens on a refusing address");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        // std's listener sets SO_REUSEADDR, as most servers do: still refused.
+        assert!(
+            std::net::TcpListener::bind(refusing.address()).is_err(),
+            "another socket took the held port"
+        );
+    }
 }
