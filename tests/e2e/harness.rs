@@ -7,7 +7,8 @@
 //! listener and hoping nobody takes the port before the server binds it: the daemon
 //! binds `127.0.0.1:0` itself and the harness reads the bound address back from its
 //! log ([`Daemon::tcp_address`]), servers inside the test are handed the bound listener,
-//! and an address that must refuse connections stays bound ([`refusing_address`]).
+//! and an address that must refuse connections stays bound (the conformance suite's
+//! `RefusingAddress`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -210,17 +211,6 @@ pub(crate) async fn wait_until_async<T>(
         );
         tokio::time::sleep(POLL_INTERVAL).await;
     }
-}
-
-/// A loopback address where connections are refused for as long as the returned socket
-/// lives: its port is bound, so no other process can take it, but not listening.
-pub(crate) fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .expect("bind a loopback port");
-    let address = socket.local_addr().expect("bound address");
-    (socket, address)
 }
 
 pub(crate) struct Daemon {

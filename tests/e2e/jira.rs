@@ -632,7 +632,8 @@ jira:
         let dc = FakeJira::start(false, "/jira").await;
         // Bound but not listening for the whole test: refused, and no other process
         // can start answering on it.
-        let (_closed, closed) = crate::harness::refusing_address();
+        let refusing = vaultbridge_backend_core::conformance::RefusingAddress::bind();
+        let closed = refusing.address();
         let extra = format!(
             "    gone:\n      url: http://{closed}\n      deployment: cloud\n      email: dev@example.com\n      token: jira-token\n"
         );
