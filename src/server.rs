@@ -258,8 +258,6 @@ pub(crate) async fn termination_signal() {
 mod tests {
     use super::*;
     use crate::config::ProcessVars;
-    use std::error::Error as _;
-    use vaultbridge_backend_core::BackendError;
 
     fn config(backends: &str) -> Config {
         let text = format!(
@@ -271,6 +269,8 @@ mod tests {
     #[cfg(feature = "azure")]
     #[tokio::test]
     async fn a_backend_that_cannot_be_built_keeps_its_error_as_the_source() {
+        use std::error::Error as _;
+        use vaultbridge_backend_core::BackendError;
         // No test sets this variable, so building the backend fails.
         let config = config(
             "  kv:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: client_secret\n    tenant_id: t\n    client_id: c\n    client_secret_env: VB_UNIT_NEVER_SET_6F1C\n",

@@ -1,7 +1,6 @@
 use super::*;
 use crate::jira::config::{Deployment, EmailSource};
 use std::path::PathBuf;
-use vaultbridge_backend_core::VersionSelector;
 use vaultbridge_backend_file::{FileConfig, FileFormat};
 
 /// One backend's settings, as its own crate's type.
@@ -311,7 +310,7 @@ fn an_aws_backend_reads_its_settings() {
     assert_eq!(aws.max_attempts, 5);
     assert_eq!(
         config.definitions["prev"].secret.version,
-        VersionSelector::Stage("AWSPREVIOUS".into())
+        vaultbridge_backend_core::VersionSelector::Stage("AWSPREVIOUS".into())
     );
 }
 
