@@ -167,7 +167,13 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
             return ExitCode::from(EXIT_UNREACHABLE);
         }
     };
-    match client.resolve(ResolveRequest { name }).await {
+    match client
+        .resolve(ResolveRequest {
+            name,
+            ..Default::default()
+        })
+        .await
+    {
         Ok(response) => {
             let Some(secret) = response.into_inner().secret else {
                 eprintln!("vaultbridge: the daemon answered without a secret");

@@ -12,6 +12,7 @@ pub mod proto;
 mod config;
 mod jira;
 mod names;
+mod protect;
 mod registry;
 mod resolver;
 mod server;

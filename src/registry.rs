@@ -1,6 +1,7 @@
 //! The one registry of backend types. A new backend is its crate, one line in
 //! [`REGISTRY`] and one cargo feature; nothing else in the daemon knows its fields.
 
+use crate::protect::{ProtectionOverrides, RawProtection};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use vaultbridge_backend_core::config::{
@@ -28,6 +29,15 @@ const OPTIONAL: &[(&str, &str, &str)] = &[
 /// The field every backend has; the registry reads it, the backend never sees it.
 const TYPE_FIELD: &str = "type";
 
+/// The fields every backend has: its type, and how the daemon protects it.
+const DAEMON_FIELDS: [&str; 5] = [
+    TYPE_FIELD,
+    RawProtection::FIELDS[0],
+    RawProtection::FIELDS[1],
+    RawProtection::FIELDS[2],
+    RawProtection::FIELDS[3],
+];
+
 type Read = fn(&Node, &mut Section<'_, '_>) -> Option<Arc<dyn BackendSettings>>;
 
 struct Entry {
@@ -48,7 +58,7 @@ fn read<C: BackendType>(
     node: &Node,
     section: &mut Section<'_, '_>,
 ) -> Option<Arc<dyn BackendSettings>> {
-    let raw = section.read::<C::Raw>(node, &[TYPE_FIELD], &format!("`{}` backends", C::KIND))?;
+    let raw = section.read::<C::Raw>(node, &DAEMON_FIELDS, &format!("`{}` backends", C::KIND))?;
     let settings = C::check(raw, section)?;
     Some(Arc::new(settings))
 }
@@ -58,6 +68,8 @@ fn read<C: BackendType>(
 pub(crate) struct BackendConfig {
     pub kind: &'static str,
     pub settings: Arc<dyn BackendSettings>,
+    /// Over the `cache` section's protection settings.
+    pub protection: ProtectionOverrides,
 }
 
 impl BackendConfig {
@@ -95,10 +107,12 @@ pub(crate) fn check(
     };
     let kind = section.text(&kind_text, TYPE_FIELD)?;
     if let Some(entry) = REGISTRY.iter().find(|entry| entry.kind == kind) {
+        let protection = protection(node, section);
         let settings = (entry.read)(node, section)?;
         return Some(BackendConfig {
             kind: entry.kind,
             settings,
+            protection,
         });
     }
     match OPTIONAL.iter().find(|(optional, _, _)| *optional == kind) {
@@ -119,6 +133,17 @@ pub(crate) fn check(
         ),
     }
     None
+}
+
+fn protection(node: &Node, section: &mut Section<'_, '_>) -> ProtectionOverrides {
+    let field = |name: &str| node.get(name).and_then(|(_, value)| value.as_text());
+    let raw = RawProtection {
+        max_in_flight: field("max_in_flight"),
+        breaker_failures: field("breaker_failures"),
+        breaker_cooldown: field("breaker_cooldown"),
+        breaker_max_cooldown: field("breaker_max_cooldown"),
+    };
+    ProtectionOverrides::check(&raw, section)
 }
 
 fn known_kinds() -> String {

@@ -179,12 +179,12 @@ async fn set_health(health: &tonic_health::server::HealthReporter, status: Servi
 /// warm cache. Failures are reported and do not stop the daemon: a later resolve
 /// tries again.
 async fn warm_up(resolver: &Resolver) {
-    let names: Vec<String> = resolver
+    let requests: Vec<(String, crate::resolver::Freshness)> = resolver
         .definitions()
         .iter()
-        .map(|definition| definition.name.to_string())
+        .map(|definition| (definition.name.to_string(), Default::default()))
         .collect();
-    let results = resolver.resolve_many(&names).await;
+    let results = resolver.resolve_many(&requests).await;
     let mut failed = 0;
     for result in &results {
         if let Err(err) = result {

@@ -1,7 +1,7 @@
 //! The `vaultbridge.v1.Secrets` gRPC service.
 
 use crate::proto::v1::{self as pb, secrets_server::Secrets};
-use crate::resolver::{CacheOutcome, Resolved, Resolver};
+use crate::resolver::{CacheOutcome, Freshness, Resolved, Resolver};
 use crate::status::{RequestError, code_and_message};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +36,11 @@ fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
         cache: match resolved.cache {
             CacheOutcome::Hit => pb::CacheOutcome::Hit,
             CacheOutcome::Miss => pb::CacheOutcome::Miss,
+            CacheOutcome::Stale => pb::CacheOutcome::Stale,
         } as i32,
+        stale: resolved.cache == CacheOutcome::Stale,
+        age: prost_types::Duration::try_from(secret.age()).ok(),
+        stale_reason: resolved.stale_reason.as_ref().map(ToString::to_string),
         trimmed: secret.trimmed,
         metadata: secret
             .metadata
@@ -46,14 +50,30 @@ fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
     }
 }
 
+/// A request's freshness, checked.
+fn freshness(request: &pb::ResolveRequest) -> Result<Freshness, Status> {
+    let max_age = match request.max_age {
+        None => None,
+        Some(max_age) => {
+            Some(std::time::Duration::try_from(max_age).map_err(|_| RequestError::NegativeMaxAge)?)
+        }
+    };
+    Ok(Freshness {
+        max_age,
+        refresh: request.refresh,
+    })
+}
+
 #[tonic::async_trait]
 impl Secrets for SecretsService {
     async fn resolve(
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
-        let name = request.into_inner().name;
-        let resolved = self.resolver.resolve(&name).await?;
+        let request = request.into_inner();
+        let freshness = freshness(&request)?;
+        let name = request.name;
+        let resolved = self.resolver.resolve_with(&name, freshness).await?;
         Ok(Response::new(pb::ResolveResponse {
             secret: Some(to_proto(&resolved, name)),
         }))
@@ -63,18 +83,34 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::ResolveBatchRequest>,
     ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
-        let names = request.into_inner().names;
-        if names.len() > MAX_BATCH {
+        let request = request.into_inner();
+        let requests: Vec<(String, Freshness)> =
+            match (request.names.is_empty(), request.items.is_empty()) {
+                (_, true) => request
+                    .names
+                    .into_iter()
+                    .map(|name| (name, Freshness::default()))
+                    .collect(),
+                (true, false) => request
+                    .items
+                    .into_iter()
+                    .map(|item| Ok((freshness(&item)?, item.name)))
+                    .map(|item: Result<_, Status>| item.map(|(freshness, name)| (name, freshness)))
+                    .collect::<Result<_, Status>>()?,
+                (false, false) => return Err(RequestError::NamesAndItems.into()),
+            };
+        if requests.len() > MAX_BATCH {
             return Err(RequestError::BatchTooLarge {
-                size: names.len(),
+                size: requests.len(),
                 max: MAX_BATCH,
             }
             .into());
         }
         // Duplicate names coalesce in the resolver's single-flight.
-        let resolved = self.resolver.resolve_many(&names).await;
-        let results = names
+        let resolved = self.resolver.resolve_many(&requests).await;
+        let results = requests
             .into_iter()
+            .map(|(name, _)| name)
             .zip(resolved)
             .map(|(name, result)| {
                 let outcome = match result {
@@ -118,7 +154,7 @@ impl Secrets for SecretsService {
                 } as i32,
                 secret: definition.secret.id.clone(),
                 key: definition.secret.key.clone(),
-                ttl_seconds: definition.ttl.as_secs(),
+                ttl_seconds: definition.policy.ttl.as_secs(),
             })
             .collect();
         Ok(Response::new(pb::ListDefinitionsResponse { definitions }))
@@ -191,7 +227,7 @@ mod tests {
                 backend_name: "r".into(),
                 backend: backend.clone(),
                 secret: SecretRef::new(name),
-                ttl: Duration::from_secs(60),
+                policy: crate::config::CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),
             })
@@ -199,6 +235,7 @@ mod tests {
         let service = SecretsService::new(Arc::new(Resolver::from_definitions(definitions, 10)));
         let request = Request::new(pb::ResolveBatchRequest {
             names: vec!["a".into(), "b".into(), "c".into()],
+            ..Default::default()
         });
         // The timeout only turns a deadlock (sequential resolution) into a failure.
         let response =

@@ -18,6 +18,10 @@ pub enum RequestError {
     NoInvalidateTarget,
     #[error("`all` must be true to invalidate everything")]
     InvalidateAllFalse,
+    #[error("set `names` or `items` in a batch, not both")]
+    NamesAndItems,
+    #[error("`max_age` cannot be negative")]
+    NegativeMaxAge,
 }
 
 pub(crate) fn code_of(err: &ResolveError) -> Code {

@@ -189,7 +189,10 @@ pub(crate) async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed:
     match work {
         Work::Resolve(name) => {
             client
-                .resolve(ResolveRequest { name: name.clone() })
+                .resolve(ResolveRequest {
+                    name: name.clone(),
+                    ..Default::default()
+                })
                 .await
                 .expect("resolve");
         }
@@ -204,7 +207,10 @@ pub(crate) async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed:
                 })
                 .collect();
             client
-                .resolve_batch(ResolveBatchRequest { names: batch })
+                .resolve_batch(ResolveBatchRequest {
+                    names: batch,
+                    ..Default::default()
+                })
                 .await
                 .expect("resolve batch");
         }

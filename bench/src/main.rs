@@ -147,6 +147,7 @@ async fn run(args: Args) {
             client
                 .resolve_batch(ResolveBatchRequest {
                     names: chunk.to_vec(),
+                    ..Default::default()
                 })
                 .await
                 .expect("batch");

@@ -2,6 +2,7 @@
 //! version of it) in one backend. Checked against what the backend can do, never
 //! against which backend it is.
 
+use super::cache::RefreshAhead;
 use crate::names;
 use crate::registry::BackendConfig;
 use serde::Deserialize;
@@ -14,8 +15,11 @@ use vaultbridge_backend_core::{SecretRef, VersionSelector};
 pub(crate) struct DefinitionConfig {
     pub backend: String,
     pub secret: SecretRef,
-    /// `None`: the cache's TTL.
+    /// `None` here and below: the `cache` section's.
     pub ttl: Option<Duration>,
+    pub max_stale: Option<Duration>,
+    pub refresh_ahead: Option<Option<RefreshAhead>>,
+    pub negative_ttl: Option<Duration>,
     pub trim: bool,
     pub description: String,
 }
@@ -29,6 +33,9 @@ pub(super) struct RawDefinition {
     version_id: Option<Text>,
     version_stage: Option<Text>,
     ttl: Option<Text>,
+    max_stale: Option<Text>,
+    refresh_ahead: Option<Text>,
+    negative_ttl: Option<Text>,
     trim: Option<Text>,
     description: Option<Text>,
 }
@@ -90,6 +97,22 @@ pub(super) fn check(
         Some(value) => Some(section.duration(value, "ttl")?),
         None => None,
     };
+    let max_stale = match &raw.max_stale {
+        Some(value) => Some(section.duration(value, "max_stale")?),
+        None => None,
+    };
+    let refresh_ahead = match &raw.refresh_ahead {
+        Some(value) => Some(super::cache::refresh_ahead(
+            value,
+            "refresh_ahead",
+            section,
+        )?),
+        None => None,
+    };
+    let negative_ttl = match &raw.negative_ttl {
+        Some(value) => Some(section.duration(value, "negative_ttl")?),
+        None => None,
+    };
     let trim = match &raw.trim {
         Some(value) => section.boolean(value, "trim")?,
         None => true,
@@ -101,6 +124,9 @@ pub(super) fn check(
         backend: backend_name,
         secret: SecretRef { id, key, version },
         ttl,
+        max_stale,
+        refresh_ahead,
+        negative_ttl,
         trim,
         description,
     })

@@ -14,7 +14,9 @@ mod definitions;
 mod load;
 mod server;
 
-pub(crate) use cache::CacheConfig;
+#[cfg(test)]
+pub(crate) use cache::RefreshAhead;
+pub(crate) use cache::{CacheConfig, CachePolicy};
 pub(crate) use definitions::DefinitionConfig;
 pub(crate) use server::ServerConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
@@ -152,6 +154,17 @@ impl Config {
     /// The TTL that applies to a definition.
     pub(crate) fn ttl_of(&self, definition: &DefinitionConfig) -> Duration {
         definition.ttl.unwrap_or(self.cache.ttl)
+    }
+
+    /// How a definition's values are cached: its own settings over the `cache`
+    /// section's.
+    pub(crate) fn policy_of(&self, definition: &DefinitionConfig) -> CachePolicy {
+        CachePolicy {
+            ttl: self.ttl_of(definition),
+            max_stale: definition.max_stale.unwrap_or(self.cache.max_stale),
+            refresh_ahead: definition.refresh_ahead.unwrap_or(self.cache.refresh_ahead),
+            negative_ttl: definition.negative_ttl.unwrap_or(self.cache.negative_ttl),
+        }
     }
 }
 

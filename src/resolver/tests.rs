@@ -1,4 +1,13 @@
 use super::*;
+use crate::config::CachePolicy;
+
+/// Names with the default freshness, as a plain batch asks for them.
+fn requests_of(names: &[String]) -> Vec<(String, Freshness)> {
+    names
+        .iter()
+        .map(|name| (name.clone(), Freshness::default()))
+        .collect()
+}
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use vaultbridge_backend_core::{Capabilities, ErrorKind, Fetched};
@@ -6,7 +15,7 @@ use vaultbridge_backend_core::{Capabilities, ErrorKind, Fetched};
 /// Shut until opened; once open, stays open. Holds a fake backend's fetch so that a
 /// test, not a delay, decides when it answers.
 #[derive(Debug)]
-struct Gate(tokio::sync::watch::Sender<bool>);
+pub(super) struct Gate(tokio::sync::watch::Sender<bool>);
 
 impl Default for Gate {
     fn default() -> Self {
@@ -15,8 +24,12 @@ impl Default for Gate {
 }
 
 impl Gate {
-    fn open(&self) {
+    pub(super) fn open(&self) {
         self.0.send_replace(true);
+    }
+
+    pub(super) fn close(&self) {
+        self.0.send_replace(false);
     }
 
     async fn pass(&self) {
@@ -28,17 +41,20 @@ impl Gate {
 /// Counts calls, can hold each fetch at a gate, and can be told to fail or to change
 /// value.
 #[derive(Debug, Default)]
-struct CountingBackend {
+pub(super) struct CountingBackend {
     calls: AtomicUsize,
     /// `None`: answer at once.
-    gate: Option<Gate>,
-    fail: std::sync::atomic::AtomicBool,
+    pub(super) gate: Option<Gate>,
+    /// Fail for a temporary reason (the backend is down).
+    pub(super) fail: std::sync::atomic::AtomicBool,
+    /// Answer that the secret does not exist (a permanent answer).
+    pub(super) gone: std::sync::atomic::AtomicBool,
     revision: AtomicU64,
-    value: std::sync::Mutex<String>,
+    pub(super) value: std::sync::Mutex<String>,
 }
 
 impl CountingBackend {
-    fn new(value: &str) -> Arc<Self> {
+    pub(super) fn new(value: &str) -> Arc<Self> {
         Arc::new(Self {
             value: std::sync::Mutex::new(value.to_owned()),
             ..Self::default()
@@ -46,7 +62,7 @@ impl CountingBackend {
     }
 
     /// Every fetch waits until `gate` is opened.
-    fn gated(value: &str) -> Arc<Self> {
+    pub(super) fn gated(value: &str) -> Arc<Self> {
         Arc::new(Self {
             gate: Some(Gate::default()),
             value: std::sync::Mutex::new(value.to_owned()),
@@ -54,7 +70,7 @@ impl CountingBackend {
         })
     }
 
-    fn calls(&self) -> usize {
+    pub(super) fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
 }
@@ -77,6 +93,9 @@ impl Backend for CountingBackend {
         if self.fail.load(Ordering::SeqCst) {
             return Err(BackendError::unavailable("backend down"));
         }
+        if self.gone.load(Ordering::SeqCst) {
+            return Err(BackendError::not_found("no such secret"));
+        }
         let value = self.value.lock().expect("lock").clone();
         Ok(Fetched::new(SecretValue::from(value)).with_version("v1"))
     }
@@ -86,7 +105,7 @@ impl Backend for CountingBackend {
     }
 }
 
-fn definition(
+pub(super) fn definition(
     name: &str,
     backend: Arc<CountingBackend>,
     ttl: Duration,
@@ -97,7 +116,7 @@ fn definition(
         backend_name: "counting".into(),
         backend,
         secret: SecretRef::new(name),
-        ttl,
+        policy: CachePolicy::ttl_only(ttl),
         trim,
         description: String::new(),
     })
@@ -405,7 +424,7 @@ fn batching_definitions(backend: &Arc<BatchingBackend>, names: &[&str]) -> Vec<A
                 backend_name: "batching".into(),
                 backend: backend.clone(),
                 secret: SecretRef::new(*name),
-                ttl: Duration::from_secs(60),
+                policy: CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),
             })
@@ -422,7 +441,7 @@ async fn a_batch_of_misses_is_one_fetch_many_and_keeps_per_name_results() {
         .iter()
         .map(|n| (*n).to_owned())
         .collect();
-    let results = resolver.resolve_many(&names).await;
+    let results = resolver.resolve_many(&requests_of(&names)).await;
     assert_eq!(backend.batch_calls.load(Ordering::SeqCst), 1);
     assert_eq!(
         *backend.batch_sizes.lock().unwrap(),
@@ -449,7 +468,7 @@ async fn a_batch_of_misses_is_one_fetch_many_and_keeps_per_name_results() {
     );
 
     // Now cached, except the error.
-    let again = resolver.resolve_many(&names).await;
+    let again = resolver.resolve_many(&requests_of(&names)).await;
     assert_eq!(again[0].as_ref().unwrap().cache, CacheOutcome::Hit);
     assert_eq!(
         *backend.batch_sizes.lock().unwrap(),
@@ -484,7 +503,7 @@ async fn a_batch_and_a_concurrent_single_resolve_share_one_fetch() {
         let resolver = resolver.clone();
         tokio::spawn(async move {
             resolver
-                .resolve_many(&["a".to_owned(), "b".to_owned()])
+                .resolve_many(&requests_of(&["a".to_owned(), "b".to_owned()]))
                 .await
         })
     };

@@ -61,7 +61,10 @@ async fn seed(client: &Client, name: &str, value: &str) -> String {
 async fn resolve(daemon: &Daemon, name: &str) -> Result<pb::Secret, tonic::Status> {
     let mut client = daemon.client().await;
     client
-        .resolve(ResolveRequest { name: name.into() })
+        .resolve(ResolveRequest {
+            name: name.into(),
+            ..Default::default()
+        })
         .await
         .map(|response| response.into_inner().secret.unwrap())
 }
@@ -220,6 +223,7 @@ async fn a_batch_of_25_definitions_takes_2_batch_calls_and_keys_share_a_fetch() 
     let results = grpc
         .resolve_batch(ResolveBatchRequest {
             names: names.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -242,7 +246,10 @@ async fn a_batch_of_25_definitions_takes_2_batch_calls_and_keys_share_a_fetch() 
 
     // Cached now: no further calls.
     let again = grpc
-        .resolve_batch(ResolveBatchRequest { names })
+        .resolve_batch(ResolveBatchRequest {
+            names,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -256,6 +263,7 @@ async fn a_batch_of_25_definitions_takes_2_batch_calls_and_keys_share_a_fetch() 
     let keys = grpc
         .resolve_batch(ResolveBatchRequest {
             names: vec!["jira-email".into(), "jira-token".into()],
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -50,7 +50,10 @@ async fn resolve(daemon: &Daemon, name: &str) -> Result<pb::Secret, tonic::Statu
     daemon
         .client()
         .await
-        .resolve(ResolveRequest { name: name.into() })
+        .resolve(ResolveRequest {
+            name: name.into(),
+            ..Default::default()
+        })
         .await
         .map(|response| response.into_inner().secret.unwrap())
 }

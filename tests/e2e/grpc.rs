@@ -10,7 +10,10 @@ use vaultbridge::proto::v1::{
 };
 
 fn resolve_request(name: &str) -> ResolveRequest {
-    ResolveRequest { name: name.into() }
+    ResolveRequest {
+        name: name.into(),
+        ..Default::default()
+    }
 }
 
 /// Resolves `name`, which must succeed.
@@ -147,6 +150,7 @@ async fn a_batch_returns_one_result_or_error_per_name_in_order() {
     let results = client
         .resolve_batch(ResolveBatchRequest {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -173,6 +177,7 @@ async fn a_batch_returns_one_result_or_error_per_name_in_order() {
     let too_many = client
         .resolve_batch(ResolveBatchRequest {
             names: vec!["plain".to_owned(); 257],
+            ..Default::default()
         })
         .await
         .unwrap_err();

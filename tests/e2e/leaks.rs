@@ -33,14 +33,23 @@ async fn exercise(address: &Address) -> Vec<Vec<u8>> {
     assert!(!names.is_empty());
     let mut values = Vec::new();
     for name in names.iter().chain(names.iter()) {
-        if let Ok(answer) = client.resolve(ResolveRequest { name: name.clone() }).await {
+        if let Ok(answer) = client
+            .resolve(ResolveRequest {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+        {
             values.push(answer.into_inner().secret.unwrap().value);
         }
     }
     let mut batch = names.clone();
     batch.extend(["unknown-one".to_owned(), "bad name!".to_owned()]);
     client
-        .resolve_batch(ResolveBatchRequest { names: batch })
+        .resolve_batch(ResolveBatchRequest {
+            names: batch,
+            ..Default::default()
+        })
         .await
         .unwrap();
     for name in &names {

@@ -115,6 +115,7 @@ async fn sigterm_drains_a_call_in_flight_then_exits_0() {
         client
             .resolve(ResolveRequest {
                 name: "slow".into(),
+                ..Default::default()
             })
             .await
     });

@@ -1,0 +1,377 @@
+//! What the resolver keeps between calls: the cache, remembered not-founds, the backend
+//! calls in flight (one per definition at a time), the definitions being served stale,
+//! and the queue of background refreshes.
+
+use super::{CachePolicy, CachedSecret, Definition, NameHasher};
+use crate::trim;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use moka::Expiry;
+use moka::future::Cache;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+use vaultbridge_backend_core::{Backend, BackendError, ErrorKind, Fetched};
+
+pub(super) type FetchResult = Result<Arc<CachedSecret>, Arc<BackendError>>;
+
+/// One backend call for one definition, awaited by everyone who needs its result.
+pub(super) type Flight = Shared<BoxFuture<'static, FetchResult>>;
+
+/// How long background refreshes that fall due are collected before they are sent, so
+/// that those of one batching backend go out as one call.
+const REFRESH_WINDOW: Duration = Duration::from_millis(20);
+
+/// A not-found answer, kept for its definition's `negative_ttl`.
+#[derive(Debug)]
+struct Missing {
+    error: Arc<BackendError>,
+    ttl: Duration,
+}
+
+/// A value is kept past its TTL for as long as it may be served stale.
+struct KeepForStale;
+
+impl Expiry<Arc<str>, Arc<CachedSecret>> for KeepForStale {
+    fn expire_after_create(
+        &self,
+        _name: &Arc<str>,
+        secret: &Arc<CachedSecret>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(secret.policy.ttl.saturating_add(secret.policy.max_stale))
+    }
+}
+
+struct MissingFor;
+
+impl Expiry<Arc<str>, Arc<Missing>> for MissingFor {
+    fn expire_after_create(
+        &self,
+        _name: &Arc<str>,
+        missing: &Arc<Missing>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(missing.ttl)
+    }
+}
+
+pub(super) struct State {
+    cache: Cache<Arc<str>, Arc<CachedSecret>, NameHasher>,
+    missing: Cache<Arc<str>, Arc<Missing>, NameHasher>,
+    flights: Mutex<HashMap<Arc<str>, Flight, NameHasher>>,
+    /// Definitions served stale since their backend last answered, so that an outage
+    /// is logged once per definition, not once per request.
+    stale: Mutex<HashSet<Arc<str>, NameHasher>>,
+    refresh_queue: Mutex<Vec<Arc<Definition>>>,
+    /// Seeds the jitter of refresh times.
+    jitter: std::collections::hash_map::RandomState,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("cached", &self.cache.entry_count())
+            .field("missing", &self.missing.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    pub(super) fn new(max_entries: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(KeepForStale)
+                .build_with_hasher(NameHasher::default()),
+            missing: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(MissingFor)
+                .build_with_hasher(NameHasher::default()),
+            flights: Mutex::default(),
+            stale: Mutex::default(),
+            refresh_queue: Mutex::default(),
+            jitter: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    pub(super) async fn cached(&self, name: &Arc<str>) -> Option<Arc<CachedSecret>> {
+        self.cache.get(name).await
+    }
+
+    pub(super) async fn known_missing(&self, name: &Arc<str>) -> Option<Arc<BackendError>> {
+        self.missing
+            .get(name)
+            .await
+            .map(|missing| missing.error.clone())
+    }
+
+    /// The flight of each definition: the one already under way, or a new one. With
+    /// `batched`, the new flights of a batching backend go out as one `fetch_many`.
+    pub(super) fn flights(
+        self: &Arc<Self>,
+        definitions: &[&Arc<Definition>],
+        batched: bool,
+    ) -> Vec<Flight> {
+        let mut started: Vec<(Arc<Definition>, Answer)> = Vec::new();
+        let flights = {
+            let mut flights = lock(&self.flights);
+            definitions
+                .iter()
+                .map(|definition| {
+                    if let Some(flight) = flights.get(&definition.name) {
+                        return flight.clone();
+                    }
+                    let (answer, wait) = tokio::sync::oneshot::channel();
+                    let flight = async move {
+                        wait.await.unwrap_or_else(|_| {
+                            Err(Arc::new(BackendError::internal(
+                                "a backend call ended without an answer",
+                            )))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    flights.insert(definition.name.clone(), flight.clone());
+                    started.push((Arc::clone(definition), answer));
+                    flight
+                })
+                .collect()
+        };
+        for group in group_by_backend(started, batched) {
+            let state = Arc::clone(self);
+            tokio::spawn(async move { state.fly(group, batched).await });
+        }
+        flights
+    }
+
+    /// Makes the backend call of one group of new flights (one definition, or several
+    /// of a batching backend), settles each result and answers its waiters. Runs as its
+    /// own task, so that a caller going away cannot cancel a call others wait for.
+    async fn fly(&self, group: Vec<(Arc<Definition>, Answer)>, batched: bool) {
+        let revisions: Vec<Option<u64>> = group
+            .iter()
+            .map(|(definition, _)| definition.backend.revision())
+            .collect();
+        let results = match group.as_slice() {
+            [(definition, _)] if !(batched && definition.backend.max_batch() > 1) => {
+                vec![definition.backend.fetch(&definition.secret).await]
+            }
+            [(first, _), ..] => {
+                let secrets: Vec<_> = group.iter().map(|(d, _)| d.secret.clone()).collect();
+                first.backend.fetch_many(&secrets).await
+            }
+            [] => Vec::new(),
+        };
+        let mut results = results.into_iter();
+        for ((definition, answer), revision) in group.into_iter().zip(revisions) {
+            let result = results.next().unwrap_or_else(|| {
+                Err(BackendError::internal(
+                    "the backend returned fewer batch results than asked for",
+                ))
+            });
+            let settled = self.settle(&definition, result, revision).await;
+            // The cache holds the outcome before the flight leaves the map, so a caller
+            // arriving in between finds one or the other, and never starts a second call.
+            lock(&self.flights).remove(&definition.name);
+            // A dropped receiver means every waiter went away; nothing to do.
+            let _ = answer.send(settled);
+        }
+    }
+
+    /// Records a backend call's result: a value replaces the cached one; a permanent
+    /// error drops it (fail closed), and a not-found is remembered.
+    async fn settle(
+        &self,
+        definition: &Definition,
+        result: Result<Fetched, BackendError>,
+        revision: Option<u64>,
+    ) -> FetchResult {
+        match result {
+            Ok(fetched) => {
+                let secret = self.cache_entry(definition, fetched, revision);
+                self.cache
+                    .insert(definition.name.clone(), Arc::clone(&secret))
+                    .await;
+                self.missing.invalidate(&definition.name).await;
+                if lock(&self.stale).remove(&definition.name) {
+                    tracing::info!(
+                        definition = %definition.name,
+                        backend = %definition.backend_name,
+                        "the backend answers again; serving fresh values"
+                    );
+                }
+                Ok(secret)
+            }
+            Err(err) => {
+                tracing::debug!(
+                    definition = %definition.name,
+                    backend = %definition.backend_name,
+                    kind = %err.kind(),
+                    temporary = err.is_temporary(),
+                    "backend fetch failed"
+                );
+                let err = Arc::new(err);
+                if !err.is_temporary() {
+                    self.cache.invalidate(&definition.name).await;
+                    lock(&self.stale).remove(&definition.name);
+                    if err.kind() == ErrorKind::NotFound
+                        && !definition.policy.negative_ttl.is_zero()
+                    {
+                        let missing = Missing {
+                            error: Arc::clone(&err),
+                            ttl: definition.policy.negative_ttl,
+                        };
+                        self.missing
+                            .insert(definition.name.clone(), Arc::new(missing))
+                            .await;
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Logs the first stale answer of an outage for this definition.
+    pub(super) fn note_stale(
+        &self,
+        definition: &Definition,
+        stale: &CachedSecret,
+        reason: &BackendError,
+    ) {
+        if lock(&self.stale).insert(definition.name.clone()) {
+            tracing::warn!(
+                definition = %definition.name,
+                backend = %definition.backend_name,
+                age_seconds = stale.age().as_secs(),
+                reason = %reason,
+                "the backend fails for a temporary reason; serving the last good value until it answers (or for up to max_stale)"
+            );
+        }
+    }
+
+    /// Queues a background refresh; the queue is sent after [`REFRESH_WINDOW`].
+    pub(super) fn refresh_soon(self: &Arc<Self>, definition: &Arc<Definition>) {
+        let mut queue = lock(&self.refresh_queue);
+        queue.push(Arc::clone(definition));
+        if queue.len() == 1 {
+            let state = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(REFRESH_WINDOW).await;
+                let due = std::mem::take(&mut *lock(&state.refresh_queue));
+                let due: Vec<&Arc<Definition>> = due.iter().collect();
+                // Nobody waits for these flights: their results land in the cache.
+                drop(state.flights(&due, true));
+            });
+        }
+    }
+
+    pub(super) async fn invalidate(&self, name: &Arc<str>) {
+        self.cache.invalidate(name).await;
+        self.missing.invalidate(name).await;
+    }
+
+    pub(super) fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+        self.missing.invalidate_all();
+    }
+
+    /// How many callers wait on the definition's flight now (0: none under way).
+    #[cfg(test)]
+    pub(super) fn waiting_on(&self, name: &str) -> usize {
+        lock(&self.flights)
+            .get(name)
+            .and_then(Shared::strong_count)
+            .map_or(0, |count| count - 1)
+    }
+
+    #[cfg(test)]
+    pub(super) async fn cached_entries(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+
+    /// Applies the definition's trim policy and stamps the entry.
+    fn cache_entry(
+        &self,
+        definition: &Definition,
+        fetched: Fetched,
+        revision: Option<u64>,
+    ) -> Arc<CachedSecret> {
+        let (value, trimmed) = if definition.trim {
+            trim::trim(fetched.value)
+        } else {
+            (fetched.value, false)
+        };
+        if trimmed {
+            tracing::warn!(
+                definition = %definition.name,
+                "removed whitespace from the ends of the stored value; fix the stored secret, or set `trim: false` if the whitespace belongs to it"
+            );
+        }
+        tracing::debug!(definition = %definition.name, backend = %definition.backend_name, "fetched from backend");
+        Arc::new(CachedSecret {
+            value,
+            version: fetched.version,
+            fetched_at: SystemTime::now(),
+            trimmed,
+            metadata: fetched.metadata,
+            fetched: Instant::now(),
+            revision,
+            policy: definition.policy,
+            refresh_after: self.refresh_after(&definition.name, &definition.policy),
+            refresh_asked: AtomicBool::new(false),
+        })
+    }
+
+    /// The refresh point, moved earlier by up to a tenth at random so that a fleet of
+    /// daemons that filled their caches together does not refresh in step.
+    fn refresh_after(&self, name: &str, policy: &CachePolicy) -> Option<Duration> {
+        let share = policy.refresh_ahead?.0;
+        let point = policy.ttl.mul_f64(f64::from(share) / 100.0);
+        let random = self.jitter.hash_one((name, Instant::now()));
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a fraction of the refresh point; the lost low bits do not matter"
+        )]
+        let fraction = (random % 1_000) as f64 / 10_000.0;
+        Some(point.mul_f64(1.0 - fraction))
+    }
+}
+
+type Answer = tokio::sync::oneshot::Sender<FetchResult>;
+
+/// New flights grouped per call to make: each definition of a backend that does not
+/// batch alone, those of a batching backend together (the backend splits a call
+/// larger than its batch size).
+fn group_by_backend(
+    started: Vec<(Arc<Definition>, Answer)>,
+    batched: bool,
+) -> Vec<Vec<(Arc<Definition>, Answer)>> {
+    let mut groups: Vec<Vec<(Arc<Definition>, Answer)>> = Vec::new();
+    for (definition, answer) in started {
+        if batched
+            && definition.backend.max_batch() > 1
+            && let Some(group) = groups.iter_mut().find(|group| {
+                group
+                    .first()
+                    .is_some_and(|(first, _)| same_backend(&first.backend, &definition.backend))
+            })
+        {
+            group.push((definition, answer));
+        } else {
+            groups.push(vec![(definition, answer)]);
+        }
+    }
+    groups
+}
+
+fn same_backend(a: &Arc<dyn Backend>, b: &Arc<dyn Backend>) -> bool {
+    Arc::ptr_eq(a, b)
+}

@@ -1,0 +1,112 @@
+//! A TCP proxy in the path between the daemon and an emulator: faults are injected here,
+//! outside the code under test. It passes, resets, delays or black-holes connections on
+//! command, and counts the connections it accepted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Every byte through, both ways.
+    Pass,
+    /// Accept, then close at once: the client's call fails as on a dead service.
+    Reset,
+    /// Wait this long before connecting upstream: a slow service.
+    Delay(Duration),
+    /// Accept and never answer: the client's call times out.
+    BlackHole,
+}
+
+struct Shared {
+    fault: Mutex<Fault>,
+    accepted: AtomicUsize,
+    /// Connections being served, so that a new fault also cuts the open ones (a client
+    /// keeping a connection alive must not slip past an outage).
+    connections: Mutex<JoinSet<()>>,
+}
+
+pub(crate) struct FaultProxy {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` on a loopback port of its own, passing everything.
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let address = listener.local_addr().expect("proxy address");
+        let shared = Arc::new(Shared {
+            fault: Mutex::new(Fault::Pass),
+            accepted: AtomicUsize::new(0),
+            connections: Mutex::new(JoinSet::new()),
+        });
+        let accept_loop = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    shared.accepted.fetch_add(1, Ordering::SeqCst);
+                    let fault = *shared.fault.lock().unwrap();
+                    shared
+                        .connections
+                        .lock()
+                        .unwrap()
+                        .spawn(serve(client, upstream, fault));
+                }
+            }
+        });
+        Self {
+            address,
+            shared,
+            accept_loop,
+        }
+    }
+
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Applies to new connections and cuts the ones open now.
+    pub(crate) fn set(&self, fault: Fault) {
+        *self.shared.fault.lock().unwrap() = fault;
+        self.shared.connections.lock().unwrap().abort_all();
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+        self.shared.connections.lock().unwrap().abort_all();
+    }
+}
+
+async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
+    match fault {
+        Fault::Reset => drop(client),
+        Fault::BlackHole => {
+            // Held open, never read from or answered, until the proxy cuts it.
+            std::future::pending::<()>().await;
+        }
+        Fault::Pass | Fault::Delay(_) => {
+            if let Fault::Delay(delay) = fault {
+                tokio::time::sleep(delay).await;
+            }
+            let Ok(mut server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+    }
+}
