@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -15,7 +16,8 @@ pub(crate) enum Fault {
     Pass,
     /// Accept, then close at once: the client's call fails as on a dead service.
     Reset,
-    /// Wait this long before connecting upstream: a slow service.
+    /// Hold each chunk the client sends (in practice, each request) this long before
+    /// passing it on: a slow service, whether the connection is new or kept alive.
     Delay(Duration),
     /// Accept and never answer: the client's call times out.
     BlackHole,
@@ -38,7 +40,9 @@ pub(crate) struct FaultProxy {
 impl FaultProxy {
     /// A proxy to `upstream` on a loopback port of its own, passing everything.
     pub(crate) async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let address = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             fault: Mutex::new(Fault::Pass),
@@ -99,14 +103,37 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             // Held open, never read from or answered, until the proxy cuts it.
             std::future::pending::<()>().await;
         }
-        Fault::Pass | Fault::Delay(_) => {
-            if let Fault::Delay(delay) = fault {
-                tokio::time::sleep(delay).await;
-            }
+        Fault::Pass => {
             let Ok(mut server) = TcpStream::connect(upstream).await else {
                 return;
             };
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        }
+        Fault::Delay(delay) => {
+            let Ok(server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let upstream_bound = async {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let Ok(read) = client_read.read(&mut buffer).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        let _ = server_write.shutdown().await;
+                        return;
+                    }
+                    // The delay is the fault under test, not a wait for an event.
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buffer[..read]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+            let _ = tokio::join!(upstream_bound, downstream);
         }
     }
 }

@@ -9,9 +9,13 @@ mod aws;
 mod azure;
 mod cli;
 mod fake_jira;
+#[cfg(feature = "aws")]
+mod fault_proxy;
 mod grpc;
 mod harness;
 mod jira;
 mod leaks;
 mod lifecycle;
 mod python;
+#[cfg(feature = "aws")]
+mod resilience;
