@@ -89,11 +89,14 @@ pub(crate) async fn serve(
         config.jira.failure_threshold,
         resolver.clone(),
     ));
-    let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(resolver)))
-        .add_service(JiraServer::new(JiraGrpc::new(jira, stop_rx.clone())))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+    let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(
+        resolver,
+        stop_rx.clone(),
+    )))
+    .add_service(JiraServer::new(JiraGrpc::new(jira, stop_rx.clone())))
+    .add_service(health_service)
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha);
 
     let mut servers = JoinSet::new();
     let mut socket_path = None;

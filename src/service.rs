@@ -1,9 +1,9 @@
 //! The `vaultbridge.v1.Secrets` gRPC service.
 
 use crate::proto::v1::{self as pb, secrets_server::Secrets};
-use crate::resolver::{CacheOutcome, Freshness, Resolved, Resolver};
+use crate::resolver::{CacheOutcome, Change, Definition, Freshness, Resolved, Resolver};
 use crate::status::{RequestError, code_and_message};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -13,11 +13,16 @@ pub(crate) const MAX_BATCH: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct SecretsService {
     resolver: Arc<Resolver>,
+    /// Becomes true when the daemon shuts down, to end watch streams.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SecretsService {
-    pub(crate) fn new(resolver: Arc<Resolver>) -> Self {
-        Self { resolver }
+    pub(crate) fn new(
+        resolver: Arc<Resolver>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Self { resolver, stopping }
     }
 }
 
@@ -62,6 +67,86 @@ fn freshness(request: &pb::ResolveRequest) -> Result<Freshness, Status> {
         max_age,
         refresh: request.refresh,
     })
+}
+
+type WatchStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+/// How often a watch keeps its definitions fresh and looks for changed files: well
+/// within a file backend's default change_check_interval (1 s).
+const WATCH_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn event(
+    name: &str,
+    kind: pb::WatchEventKind,
+    version: Option<String>,
+    fetched_at: Option<std::time::SystemTime>,
+) -> pb::WatchEvent {
+    pb::WatchEvent {
+        name: name.to_owned(),
+        kind: kind as i32,
+        version_id: version,
+        fetched_at: fetched_at.map(prost_types::Timestamp::from),
+        message: String::new(),
+    }
+}
+
+/// What one watch stream holds between events.
+struct Watching {
+    resolver: Arc<Resolver>,
+    definitions: Vec<Arc<Definition>>,
+    names: HashSet<Arc<str>>,
+    changes: tokio::sync::broadcast::Receiver<Change>,
+    tick: tokio::time::Interval,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    pending: std::collections::VecDeque<pb::WatchEvent>,
+}
+
+impl Watching {
+    async fn next(mut self) -> Option<(Result<pb::WatchEvent, Status>, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some((Ok(event), self));
+            }
+            enum Woke {
+                Stopping,
+                Tick,
+                Change(Result<Change, RecvError>),
+            }
+            let woke = tokio::select! {
+                _ = self.stopping.wait_for(|stop| *stop) => Woke::Stopping,
+                _ = self.tick.tick() => Woke::Tick,
+                change = self.changes.recv() => Woke::Change(change),
+            };
+            match woke {
+                Woke::Stopping | Woke::Change(Err(RecvError::Closed)) => return None,
+                Woke::Tick => self.resolver.keep_fresh(&self.definitions).await,
+                Woke::Change(Ok(change)) => {
+                    if self.names.contains(&change.name) {
+                        let changed = event(
+                            &change.name,
+                            pb::WatchEventKind::Changed,
+                            change.version,
+                            Some(change.fetched_at),
+                        );
+                        return Some((Ok(changed), self));
+                    }
+                }
+                // Too far behind to know which changed: say all may have.
+                Woke::Change(Err(RecvError::Lagged(_))) => {
+                    for definition in &self.definitions {
+                        self.pending.push_back(event(
+                            &definition.name,
+                            pb::WatchEventKind::Changed,
+                            None,
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -180,6 +265,68 @@ impl Secrets for SecretsService {
         }
         Ok(Response::new(pb::InvalidateResponse {}))
     }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let names = request.into_inner().names;
+        if names.is_empty() {
+            return Err(RequestError::NothingToWatch.into());
+        }
+        if names.len() > MAX_BATCH {
+            return Err(RequestError::BatchTooLarge {
+                size: names.len(),
+                max: MAX_BATCH,
+            }
+            .into());
+        }
+        let mut definitions: Vec<Arc<Definition>> = Vec::with_capacity(names.len());
+        for name in &names {
+            let definition = self.resolver.definition(name)?;
+            if !definitions.iter().any(|seen| seen.name == definition.name) {
+                definitions.push(definition.clone());
+            }
+        }
+        // Subscribe before the first reads, so no change falls between the two.
+        let changes = self.resolver.subscribe();
+        let requests: Vec<(String, Freshness)> = definitions
+            .iter()
+            .map(|definition| (definition.name.to_string(), Freshness::default()))
+            .collect();
+        let current = self.resolver.resolve_many(&requests).await;
+        let pending = definitions
+            .iter()
+            .zip(current)
+            .map(|(definition, result)| match result {
+                Ok(resolved) => event(
+                    &definition.name,
+                    pb::WatchEventKind::Current,
+                    resolved.secret.version.clone(),
+                    Some(resolved.secret.fetched_at),
+                ),
+                Err(err) => pb::WatchEvent {
+                    message: code_and_message(&err).1,
+                    ..event(&definition.name, pb::WatchEventKind::Error, None, None)
+                },
+            })
+            .collect();
+        let mut tick = tokio::time::interval(WATCH_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watching = Watching {
+            resolver: self.resolver.clone(),
+            names: definitions.iter().map(|d| d.name.clone()).collect(),
+            definitions,
+            changes,
+            tick,
+            stopping: self.stopping.clone(),
+            pending,
+        };
+        let stream = futures_util::stream::unfold(watching, Watching::next);
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 #[cfg(test)]
@@ -232,7 +379,11 @@ mod tests {
                 description: String::new(),
             })
         });
-        let service = SecretsService::new(Arc::new(Resolver::from_definitions(definitions, 10)));
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let service = SecretsService::new(
+            Arc::new(Resolver::from_definitions(definitions, 10)),
+            stopping,
+        );
         let request = Request::new(pb::ResolveBatchRequest {
             names: vec!["a".into(), "b".into(), "c".into()],
             ..Default::default()

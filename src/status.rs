@@ -22,6 +22,8 @@ pub enum RequestError {
     NamesAndItems,
     #[error("`max_age` cannot be negative")]
     NegativeMaxAge,
+    #[error("name at least one definition to watch")]
+    NothingToWatch,
 }
 
 pub(crate) fn code_of(err: &ResolveError) -> Code {

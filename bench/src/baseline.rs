@@ -21,6 +21,18 @@ struct Baseline {
 
 #[tonic::async_trait]
 impl Secrets for Baseline {
+    type WatchStream = futures_util::stream::Empty<Result<pb::WatchEvent, tonic::Status>>;
+
+    /// Not measured: the baseline only has to answer what the scenarios call.
+    async fn watch(
+        &self,
+        _request: tonic::Request<pb::WatchRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the baseline server does not watch",
+        ))
+    }
+
     async fn resolve(
         &self,
         request: tonic::Request<ResolveRequest>,
@@ -35,6 +47,11 @@ impl Secrets for Baseline {
                     std::time::SystemTime::UNIX_EPOCH,
                 )),
                 cache: pb::CacheOutcome::Hit as i32,
+                // A cache hit carries its age; the same size on the wire here.
+                age: Some(prost_types::Duration {
+                    seconds: 12,
+                    nanos: 345_678_901,
+                }),
                 ..pb::Secret::default()
             }),
         }))

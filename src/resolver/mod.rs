@@ -20,6 +20,7 @@ mod state;
 use crate::config::{CachePolicy, Config};
 use crate::names::{self, NameError};
 use crate::protect::Protected;
+pub(crate) use state::Change;
 use state::State;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -372,6 +373,36 @@ impl Resolver {
                 }
                 Err(backend_error(definition, err))
             }
+        }
+    }
+
+    /// Changes found by backend reads from now on.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.state.subscribe()
+    }
+
+    /// Starts a backend read for each definition whose value is missing, past its
+    /// refresh point (or TTL), or older than its backend's latest revision, so that
+    /// watched definitions find rotations whether or not anyone reads them. Reads
+    /// already under way are joined, not repeated; a remembered not-found is left alone.
+    pub(crate) async fn keep_fresh(&self, definitions: &[Arc<Definition>]) {
+        let mut due = Vec::new();
+        for definition in definitions {
+            let revision = definition.backend.revision();
+            let stale = match self.state.cached(&definition.name).await {
+                Some(secret) => {
+                    secret.revision != revision
+                        || secret.age() >= secret.refresh_after.unwrap_or(secret.policy.ttl)
+                }
+                None => self.state.known_missing(&definition.name).await.is_none(),
+            };
+            if stale {
+                due.push(definition);
+            }
+        }
+        if !due.is_empty() {
+            // Nobody waits here: results land in the cache and reach watchers as changes.
+            drop(self.state.flights(&due, true));
         }
     }
 

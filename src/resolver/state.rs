@@ -58,6 +58,17 @@ impl Expiry<Arc<str>, Arc<Missing>> for MissingFor {
     }
 }
 
+/// A backend read that found a new value or version of a definition (never the value).
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub name: Arc<str>,
+    pub version: Option<String>,
+    pub fetched_at: SystemTime,
+}
+
+/// Watchers that fall this far behind are told that everything they watch changed.
+const CHANGES_BUFFER: usize = 1024;
+
 pub(super) struct State {
     cache: Cache<Arc<str>, Arc<CachedSecret>, NameHasher>,
     missing: Cache<Arc<str>, Arc<Missing>, NameHasher>,
@@ -66,8 +77,12 @@ pub(super) struct State {
     /// is logged once per definition, not once per request.
     stale: Mutex<HashSet<Arc<str>, NameHasher>>,
     refresh_queue: Mutex<Vec<Arc<Definition>>>,
-    /// Seeds the jitter of refresh times.
+    /// Seeds the jitter of refresh times, and keys the fingerprints below.
     jitter: std::collections::hash_map::RandomState,
+    /// A keyed hash of each definition's last value and version, to tell a new one
+    /// from the same one read again. Kept in memory only, never sent anywhere.
+    fingerprints: Mutex<HashMap<Arc<str>, u64, NameHasher>>,
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 impl std::fmt::Debug for State {
@@ -98,6 +113,29 @@ impl State {
             stale: Mutex::default(),
             refresh_queue: Mutex::default(),
             jitter: std::collections::hash_map::RandomState::new(),
+            fingerprints: Mutex::default(),
+            changes: tokio::sync::broadcast::Sender::new(CHANGES_BUFFER),
+        }
+    }
+
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Tells watchers when a read found a different value or version than the last.
+    fn note_value(&self, definition: &Definition, secret: &CachedSecret) {
+        let fingerprint = self
+            .jitter
+            .hash_one((secret.value.expose(), secret.version.as_deref()));
+        let previous = lock(&self.fingerprints).insert(definition.name.clone(), fingerprint);
+        if previous.is_some_and(|previous| previous != fingerprint) {
+            tracing::info!(definition = %definition.name, version = ?secret.version, "a new value was read");
+            // No receiver means nobody watches; nothing to do.
+            let _ = self.changes.send(Change {
+                name: definition.name.clone(),
+                version: secret.version.clone(),
+                fetched_at: secret.fetched_at,
+            });
         }
     }
 
@@ -199,6 +237,7 @@ impl State {
                 self.cache
                     .insert(definition.name.clone(), Arc::clone(&secret))
                     .await;
+                self.note_value(definition, &secret);
                 self.missing.invalidate(&definition.name).await;
                 if lock(&self.stale).remove(&definition.name) {
                     tracing::info!(

@@ -395,3 +395,80 @@ async fn health_and_reflection_answer() {
         assert!(services.iter().any(|s| s == expected), "{services:?}");
     }
 }
+
+/// A watcher learns of a secrets-file edit without reading: the state when it began,
+/// then one event when the file changes (within its change_check_interval), and never
+/// the value itself.
+#[tokio::test]
+async fn a_watcher_hears_of_a_file_edit_without_the_value() {
+    use futures_util::StreamExt;
+    use vaultbridge::proto::v1::{WatchEventKind, WatchRequest};
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let mut events = client
+        .watch(WatchRequest {
+            names: vec!["plain".into(), "missing-entry".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream goes on")
+            .expect("an event, not an error")
+    };
+    let first = next().await;
+    assert_eq!(
+        (first.name.as_str(), first.kind),
+        ("plain", WatchEventKind::Current as i32)
+    );
+    let second = next().await;
+    assert_eq!(
+        (second.name.as_str(), second.kind),
+        ("missing-entry", WatchEventKind::Error as i32)
+    );
+    assert!(
+        second.message.contains("no entry `not-there`"),
+        "{}",
+        second.message
+    );
+    let edited = crate::harness::SECRETS_YAML.replace("plain-e2e-value", "plain-e2e-watched");
+    std::fs::write(daemon.setup.secrets_file(), edited).unwrap();
+    let changed = next().await;
+    assert_eq!(
+        (changed.name.as_str(), changed.kind),
+        ("plain", WatchEventKind::Changed as i32)
+    );
+    assert!(changed.fetched_at.is_some());
+    assert!(!format!("{changed:?}").contains("plain-e2e-watched"));
+    assert_eq!(
+        resolved(&mut client, "plain").await.value,
+        b"plain-e2e-watched"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_of_nothing_or_of_an_unknown_definition_is_refused() {
+    use vaultbridge::proto::v1::WatchRequest;
+    let daemon = Setup::new().start();
+    let mut client = daemon.client().await;
+    let empty = client
+        .watch(WatchRequest { names: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let unknown = client
+        .watch(WatchRequest {
+            names: vec!["plain".into(), "nope".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(
+        unknown.message().contains("`nope`"),
+        "{}",
+        unknown.message()
+    );
+}

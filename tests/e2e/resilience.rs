@@ -342,3 +342,79 @@ async fn a_slow_backend_never_makes_a_steady_reader_wait() {
         slow_reads.len()
     );
 }
+
+/// Scenario 4: a value rotated in the vault is picked up within one refresh window
+/// without anyone reading it, and a watcher gets exactly one event for the rotation.
+#[tokio::test]
+async fn a_rotation_reaches_a_watcher_once_within_one_refresh_window() {
+    use futures_util::StreamExt;
+    use vaultbridge::proto::v1::{WatchEventKind, WatchRequest};
+    let moto = Moto::start();
+    let aws = moto.client().await;
+    seed(&aws, "rotating", "before-rotation").await;
+    let proxy = FaultProxy::start(moto_address(&moto)).await;
+    let daemon = start(
+        &proxy,
+        "",
+        "  rotating:\n    backend: aws\n    secret: rotating\n    ttl: 2s\n",
+    );
+    let mut client = daemon.client().await;
+    let mut events = client
+        .watch(WatchRequest {
+            names: vec!["rotating".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut next = async |within: Duration| {
+        tokio::time::timeout(within, events.next())
+            .await
+            .map(|event| event.expect("the stream goes on").expect("an event"))
+    };
+    let current = next(Duration::from_secs(30))
+        .await
+        .expect("the current state");
+    assert_eq!(current.kind, WatchEventKind::Current as i32);
+    let rotated = aws
+        .put_secret_value()
+        .secret_id("rotating")
+        .secret_string("after-rotation")
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    let rotation = Instant::now();
+    let changed = next(Duration::from_secs(30)).await.expect("the rotation");
+    assert_eq!(changed.kind, WatchEventKind::Changed as i32);
+    assert_eq!(changed.version_id.as_deref(), Some(rotated.as_str()));
+    // One refresh window: the TTL, plus the watch's tick and the call, with room for a
+    // machine busy with the other tests.
+    assert!(
+        rotation.elapsed() < Duration::from_secs(2) + Duration::from_secs(10),
+        "picked up {:?} after the rotation",
+        rotation.elapsed()
+    );
+    // Two more refreshes find the same version: no second event for one rotation.
+    let calls = moto.calls("GetSecretValue");
+    wait_until_async(
+        Duration::from_secs(60),
+        async || (moto.calls("GetSecretValue") >= calls + 2).then_some(()),
+        || "the watch stopped refreshing".to_owned(),
+    )
+    .await;
+    // Nothing can be awaited to prove an absence; this window only lets a wrongly sent
+    // event arrive before the check.
+    assert!(
+        next(Duration::from_millis(500)).await.is_err(),
+        "a second event for one rotation"
+    );
+    assert_eq!(
+        resolve(&mut client, "rotating")
+            .await
+            .unwrap()
+            .text
+            .as_deref(),
+        Some("after-rotation")
+    );
+}
