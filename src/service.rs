@@ -44,7 +44,7 @@ fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
             CacheOutcome::Stale => pb::CacheOutcome::Stale,
         } as i32,
         stale: resolved.cache == CacheOutcome::Stale,
-        age: prost_types::Duration::try_from(secret.age()).ok(),
+        age: prost_types::Duration::try_from(resolved.age).ok(),
         stale_reason: resolved.stale_reason.as_ref().map(ToString::to_string),
         trimmed: secret.trimmed,
         metadata: secret

@@ -15,63 +15,21 @@
 //!   is dropped and the error returned, never a stale value; a not-found is remembered
 //!   for `negative_ttl`.
 
+mod entry;
 mod state;
 
-use crate::config::{CachePolicy, Config};
+use crate::config::Config;
 use crate::names::{self, NameError};
 use crate::protect::Protected;
+use entry::NameHasher;
+pub(crate) use entry::{CachedSecret, Definition};
 pub(crate) use state::Change;
 use state::State;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
-use vaultbridge_backend_core::{Backend, BackendError, SecretRef, SecretValue};
-
-/// A configured definition, bound to its backend instance.
-#[derive(Debug)]
-pub(crate) struct Definition {
-    pub name: Arc<str>,
-    /// Shared by every definition of the backend.
-    pub backend_name: Arc<str>,
-    pub backend: Arc<dyn Backend>,
-    pub secret: SecretRef,
-    pub policy: CachePolicy,
-    pub trim: bool,
-    pub description: String,
-}
-
-/// Both maps are keyed by definition names, which come only from the config (a request
-/// can look a name up but never insert one), so hash flooding is not a concern and the
-/// default SipHash, two of them per cache hit, was measurable: about 330 instructions a
-/// call under callgrind (scripts/profile).
-type NameHasher = foldhash::fast::RandomState;
-
-/// A value as cached: already trimmed per the definition's policy.
-#[derive(Debug)]
-pub(crate) struct CachedSecret {
-    pub value: SecretValue,
-    pub version: Option<String>,
-    pub fetched_at: SystemTime,
-    pub trimmed: bool,
-    /// What the backend said about the secret (never secret material).
-    pub metadata: BTreeMap<String, String>,
-    /// When it was fetched, on the monotonic clock: ages are measured from here.
-    fetched: Instant,
-    /// The backend's revision when the fetch started; see [`Backend::revision`].
-    revision: Option<u64>,
-    policy: CachePolicy,
-    /// Age after which a read asks for a background refresh (jittered per entry).
-    refresh_after: Option<Duration>,
-    /// Set by the first read past `refresh_after`, so one refresh is asked for.
-    refresh_asked: AtomicBool,
-}
-
-impl CachedSecret {
-    pub(crate) fn age(&self) -> Duration {
-        self.fetched.elapsed()
-    }
-}
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use vaultbridge_backend_core::{Backend, BackendError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheOutcome {
@@ -90,6 +48,8 @@ pub(crate) struct Resolved {
     pub cache: CacheOutcome,
     /// Why a stale value was served: the backend's temporary error.
     pub stale_reason: Option<Arc<BackendError>>,
+    /// How old the value was when served (read once, here, for the whole answer).
+    pub age: Duration,
 }
 
 /// What a caller asks of a value's freshness.
@@ -338,6 +298,7 @@ impl Resolver {
             secret,
             cache: CacheOutcome::Hit,
             stale_reason: None,
+            age,
         })
     }
 
@@ -353,6 +314,7 @@ impl Resolver {
         match result {
             Ok(secret) => Ok(Resolved {
                 definition: definition.clone(),
+                age: secret.age(),
                 secret,
                 cache: CacheOutcome::Miss,
                 stale_reason: None,
@@ -361,15 +323,18 @@ impl Resolver {
                 if err.is_temporary()
                     && !freshness.demanded()
                     && let Some(stale) = cached
-                    && stale.age() < stale.policy.ttl.saturating_add(stale.policy.max_stale)
                 {
-                    self.state.note_stale(definition, &stale, &err);
-                    return Ok(Resolved {
-                        definition: definition.clone(),
-                        secret: stale,
-                        cache: CacheOutcome::Stale,
-                        stale_reason: Some(err),
-                    });
+                    let age = stale.age();
+                    if age < stale.policy.ttl.saturating_add(stale.policy.max_stale) {
+                        self.state.note_stale(definition, &stale, &err);
+                        return Ok(Resolved {
+                            definition: definition.clone(),
+                            secret: stale,
+                            cache: CacheOutcome::Stale,
+                            stale_reason: Some(err),
+                            age,
+                        });
+                    }
                 }
                 Err(backend_error(definition, err))
             }

@@ -4,7 +4,9 @@
 
 use super::tests::{CountingBackend, definition};
 use super::*;
+use crate::config::CachePolicy;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 use vaultbridge_backend_core::ErrorKind;
 
 fn policy(ttl: Duration) -> CachePolicy {

@@ -2,7 +2,8 @@
 //! calls in flight (one per definition at a time), the definitions being served stale,
 //! and the queue of background refreshes.
 
-use super::{CachePolicy, CachedSecret, Definition, NameHasher};
+use super::entry::{CachedSecret, Definition, NameHasher};
+use crate::config::CachePolicy;
 use crate::trim;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};

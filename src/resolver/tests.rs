@@ -10,7 +10,8 @@ fn requests_of(names: &[String]) -> Vec<(String, Freshness)> {
 }
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use vaultbridge_backend_core::{Capabilities, ErrorKind, Fetched};
+use std::time::Instant;
+use vaultbridge_backend_core::{Capabilities, ErrorKind, Fetched, SecretRef, SecretValue};
 
 /// Shut until opened; once open, stays open. Holds a fake backend's fetch so that a
 /// test, not a delay, decides when it answers.

@@ -1,13 +1,8 @@
 //! The `aws_secrets_manager` backend's settings, as the config file gives them.
 
-use crate::{AwsBackend, CAPABILITIES, KIND};
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::any::Any;
-use std::sync::Arc;
 use std::time::Duration;
-use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section, Text};
-use vaultbridge_backend_core::{Backend, BackendError, Capabilities};
+use vaultbridge_backend_core::config::{Section, Text};
 
 /// The `aws_secrets_manager` backend instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,99 +59,82 @@ pub struct RawAwsConfig {
     max_attempts: Option<Text>,
 }
 
-impl BackendType for AwsConfig {
-    const KIND: &'static str = KIND;
-    type Raw = RawAwsConfig;
-
-    fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<Self> {
-        let mut config = AwsConfig {
-            region: section.optional_text(raw.region.as_ref(), "region"),
-            profile: section.optional_text(raw.profile.as_ref(), "profile"),
-            ..AwsConfig::default()
-        };
-        if let Some(value) = &raw.endpoint_url
-            && let Some(url) = section.text(value, "endpoint_url")
-        {
-            if url.starts_with("https://") || url.starts_with("http://") {
-                config.endpoint_url = Some(url);
-            } else {
-                section.problem(
-                    value,
-                    "endpoint_url",
-                    format!("expected a URL starting with https:// (or http:// for a local emulator), got `{url}`"),
-                );
-            }
-        }
-        let role_arn = section.optional_text(raw.role_arn.as_ref(), "role_arn");
-        if let (Some(arn), Some(value)) = (&role_arn, &raw.role_arn)
-            && !arn.starts_with("arn:")
-        {
+/// Checks the settings as written, recording every problem in `section`.
+pub(crate) fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<AwsConfig> {
+    let mut config = AwsConfig {
+        region: section.optional_text(raw.region.as_ref(), "region"),
+        profile: section.optional_text(raw.profile.as_ref(), "profile"),
+        ..AwsConfig::default()
+    };
+    if let Some(value) = &raw.endpoint_url
+        && let Some(url) = section.text(value, "endpoint_url")
+    {
+        if url.starts_with("https://") || url.starts_with("http://") {
+            config.endpoint_url = Some(url);
+        } else {
             section.problem(
                 value,
-                "role_arn",
-                format!("expected a role ARN such as `arn:aws:iam::123456789012:role/reader`, got `{arn}`"),
+                "endpoint_url",
+                format!("expected a URL starting with https:// (or http:// for a local emulator), got `{url}`"),
             );
         }
-        let external_id = section.optional_text(raw.external_id.as_ref(), "external_id");
-        let session_name = section.optional_text(raw.session_name.as_ref(), "session_name");
-        match role_arn {
-            Some(role_arn) => {
-                config.assume_role = Some(AssumeRole {
-                    role_arn,
-                    external_id,
-                    session_name,
-                });
-            }
-            None => {
-                for (name, value) in [
-                    ("external_id", &raw.external_id),
-                    ("session_name", &raw.session_name),
-                ] {
-                    if let Some(value) = value {
-                        section.problem(
-                            value,
-                            name,
-                            format!("`{name}` only applies with `role_arn`"),
-                        );
-                    }
+    }
+    let role_arn = section.optional_text(raw.role_arn.as_ref(), "role_arn");
+    if let (Some(arn), Some(value)) = (&role_arn, &raw.role_arn)
+        && !arn.starts_with("arn:")
+    {
+        section.problem(
+            value,
+            "role_arn",
+            format!(
+                "expected a role ARN such as `arn:aws:iam::123456789012:role/reader`, got `{arn}`"
+            ),
+        );
+    }
+    let external_id = section.optional_text(raw.external_id.as_ref(), "external_id");
+    let session_name = section.optional_text(raw.session_name.as_ref(), "session_name");
+    match role_arn {
+        Some(role_arn) => {
+            config.assume_role = Some(AssumeRole {
+                role_arn,
+                external_id,
+                session_name,
+            });
+        }
+        None => {
+            for (name, value) in [
+                ("external_id", &raw.external_id),
+                ("session_name", &raw.session_name),
+            ] {
+                if let Some(value) = value {
+                    section.problem(
+                        value,
+                        name,
+                        format!("`{name}` only applies with `role_arn`"),
+                    );
                 }
             }
         }
-        section.timeout(
-            raw.connect_timeout.as_ref(),
-            "connect_timeout",
-            &mut config.connect_timeout,
-        );
-        section.timeout(
-            raw.operation_timeout.as_ref(),
-            "operation_timeout",
-            &mut config.operation_timeout,
-        );
-        section.timeout(
-            raw.attempt_timeout.as_ref(),
-            "attempt_timeout",
-            &mut config.attempt_timeout,
-        );
-        if let Some(value) = &raw.max_attempts
-            && let Some(attempts) = section.attempts(value, "max_attempts")
-        {
-            config.max_attempts = attempts;
-        }
-        Some(config)
     }
-}
-
-#[async_trait]
-impl BackendSettings for AwsConfig {
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+    section.timeout(
+        raw.connect_timeout.as_ref(),
+        "connect_timeout",
+        &mut config.connect_timeout,
+    );
+    section.timeout(
+        raw.operation_timeout.as_ref(),
+        "operation_timeout",
+        &mut config.operation_timeout,
+    );
+    section.timeout(
+        raw.attempt_timeout.as_ref(),
+        "attempt_timeout",
+        &mut config.attempt_timeout,
+    );
+    if let Some(value) = &raw.max_attempts
+        && let Some(attempts) = section.attempts(value, "max_attempts")
+    {
+        config.max_attempts = attempts;
     }
-
-    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        Ok(Arc::new(AwsBackend::connect(self).await))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    Some(config)
 }

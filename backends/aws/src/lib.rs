@@ -20,8 +20,10 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_secretsmanager::Client;
 use error::{Context, Operation};
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -378,6 +380,30 @@ impl Backend for AwsBackend {
                 }
             })
             .collect()
+    }
+}
+
+impl BackendType for AwsConfig {
+    const KIND: &'static str = KIND;
+    type Raw = RawAwsConfig;
+
+    fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<Self> {
+        config::check(raw, section)
+    }
+}
+
+#[async_trait]
+impl BackendSettings for AwsConfig {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        Ok(Arc::new(AwsBackend::connect(self).await))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -1,16 +1,11 @@
 //! The `azure_key_vault` backend's settings, as the config file gives them.
 
-use crate::{AzureBackend, CAPABILITIES, KIND};
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section, Text};
-use vaultbridge_backend_core::{Backend, BackendError, Capabilities};
+use vaultbridge_backend_core::config::{Section, Text};
 
 /// The `azure_key_vault` backend instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,79 +137,75 @@ fn credential_fields(mode: &str) -> &'static [&'static str] {
     }
 }
 
-impl BackendType for AzureConfig {
-    const KIND: &'static str = KIND;
-    type Raw = RawAzureConfig;
-
-    fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Option<Self> {
-        let Some(url_text) = &raw.vault_url else {
-            section.section_problem(
-                "an `azure_key_vault` backend needs `vault_url`, e.g. https://<name>.vault.azure.net",
-            );
-            return None;
-        };
-        let vault_url = section.text(url_text, "vault_url")?;
-        if !vault_url.starts_with("https://") {
-            section.problem(
-                url_text,
-                "vault_url",
-                format!("expected an https:// vault URL such as https://<name>.vault.azure.net, got `{vault_url}`"),
-            );
-        }
-        let credential = credential(&raw, section)?;
-        let mut config = AzureConfig::new(vault_url, credential);
-        if let Some(value) = &raw.authority_host
-            && let Some(host) = section.text(value, "authority_host")
-        {
-            if host.starts_with("https://") {
-                config.authority_host = Some(host);
-            } else {
-                section.problem(
-                    value,
-                    "authority_host",
-                    format!("expected an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us, got `{host}`"),
-                );
-            }
-        }
-        if let Some(value) = &raw.ca_file {
-            config.ca_file = section.file_path(value, "ca_file");
-        }
-        section.timeout(
-            raw.connect_timeout.as_ref(),
-            "connect_timeout",
-            &mut config.connect_timeout,
+/// Checks the settings as written, recording every problem in `section`.
+pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Option<AzureConfig> {
+    let Some(url_text) = &raw.vault_url else {
+        section.section_problem(
+            "an `azure_key_vault` backend needs `vault_url`, e.g. https://<name>.vault.azure.net",
         );
-        section.timeout(
-            raw.request_timeout.as_ref(),
-            "request_timeout",
-            &mut config.request_timeout,
+        return None;
+    };
+    let vault_url = section.text(url_text, "vault_url")?;
+    if !vault_url.starts_with("https://") {
+        section.problem(
+            url_text,
+            "vault_url",
+            format!("expected an https:// vault URL such as https://<name>.vault.azure.net, got `{vault_url}`"),
         );
-        section.timeout(
-            raw.operation_timeout.as_ref(),
-            "operation_timeout",
-            &mut config.operation_timeout,
-        );
-        if let Some(value) = &raw.max_attempts
-            && let Some(attempts) = section.attempts(value, "max_attempts")
-        {
-            config.max_attempts = attempts;
-        }
-        for (host, value) in raw.resolve.iter().flatten() {
-            let field = format!("resolve.{host}");
-            let Some(text) = section.text(value, &field) else {
-                continue;
-            };
-            match text.parse::<SocketAddr>() {
-                Ok(address) => config.resolve.push((host.clone(), address)),
-                Err(_) => section.problem(
-                    value,
-                    &field,
-                    format!("expected an IP address and port such as `10.0.0.5:443`, got `{text}`"),
-                ),
-            }
-        }
-        Some(config)
     }
+    let credential = credential(&raw, section)?;
+    let mut config = AzureConfig::new(vault_url, credential);
+    if let Some(value) = &raw.authority_host
+        && let Some(host) = section.text(value, "authority_host")
+    {
+        if host.starts_with("https://") {
+            config.authority_host = Some(host);
+        } else {
+            section.problem(
+                value,
+                "authority_host",
+                format!("expected an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us, got `{host}`"),
+            );
+        }
+    }
+    if let Some(value) = &raw.ca_file {
+        config.ca_file = section.file_path(value, "ca_file");
+    }
+    section.timeout(
+        raw.connect_timeout.as_ref(),
+        "connect_timeout",
+        &mut config.connect_timeout,
+    );
+    section.timeout(
+        raw.request_timeout.as_ref(),
+        "request_timeout",
+        &mut config.request_timeout,
+    );
+    section.timeout(
+        raw.operation_timeout.as_ref(),
+        "operation_timeout",
+        &mut config.operation_timeout,
+    );
+    if let Some(value) = &raw.max_attempts
+        && let Some(attempts) = section.attempts(value, "max_attempts")
+    {
+        config.max_attempts = attempts;
+    }
+    for (host, value) in raw.resolve.iter().flatten() {
+        let field = format!("resolve.{host}");
+        let Some(text) = section.text(value, &field) else {
+            continue;
+        };
+        match text.parse::<SocketAddr>() {
+            Ok(address) => config.resolve.push((host.clone(), address)),
+            Err(_) => section.problem(
+                value,
+                &field,
+                format!("expected an IP address and port such as `10.0.0.5:443`, got `{text}`"),
+            ),
+        }
+    }
+    Some(config)
 }
 
 fn credential(raw: &RawAzureConfig, section: &mut Section<'_, '_>) -> Option<CredentialConfig> {
@@ -298,23 +289,4 @@ fn credential(raw: &RawAzureConfig, section: &mut Section<'_, '_>) -> Option<Cre
             return None;
         }
     })
-}
-
-#[async_trait]
-impl BackendSettings for AzureConfig {
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    fn check_secret_id(&self, id: &str) -> Result<(), String> {
-        validate_secret_name(id)
-    }
-
-    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        Ok(Arc::new(AzureBackend::connect(self)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }

@@ -15,6 +15,8 @@ mod http;
 
 use config::validate_secret_name;
 pub use config::{AzureConfig, CredentialConfig, RawAzureConfig, SecretSource};
+use std::any::Any;
+use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section};
 
 use async_trait::async_trait;
 use azure_core::credentials::{Secret as CredentialSecret, TokenCredential};
@@ -346,6 +348,34 @@ fn version_from_id(id: &str) -> Option<String> {
     let version = parts.next()?;
     let _name = parts.next()?;
     (parts.next()? == "secrets" && !version.is_empty()).then(|| version.to_owned())
+}
+
+impl BackendType for AzureConfig {
+    const KIND: &'static str = KIND;
+    type Raw = RawAzureConfig;
+
+    fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Option<Self> {
+        config::check(raw, section)
+    }
+}
+
+#[async_trait]
+impl BackendSettings for AzureConfig {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn check_secret_id(&self, id: &str) -> Result<(), String> {
+        validate_secret_name(id)
+    }
+
+    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        Ok(Arc::new(AzureBackend::connect(self)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,7 @@
 //! The `env` backend's settings, as the config file gives them.
 
-use crate::{CAPABILITIES, EnvBackend, KIND, validate_variable_name};
-use async_trait::async_trait;
 use serde::Deserialize;
-use std::any::Any;
-use std::sync::Arc;
-use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section, Text};
-use vaultbridge_backend_core::{Backend, BackendError, Capabilities};
+use vaultbridge_backend_core::config::{Section, Text};
 
 /// The `env` backend instance's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,33 +16,24 @@ pub struct RawEnvConfig {
     prefix: Option<Text>,
 }
 
-impl BackendType for EnvConfig {
-    const KIND: &'static str = KIND;
-    type Raw = RawEnvConfig;
-
-    fn check(raw: RawEnvConfig, section: &mut Section<'_, '_>) -> Option<Self> {
-        let prefix = section
-            .optional_text(raw.prefix.as_ref(), "prefix")
-            .unwrap_or_default();
-        Some(Self { prefix })
-    }
+/// Checks the settings as written, recording every problem in `section`.
+pub(crate) fn check(raw: RawEnvConfig, section: &mut Section<'_, '_>) -> Option<EnvConfig> {
+    let prefix = section
+        .optional_text(raw.prefix.as_ref(), "prefix")
+        .unwrap_or_default();
+    Some(EnvConfig { prefix })
 }
 
-#[async_trait]
-impl BackendSettings for EnvConfig {
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+/// Checks a definition's variable name at config load, so that a typo is reported once
+/// at start rather than on every resolve.
+pub(crate) fn validate_variable_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the variable name is empty".to_owned());
     }
-
-    fn check_secret_id(&self, id: &str) -> Result<(), String> {
-        validate_variable_name(id)
+    if name.contains(['=', '\0']) {
+        return Err(format!(
+            "`{name}` cannot be an environment variable name: it contains `=` or NUL"
+        ));
     }
-
-    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        Ok(Arc::new(EnvBackend::new(self.clone())))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    Ok(())
 }

@@ -7,9 +7,12 @@ mod config;
 pub use config::{EnvConfig, RawEnvConfig};
 
 use async_trait::async_trait;
+use config::validate_variable_name;
+use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::sync::Arc;
+use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section};
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, Fetched, SecretRef, SecretValue, pick_json_key,
 };
@@ -66,20 +69,6 @@ impl EnvBackend {
     }
 }
 
-/// Checks a definition's variable name at config load, so that a typo is reported once
-/// at start rather than on every resolve.
-pub(crate) fn validate_variable_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the variable name is empty".to_owned());
-    }
-    if name.contains(['=', '\0']) {
-        return Err(format!(
-            "`{name}` cannot be an environment variable name: it contains `=` or NUL"
-        ));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Backend for EnvBackend {
     fn kind(&self) -> &'static str {
@@ -116,6 +105,34 @@ fn os_string_bytes(raw: OsString) -> Vec<u8> {
 #[cfg(not(unix))]
 fn os_string_bytes(raw: OsString) -> Vec<u8> {
     raw.to_string_lossy().into_owned().into_bytes()
+}
+
+impl BackendType for EnvConfig {
+    const KIND: &'static str = KIND;
+    type Raw = RawEnvConfig;
+
+    fn check(raw: RawEnvConfig, section: &mut Section<'_, '_>) -> Option<Self> {
+        config::check(raw, section)
+    }
+}
+
+#[async_trait]
+impl BackendSettings for EnvConfig {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn check_secret_id(&self, id: &str) -> Result<(), String> {
+        validate_variable_name(id)
+    }
+
+    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        Ok(Arc::new(EnvBackend::new(self.clone())))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 #[cfg(test)]

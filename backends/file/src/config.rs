@@ -1,14 +1,10 @@
 //! The `file` backend's settings, as the config file gives them.
 
-use crate::{CAPABILITIES, FileBackend, FileFormat, KIND};
-use async_trait::async_trait;
+use crate::parse::FileFormat;
 use serde::Deserialize;
-use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section, Text};
-use vaultbridge_backend_core::{Backend, BackendError, Capabilities};
+use vaultbridge_backend_core::config::{Section, Text};
 
 /// The `file` backend instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,68 +52,49 @@ pub struct RawFileConfig {
     change_check_interval: Option<Text>,
 }
 
-impl BackendType for FileConfig {
-    const KIND: &'static str = KIND;
-    type Raw = RawFileConfig;
-
-    fn check(raw: RawFileConfig, section: &mut Section<'_, '_>) -> Option<Self> {
-        let Some(path_text) = &raw.path else {
-            section.section_problem("a `file` backend needs `path`: the secrets file to read");
-            return None;
-        };
-        let file = section.file_path(path_text, "path")?;
-        let format = match &raw.format {
-            Some(value) => {
-                let text = section.text(value, "format")?;
-                match text.as_str() {
-                    "yaml" => FileFormat::Yaml,
-                    "json" => FileFormat::Json,
-                    "dotenv" => FileFormat::Dotenv,
-                    other => {
-                        section.problem(
-                            value,
-                            "format",
-                            format!("unknown format `{other}`; expected yaml, json or dotenv"),
-                        );
-                        return None;
-                    }
-                }
-            }
-            None => match FileFormat::from_path(&file) {
-                Some(format) => format,
-                None => {
+/// Checks the settings as written, recording every problem in `section`.
+pub(crate) fn check(raw: RawFileConfig, section: &mut Section<'_, '_>) -> Option<FileConfig> {
+    let Some(path_text) = &raw.path else {
+        section.section_problem("a `file` backend needs `path`: the secrets file to read");
+        return None;
+    };
+    let file = section.file_path(path_text, "path")?;
+    let format = match &raw.format {
+        Some(value) => {
+            let text = section.text(value, "format")?;
+            match text.as_str() {
+                "yaml" => FileFormat::Yaml,
+                "json" => FileFormat::Json,
+                "dotenv" => FileFormat::Dotenv,
+                other => {
                     section.problem(
-                        path_text,
-                        "path",
-                        "cannot tell the file's format from its name (.yaml, .yml, .json, .env); set `format: yaml`, `json` or `dotenv`",
+                        value,
+                        "format",
+                        format!("unknown format `{other}`; expected yaml, json or dotenv"),
                     );
                     return None;
                 }
-            },
-        };
-        let change_check_interval = match &raw.change_check_interval {
-            Some(value) => section.duration(value, "change_check_interval")?,
-            None => Self::DEFAULT_CHANGE_CHECK_INTERVAL,
-        };
-        Some(Self {
-            path: file,
-            format,
-            change_check_interval,
-        })
-    }
-}
-
-#[async_trait]
-impl BackendSettings for FileConfig {
-    fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
-    }
-
-    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
-        Ok(Arc::new(FileBackend::open(self.clone())))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+            }
+        }
+        None => match FileFormat::from_path(&file) {
+            Some(format) => format,
+            None => {
+                section.problem(
+                    path_text,
+                    "path",
+                    "cannot tell the file's format from its name (.yaml, .yml, .json, .env); set `format: yaml`, `json` or `dotenv`",
+                );
+                return None;
+            }
+        },
+    };
+    let change_check_interval = match &raw.change_check_interval {
+        Some(value) => section.duration(value, "change_check_interval")?,
+        None => FileConfig::DEFAULT_CHANGE_CHECK_INTERVAL,
+    };
+    Some(FileConfig {
+        path: file,
+        format,
+        change_check_interval,
+    })
 }

@@ -17,11 +17,13 @@ pub use parse::FileFormat;
 
 use async_trait::async_trait;
 use parse::{Entries, Entry};
+use std::any::Any;
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+use vaultbridge_backend_core::config::{BackendSettings, BackendType, Section};
 use vaultbridge_backend_core::{
     Backend, BackendError, Capabilities, ErrorKind, Fetched, SecretRef, SecretValue, pick_json_key,
 };
@@ -332,6 +334,30 @@ fn map_as_json(map: &std::collections::BTreeMap<String, SecretValue>) -> SecretV
     let rendered = SecretValue::from(document.to_string());
     vaultbridge_backend_core::wipe_json(&mut document);
     rendered
+}
+
+impl BackendType for FileConfig {
+    const KIND: &'static str = KIND;
+    type Raw = RawFileConfig;
+
+    fn check(raw: RawFileConfig, section: &mut Section<'_, '_>) -> Option<Self> {
+        config::check(raw, section)
+    }
+}
+
+#[async_trait]
+impl BackendSettings for FileConfig {
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    async fn build(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        Ok(Arc::new(FileBackend::open(self.clone())))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 #[cfg(test)]
