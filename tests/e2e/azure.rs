@@ -175,3 +175,93 @@ async fn an_unset_client_secret_variable_stops_the_daemon_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// The fake's authorized GETs of one secret (the unauthorized first request of the
+/// Key Vault challenge handshake is not an attempt to read).
+fn reads_of(vault: &FakeVault, secret: &str) -> usize {
+    let prefix = format!("/secrets/{secret}");
+    vault
+        .seen()
+        .iter()
+        .filter(|seen| seen.method == "GET" && seen.authorized && seen.path.starts_with(&prefix))
+        .count()
+}
+
+/// Issue 11's scenario 7: Key Vault throttles with 429 and Retry-After. The official
+/// client waits as told before each retry, and twenty callers arriving meanwhile share
+/// the one call, so the vault sees exactly the attempts the config allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_waited_out_as_told_with_the_calls_bounded() {
+    let vault = FakeVault::start().await;
+    vault.put("busy", "busy-value", None).await;
+    vault.inject(
+        "busy",
+        Fault::Throttled {
+            retry_after_seconds: 1,
+        },
+    );
+    vault.inject(
+        "busy",
+        Fault::Throttled {
+            retry_after_seconds: 1,
+        },
+    );
+    let config = config(&vault, "  busy:\n    backend: kv\n    secret: busy\n").replace(
+        "    request_timeout: 2s\n",
+        "    request_timeout: 2s\n    operation_timeout: 20s\n    max_attempts: 3\n",
+    );
+    let mut setup = Setup::new().env("VB_E2E_AZURE_SECRET", fake::CLIENT_SECRET);
+    setup.custom_config = Some(config);
+    let daemon = setup.start();
+    let started = std::time::Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let mut client = daemon.client().await;
+        callers.spawn(async move {
+            client
+                .resolve(ResolveRequest {
+                    name: "busy".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|answer| answer.into_inner().secret.unwrap().text)
+        });
+    }
+    while let Some(answer) = callers.join_next().await {
+        assert_eq!(
+            answer.unwrap().expect("served after the throttling"),
+            Some("busy-value".to_owned())
+        );
+    }
+    // Two waits of the one second Retry-After asked for, at least.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "answered after {:?}: Retry-After was not honoured",
+        started.elapsed()
+    );
+    assert_eq!(
+        reads_of(&vault, "busy"),
+        3,
+        "two throttled attempts and one answer"
+    );
+}
+
+/// Issue 11's scenario 5, on Key Vault: a 403 (the daemon's access revoked) is a
+/// permanent answer; the value cached before it is dropped, never served stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_access_fails_closed_instead_of_serving_the_cached_value() {
+    let vault = FakeVault::start().await;
+    vault.put("revoked", "revoked-value", None).await;
+    let daemon = start(
+        &vault,
+        "  revoked:\n    backend: kv\n    secret: revoked\n    ttl: 0s\n",
+    );
+    assert_eq!(
+        resolve(&daemon, "revoked").await.unwrap().text.as_deref(),
+        Some("revoked-value")
+    );
+    vault.inject("revoked", Fault::Forbidden);
+    let denied = resolve(&daemon, "revoked").await.expect_err("fail closed");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(!denied.message().contains("revoked-value"));
+}

@@ -418,3 +418,52 @@ async fn a_rotation_reaches_a_watcher_once_within_one_refresh_window() {
         Some("after-rotation")
     );
 }
+
+/// A caller's gRPC deadline bounds its wait for the backend: against a black hole with
+/// a 30 s call timeout, a resolve with a 500 ms deadline is ended by the daemon
+/// (tonic answers CANCELLED, "Timeout expired"), and the daemon goes on serving.
+#[tokio::test]
+async fn a_callers_deadline_bounds_its_wait_for_the_backend() {
+    let moto = Moto::start();
+    seed(&moto.client().await, "deep", "deep-value").await;
+    let proxy = FaultProxy::start(moto_address(&moto)).await;
+    proxy.set(Fault::BlackHole);
+    let daemon = start_with_timeouts(
+        &proxy,
+        "",
+        "  deep:\n    backend: aws\n    secret: deep\n",
+        "30s",
+        "30s",
+    );
+    let mut client = daemon.client().await;
+    let mut request = tonic::Request::new(ResolveRequest {
+        name: "deep".into(),
+        ..Default::default()
+    });
+    // The header alone, as any gRPC client sends its deadline; tonic's client-side
+    // timeout would end the call on this side and prove nothing about the daemon.
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "500m".parse().unwrap());
+    let started = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(20), client.resolve(request))
+        .await
+        .expect("the deadline ended the call, not the backend's 30 s")
+        .expect_err("no answer within the deadline");
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    proxy.set(Fault::Pass);
+    let fresh = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(secret) = resolve(&mut client, "deep").await {
+                return secret;
+            }
+        }
+    })
+    .await
+    .expect("served once the backend answers");
+    assert_eq!(fresh.text.as_deref(), Some("deep-value"));
+}
