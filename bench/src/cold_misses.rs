@@ -1,10 +1,10 @@
 use crate::cli::Args;
+use crate::daemon::{start_aws_daemon, write_aws_config};
 use crate::fake_secrets_manager::SlowSecretsManager;
 use crate::load::{Work, call};
-use crate::server::{Reports, Server, Transport, spawn_reporting_tcp, wait_serving};
+use crate::server::Transport;
 use crate::stats::Measurement;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::transport::Channel;
@@ -16,37 +16,14 @@ use vaultbridge::proto::v1::{self as pb, secrets_client::SecretsClient};
 pub(crate) async fn measure(args: &Args, dir: &Path) -> Measurement {
     let backend = SlowSecretsManager::start(args.backend_latency, args.payload).await;
     let socket = dir.join("cold.sock");
-    let config = dir.join("cold.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:0\ncache:\n  ttl: 1h\nbackends:\n  slow:\n    type: aws_secrets_manager\n    region: us-east-1\n    endpoint_url: http://{}\ndefinitions:\n  cold:\n    backend: slow\n    secret: cold\n",
-            socket.display(),
-            backend.address
-        ),
-    )
-    .expect("write the cold-miss config");
-    let started = Instant::now();
-    let (child, tcp) = spawn_reporting_tcp(
-        Command::new(&args.daemon)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK")
-            .env("AWS_SECRET_ACCESS_KEY", "bench")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN"),
-        args.server_workers,
-        Reports::OnStderr,
+    let config = write_aws_config(
+        dir,
+        "cold.yaml",
+        &socket,
+        backend.address,
+        "  cold:\n    backend: slow\n    secret: cold\n",
     );
-    let mut daemon = Server {
-        child,
-        socket,
-        tcp: String::new(),
-    };
-    wait_serving(&daemon.address(Transport::Uds), started).await;
-    daemon.tcp = tcp.read("the cold-miss daemon").await;
+    let daemon = start_aws_daemon(args, &config, &socket).await;
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..args.connections.max(1) {
         channels.push(

@@ -1,9 +1,11 @@
 //! The cache-hit and memory scenarios run the daemon on generated definitions rather
 //! than the example config: they need a known number of them (1,000 and 100,000),
-//! each with a value of the secret's size.
+//! each with a value of the secret's size. The cold-miss and refresh-ahead scenarios
+//! run it on its AWS backend against the bench's fake Secrets Manager instead.
 
 use crate::cli::Args;
 use crate::server::{Reports, Server, Transport, spawn_reporting_tcp, wait_serving};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,4 +67,53 @@ pub(crate) async fn start_daemon(args: &Args, config: &Path, socket: &Path) -> (
     let ready = wait_serving(&server.address(Transport::Uds), started).await;
     server.tcp = tcp.read("the daemon").await;
     (server, ready)
+}
+
+/// A config whose one backend, `slow`, is the daemon's real AWS backend pointed at the
+/// bench's fake Secrets Manager at `endpoint`; `definitions` is the YAML that goes
+/// under `definitions:`, indented by two spaces.
+pub(crate) fn write_aws_config(
+    dir: &Path,
+    name: &str,
+    socket: &Path,
+    endpoint: SocketAddr,
+    definitions: &str,
+) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "server:\n  unix_socket: {}\n  tcp: 127.0.0.1:0\ncache:\n  ttl: 1h\nbackends:\n  slow:\n    type: aws_secrets_manager\n    region: us-east-1\n    endpoint_url: http://{endpoint}\ndefinitions:\n{definitions}",
+            socket.display(),
+        ),
+    )
+    .expect("write an AWS-backend config");
+    path
+}
+
+/// Starts the daemon on a config from [`write_aws_config`], with fixed credentials so
+/// that the SDK's default chain neither looks for a profile nor asks instance metadata.
+pub(crate) async fn start_aws_daemon(args: &Args, config: &Path, socket: &Path) -> Server {
+    let started = Instant::now();
+    let (child, tcp) = spawn_reporting_tcp(
+        Command::new(&args.daemon)
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("AWS_ACCESS_KEY_ID", "AKIDBENCHMARK")
+            .env("AWS_SECRET_ACCESS_KEY", "bench")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN"),
+        args.server_workers,
+        Reports::OnStderr,
+    );
+    let mut daemon = Server {
+        child,
+        socket: socket.to_path_buf(),
+        tcp: String::new(),
+    };
+    wait_serving(&daemon.address(Transport::Uds), started).await;
+    daemon.tcp = tcp.read("the AWS-backend daemon").await;
+    daemon
 }
