@@ -45,6 +45,24 @@ pub(crate) struct Args {
     /// The slow backend's latency per call in the cold-miss scenario.
     #[arg(long, default_value = "5ms", value_parser = humantime_duration)]
     pub(crate) backend_latency: Duration,
+    /// How long each refresh-ahead run lasts: long enough for `--refresh-ttl` to expire
+    /// several times within it.
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    pub(crate) refresh_duration: Duration,
+    /// The TTL of the definitions the refresh-ahead readers read.
+    #[arg(long, default_value = "2s", value_parser = humantime_duration)]
+    pub(crate) refresh_ttl: Duration,
+    /// The slow backend's latency per call in the refresh-ahead scenarios.
+    #[arg(long, default_value = "50ms", value_parser = humantime_duration)]
+    pub(crate) refresh_latency: Duration,
+    /// Sizes of the groups of definitions the refresh-ahead readers read in turn, one
+    /// group per run.
+    #[arg(long, value_delimiter = ',', default_value = "1,50")]
+    pub(crate) refresh_definitions: Vec<usize>,
+    /// Concurrency levels of the refresh-ahead readers (over the Unix socket); an
+    /// empty list skips the refresh-ahead scenarios.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub(crate) refresh_concurrency: Vec<usize>,
     #[command(subcommand)]
     pub(crate) mode: Option<Mode>,
 }

@@ -37,6 +37,29 @@ impl Calls {
     pub(crate) fn total(self) -> u64 {
         self.get + self.batch + self.other
     }
+
+    /// Secrets fetched: one per `GetSecretValue`, one per id of a batch.
+    pub(crate) fn secrets(self) -> u64 {
+        self.get + self.batched_ids
+    }
+
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            get: self.get - before.get,
+            batch: self.batch - before.batch,
+            batched_ids: self.batched_ids - before.batched_ids,
+            other: self.other - before.other,
+        }
+    }
+
+    pub(crate) fn add(self, more: Self) -> Self {
+        Self {
+            get: self.get + more.get,
+            batch: self.batch + more.batch,
+            batched_ids: self.batched_ids + more.batched_ids,
+            other: self.other + more.other,
+        }
+    }
 }
 
 const GET: &str = "secretsmanager.GetSecretValue";
@@ -222,6 +245,7 @@ mod tests {
                 other: 1,
             }
         );
+        assert_eq!(fake.counts().secrets(), 4);
         assert_eq!(fake.calls(), 3);
     }
 }

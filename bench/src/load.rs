@@ -46,6 +46,8 @@ pub(crate) async fn drive(
 
 pub(crate) enum Work {
     Resolve(String),
+    /// One `Resolve` a call, cycling through `names` (each client from its own place).
+    RoundRobin(Arc<Vec<String>>),
     /// Batches of names drawn from a Zipf distribution over `names`.
     ZipfBatch {
         names: Arc<Vec<String>>,
@@ -57,7 +59,7 @@ pub(crate) enum Work {
 impl Work {
     fn per_request(&self) -> usize {
         match self {
-            Self::Resolve(_) => 1,
+            Self::Resolve(_) | Self::RoundRobin(_) => 1,
             Self::ZipfBatch { size, .. } => *size,
         }
     }
@@ -93,6 +95,25 @@ pub(crate) async fn load(
     duration: Duration,
     work: Arc<Work>,
 ) -> Measurement {
+    let channels = connect(server, transport, concurrency, connections, &work).await;
+    let mut run = closed_loop(server, &channels, concurrency, duration, &work).await;
+    Measurement {
+        scenario: scenario.to_owned(),
+        transport: transport.name(),
+        concurrency,
+        per_request: work.per_request(),
+        ..Measurement::of_calls(&mut run.latencies, run.seconds, run.cpu, server)
+    }
+}
+
+/// The connections a run spreads its load over, warmed with a few calls each.
+pub(crate) async fn connect(
+    server: &Server,
+    transport: Transport,
+    concurrency: usize,
+    connections: usize,
+    work: &Work,
+) -> Vec<Channel> {
     let address = server.address(transport);
     let mut channels: Vec<Channel> = Vec::new();
     for _ in 0..connections.min(concurrency).max(1) {
@@ -101,9 +122,29 @@ pub(crate) async fn load(
     // Warm the connections and the server before measuring.
     for channel in &channels {
         for _ in 0..50 {
-            call(&mut SecretsClient::new(channel.clone()), &work, &mut 1).await;
+            call(&mut SecretsClient::new(channel.clone()), work, &mut 1).await;
         }
     }
+    channels
+}
+
+/// What one closed-loop run saw: every call's latency in µs, how long the run took, and
+/// the server's CPU time over it.
+pub(crate) struct Run {
+    pub(crate) latencies: Vec<u32>,
+    pub(crate) seconds: f64,
+    pub(crate) cpu: Duration,
+}
+
+/// `concurrency` clients over `channels`, each sending its next call as soon as the
+/// last one returns, for `duration`.
+pub(crate) async fn closed_loop(
+    server: &Server,
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+    work: &Arc<Work>,
+) -> Run {
     let cpu_before = server.cpu();
     let started = Instant::now();
     let deadline = started + duration;
@@ -128,12 +169,10 @@ pub(crate) async fn load(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = server.cpu().saturating_sub(cpu_before);
-    Measurement {
-        scenario: scenario.to_owned(),
-        transport: transport.name(),
-        concurrency,
-        per_request: work.per_request(),
-        ..Measurement::of_calls(&mut latencies, seconds, cpu, server)
+    Run {
+        latencies,
+        seconds,
+        cpu,
     }
 }
 
@@ -191,6 +230,17 @@ pub(crate) async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed:
             client
                 .resolve(ResolveRequest {
                     name: name.clone(),
+                    ..Default::default()
+                })
+                .await
+                .expect("resolve");
+        }
+        Work::RoundRobin(names) => {
+            *seed = seed.wrapping_add(1);
+            let index = usize::try_from(*seed % names.len().max(1) as u64).unwrap_or(0);
+            client
+                .resolve(ResolveRequest {
+                    name: names[index].clone(),
                     ..Default::default()
                 })
                 .await

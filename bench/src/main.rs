@@ -16,6 +16,7 @@ mod cold_misses;
 mod daemon;
 mod fake_secrets_manager;
 mod load;
+mod refresh_ahead;
 mod report;
 mod server;
 mod stats;
@@ -128,7 +129,10 @@ async fn run(args: Args) {
     // 4. Cold misses with coalescing.
     results.push(cold_misses::measure(&args, dir.path()).await);
 
-    // 5. Memory with 100,000 cached definitions of 64-byte values.
+    // 5. Refresh ahead under steady reads, and 6. the backend calls it makes.
+    results.extend(refresh_ahead::measure(&args, dir.path()).await);
+
+    // 7. Memory with 100,000 cached definitions of 64-byte values.
     let large_rss = if args.skip_large {
         None
     } else {
@@ -155,7 +159,7 @@ async fn run(args: Args) {
         Some((loaded, daemon.rss_mb()))
     };
 
-    // 6. Startup with the example config, median of 5.
+    // 8. Startup with the example config, median of 5.
     let mut startups = Vec::new();
     for run in 0..5 {
         let socket = dir.path().join(format!("startup-{run}.sock"));

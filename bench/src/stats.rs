@@ -1,3 +1,4 @@
+use crate::fake_secrets_manager::Calls;
 use crate::server::Server;
 use std::time::Duration;
 
@@ -20,6 +21,31 @@ pub(crate) struct Measurement {
     pub(crate) backend_calls_per_round: Option<(u64, u64)>,
     /// Against the baseline run just before each run: the medians of those ratios.
     pub(crate) paired: Option<Paired>,
+    /// Refresh-ahead runs only; their figures are compared with the same daemon's
+    /// ttl-1h reading, not with the baseline server.
+    pub(crate) refresh: Option<RefreshFigures>,
+}
+
+/// What one contender of the refresh-ahead scenarios saw over all its rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshFigures {
+    /// How many definitions the readers read in turn, each with `ttl`.
+    pub(crate) definitions: usize,
+    pub(crate) ttl: Duration,
+    pub(crate) backend_latency: Duration,
+    pub(crate) rounds: usize,
+    pub(crate) reads: u64,
+    /// The slowest read of all rounds, in µs.
+    pub(crate) max_us: f64,
+    /// Reads that took longer than one backend call: they must have waited for one.
+    pub(crate) slow_reads: u64,
+    /// The backend calls made during the measured runs, all rounds together.
+    pub(crate) calls: Calls,
+    /// TTL windows in the measured runs, all rounds together: their seconds over the TTL.
+    pub(crate) windows: f64,
+    /// The p99 over the p99 of the ttl-1h reference run of the same round: the median
+    /// of the rounds' ratios, the lowest and the highest. None for the reference.
+    pub(crate) p99_vs_reference: Option<(f64, f64, f64)>,
 }
 
 /// Ratios of a run to the baseline run of the same round. Pairing runs that are
@@ -83,6 +109,7 @@ impl Measurement {
             rss_mb: server.rss_mb(),
             backend_calls_per_round: None,
             paired: None,
+            refresh: None,
         }
     }
 }
