@@ -59,10 +59,13 @@ pub(crate) struct Args {
     /// group per run.
     #[arg(long, value_delimiter = ',', default_value = "1,50")]
     pub(crate) refresh_definitions: Vec<usize>,
-    /// Concurrency levels of the refresh-ahead readers (over the Unix socket); an
-    /// empty list skips the refresh-ahead scenarios.
+    /// Concurrency levels of the refresh-ahead readers (over the Unix socket).
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub(crate) refresh_concurrency: Vec<usize>,
+    /// Skip the refresh-ahead scenarios (their runs take about 3 minutes at the
+    /// defaults).
+    #[arg(long)]
+    pub(crate) skip_refresh: bool,
     #[command(subcommand)]
     pub(crate) mode: Option<Mode>,
 }

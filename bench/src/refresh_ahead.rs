@@ -47,7 +47,7 @@ struct RunFigures {
 }
 
 pub(crate) async fn measure(args: &Args, dir: &Path) -> Vec<Measurement> {
-    if args.refresh_concurrency.is_empty() {
+    if args.skip_refresh {
         return Vec::new();
     }
     assert!(
