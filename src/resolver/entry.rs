@@ -4,7 +4,7 @@
 use crate::config::CachePolicy;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant, SystemTime};
 use vaultbridge_backend_core::{Backend, SecretRef, SecretValue};
 
@@ -45,6 +45,9 @@ pub(crate) struct CachedSecret {
     pub(super) refresh_after: Option<Duration>,
     /// Set by the first read past `refresh_after`, so one refresh is asked for.
     pub(super) refresh_asked: AtomicBool,
+    /// The resolver's settle count right after this value entered the cache (0 until
+    /// then); see `State::settled`.
+    pub(super) settled: AtomicU64,
 }
 
 impl CachedSecret {

@@ -195,12 +195,13 @@ impl Resolver {
         freshness: Freshness,
     ) -> Result<Resolved, ResolveError> {
         let definition = self.definition(name)?;
+        let seen = self.state.settled();
         let cached = match self.lookup(definition, freshness).await {
             Lookup::Hit(hit) => return Ok(hit),
             Lookup::Known(err) => return Err(backend_error(definition, err)),
             Lookup::Fetch(cached) => cached,
         };
-        let mut flights = self.state.flights(&[definition], false);
+        let mut flights = self.state.flights(&[definition], false, seen);
         let result = match flights.pop() {
             Some(flight) => flight.await,
             None => Err(Arc::new(BackendError::internal(
@@ -222,6 +223,7 @@ impl Resolver {
             Done(Result<Resolved, ResolveError>),
             Pending(&'a Arc<Definition>, Option<Arc<CachedSecret>>, Freshness),
         }
+        let seen = self.state.settled();
         let mut slots = Vec::with_capacity(requests.len());
         for (name, freshness) in requests {
             slots.push(match self.definition(name) {
@@ -240,7 +242,7 @@ impl Resolver {
                 Slot::Done(_) => None,
             })
             .collect();
-        let mut flights = self.state.flights(&pending, true).into_iter();
+        let mut flights = self.state.flights(&pending, true, seen).into_iter();
         let mut waiting = Vec::with_capacity(slots.len());
         for slot in slots {
             waiting.push(match slot {
@@ -351,6 +353,7 @@ impl Resolver {
     /// watched definitions find rotations whether or not anyone reads them. Reads
     /// already under way are joined, not repeated; a remembered not-found is left alone.
     pub(crate) async fn keep_fresh(&self, definitions: &[Arc<Definition>]) {
+        let seen = self.state.settled();
         let mut due = Vec::new();
         for definition in definitions {
             let revision = definition.backend.revision();
@@ -367,7 +370,7 @@ impl Resolver {
         }
         if !due.is_empty() {
             // Nobody waits here: results land in the cache and reach watchers as changes.
-            drop(self.state.flights(&due, true));
+            drop(self.state.flights(&due, true, seen));
         }
     }
 

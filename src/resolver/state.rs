@@ -11,7 +11,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 use vaultbridge_backend_core::{Backend, BackendError, ErrorKind, Fetched};
@@ -86,6 +86,11 @@ pub(super) struct State {
     /// from the same one read again. Kept in memory only, never sent anywhere.
     fingerprints: Mutex<HashMap<Arc<str>, u64, NameHasher>>,
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Counts values entering the cache. A caller reads it before its cache lookup; a
+    /// flight it starts first takes a value settled after that count, since the lookup
+    /// may have just missed it (a flight that ended between the lookup and the start
+    /// of a new one would otherwise cost a second backend call).
+    settled: AtomicU64,
 }
 
 impl std::fmt::Debug for State {
@@ -119,7 +124,13 @@ impl State {
             jitter: std::collections::hash_map::RandomState::new(),
             fingerprints: Mutex::default(),
             changes: tokio::sync::broadcast::Sender::new(CHANGES_BUFFER),
+            settled: AtomicU64::new(0),
         }
+    }
+
+    /// Read before a cache lookup; see the field.
+    pub(super) fn settled(&self) -> u64 {
+        self.settled.load(Ordering::SeqCst)
     }
 
     pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
@@ -156,10 +167,12 @@ impl State {
 
     /// The flight of each definition: the one already under way, or a new one. With
     /// `batched`, the new flights of a batching backend go out as one `fetch_many`.
+    /// `seen`: [`State::settled`] as read before the callers' cache lookups.
     pub(super) fn flights(
         self: &Arc<Self>,
         definitions: &[&Arc<Definition>],
         batched: bool,
+        seen: u64,
     ) -> Vec<Flight> {
         let mut started: Vec<(Arc<Definition>, Answer)> = Vec::new();
         let flights = {
@@ -188,7 +201,7 @@ impl State {
         };
         for group in group_by_backend(started, batched) {
             let state = Arc::clone(self);
-            tokio::spawn(async move { state.fly(group, batched).await });
+            tokio::spawn(async move { state.fly(group, batched, seen).await });
         }
         flights
     }
@@ -196,7 +209,19 @@ impl State {
     /// Makes the backend call of one group of new flights (one definition, or several
     /// of a batching backend), settles each result and answers its waiters. Runs as its
     /// own task, so that a caller going away cannot cancel a call others wait for.
-    async fn fly(&self, group: Vec<(Arc<Definition>, Answer)>, batched: bool) {
+    async fn fly(&self, group: Vec<(Arc<Definition>, Answer)>, batched: bool, seen: u64) {
+        // A value settled after the callers looked is what a new call would give them.
+        let mut pending = Vec::with_capacity(group.len());
+        for (definition, answer) in group {
+            match self.cache.get(&definition.name).await {
+                Some(secret) if secret.settled.load(Ordering::SeqCst) > seen => {
+                    lock(&self.flights).remove(&definition.name);
+                    let _ = answer.send(Ok(secret));
+                }
+                _ => pending.push((definition, answer)),
+            }
+        }
+        let group = pending;
         let revisions: Vec<Option<u64>> = group
             .iter()
             .map(|(definition, _)| definition.backend.revision())
@@ -241,6 +266,8 @@ impl State {
                 self.cache
                     .insert(definition.name.clone(), Arc::clone(&secret))
                     .await;
+                let settled = self.settled.fetch_add(1, Ordering::SeqCst) + 1;
+                secret.settled.store(settled, Ordering::SeqCst);
                 self.note_value(definition, &secret);
                 self.missing.invalidate(&definition.name).await;
                 if lock(&self.stale).remove(&definition.name) {
@@ -307,10 +334,11 @@ impl State {
             let state = Arc::clone(self);
             tokio::spawn(async move {
                 tokio::time::sleep(REFRESH_WINDOW).await;
+                let seen = state.settled();
                 let due = std::mem::take(&mut *lock(&state.refresh_queue));
                 let due: Vec<&Arc<Definition>> = due.iter().collect();
                 // Nobody waits for these flights: their results land in the cache.
-                drop(state.flights(&due, true));
+                drop(state.flights(&due, true, seen));
             });
         }
     }
@@ -370,6 +398,7 @@ impl State {
             policy: definition.policy,
             refresh_after: self.refresh_after(&definition.policy),
             refresh_asked: AtomicBool::new(false),
+            settled: AtomicU64::new(0),
         })
     }
 
