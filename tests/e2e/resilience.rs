@@ -195,6 +195,21 @@ async fn an_outage_longer_than_the_ttl_is_served_stale_without_one_failed_resolv
         failures.first()
     );
     assert_eq!(wrong_values.load(Ordering::SeqCst), 0);
+    // One warning per definition for the whole outage, not one per stale answer, and
+    // one line per definition when the backend answers again.
+    let output = daemon.output();
+    assert_eq!(
+        output
+            .matches("the backend fails for a temporary reason")
+            .count(),
+        DEFINITIONS,
+        "{output}"
+    );
+    assert_eq!(
+        output.matches("the backend answers again").count(),
+        DEFINITIONS,
+        "{output}"
+    );
     eprintln!(
         "outage: {} resolves, {} connections reached the proxy during the outage",
         resolves.load(Ordering::SeqCst),
