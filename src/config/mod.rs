@@ -169,4 +169,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod tests;

@@ -6,8 +6,7 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use std::time::Duration;
 use tonic::Code;
 use vaultbridge::proto::v1::{
-    self as pb, CacheOutcome, InvalidateRequest, ResolveBatchRequest, ResolveRequest,
-    resolve_result::Outcome,
+    self as pb, CacheOutcome, InvalidateRequest, ResolveBatchRequest, resolve_result::Outcome,
 };
 use vaultbridge_backend_aws::moto::{self, Moto};
 
@@ -56,17 +55,6 @@ async fn seed(client: &Client, name: &str, value: &str) -> String {
         .unwrap()
         .arn
         .unwrap()
-}
-
-async fn resolve(daemon: &Daemon, name: &str) -> Result<pb::Secret, tonic::Status> {
-    let mut client = daemon.client().await;
-    client
-        .resolve(ResolveRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|response| response.into_inner().secret.unwrap())
 }
 
 #[tokio::test]
@@ -132,7 +120,7 @@ async fn aws_secrets_resolve_through_the_daemon_trimmed_versioned_and_binary() {
     );
     let mut daemon = start(&moto, false, &definitions);
 
-    let token = resolve(&daemon, "jira-token").await.unwrap();
+    let token = daemon.resolve("jira-token").await.unwrap();
     assert_eq!(token.value, TOKEN.as_bytes());
     assert!(token.trimmed);
     assert_eq!(token.backend, "aws");
@@ -143,10 +131,10 @@ async fn aws_secrets_resolve_through_the_daemon_trimmed_versioned_and_binary() {
     );
 
     assert_eq!(
-        resolve(&daemon, "by-arn").await.unwrap().value,
+        daemon.resolve("by-arn").await.unwrap().value,
         b"plain-aws-value"
     );
-    let blob = resolve(&daemon, "blob").await.unwrap();
+    let blob = daemon.resolve("blob").await.unwrap();
     assert_eq!(
         blob.value,
         [0xff, 0x00, b' ', b'\n'],
@@ -154,31 +142,31 @@ async fn aws_secrets_resolve_through_the_daemon_trimmed_versioned_and_binary() {
     );
     assert_eq!(blob.text, None);
     assert_eq!(
-        resolve(&daemon, "current").await.unwrap().value,
+        daemon.resolve("current").await.unwrap().value,
         b"new-aws-value"
     );
-    let previous = resolve(&daemon, "previous").await.unwrap();
+    let previous = daemon.resolve("previous").await.unwrap();
     assert_eq!(previous.value, b"old-aws-value");
     assert_eq!(
         previous.metadata.get("version_stages").map(String::as_str),
         Some("AWSPREVIOUS")
     );
 
-    let missing = resolve(&daemon, "missing").await.unwrap_err();
+    let missing = daemon.resolve("missing").await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert!(
         missing.message().contains("pipeline/nope") && missing.message().contains(moto::REGION),
         "{}",
         missing.message()
     );
-    let missing_key = resolve(&daemon, "missing-key").await.unwrap_err();
+    let missing_key = daemon.resolve("missing-key").await.unwrap_err();
     assert_eq!(missing_key.code(), Code::NotFound);
     assert!(
         missing_key.message().contains("`email`") && missing_key.message().contains("`token`"),
         "{}",
         missing_key.message()
     );
-    let not_json = resolve(&daemon, "not-json").await.unwrap_err();
+    let not_json = daemon.resolve("not-json").await.unwrap_err();
     assert_eq!(not_json.code(), Code::FailedPrecondition);
 
     let status = daemon.terminate();
@@ -292,7 +280,7 @@ async fn warm_up_fills_the_cache_with_batched_calls_before_serving() {
         1,
         "warmed before SERVING"
     );
-    let secret = resolve(&daemon, "warm-2").await.unwrap();
+    let secret = daemon.resolve("warm-2").await.unwrap();
     assert_eq!(secret.value, b"warm-value-2");
     assert_eq!(secret.cache, CacheOutcome::Hit as i32);
     assert_eq!(
@@ -307,7 +295,7 @@ async fn a_frozen_then_stopped_service_is_unavailable_never_a_hang() {
     let client = moto.client().await;
     seed(&client, "s", "v-value").await;
     let daemon = start(&moto, false, "  s:\n    backend: aws\n    secret: s\n");
-    assert!(resolve(&daemon, "s").await.is_ok());
+    assert!(daemon.resolve("s").await.is_ok());
     let mut grpc = daemon.client().await;
     let invalidate_all = InvalidateRequest {
         target: Some(pb::invalidate_request::Target::All(true)),
@@ -317,7 +305,7 @@ async fn a_frozen_then_stopped_service_is_unavailable_never_a_hang() {
     grpc.invalidate(invalidate_all.clone()).await.unwrap();
     // The client deadline only turns a hang into a failure; the backend's operation
     // timeout (3 s) must end the call first.
-    let frozen = tokio::time::timeout(Duration::from_secs(30), resolve(&daemon, "s"))
+    let frozen = tokio::time::timeout(Duration::from_secs(30), daemon.resolve("s"))
         .await
         .expect("the daemon answered by itself")
         .unwrap_err();
@@ -325,7 +313,7 @@ async fn a_frozen_then_stopped_service_is_unavailable_never_a_hang() {
     assert_eq!(frozen.code(), Code::Unavailable, "{}", frozen.message());
 
     moto.kill();
-    let stopped = tokio::time::timeout(Duration::from_secs(30), resolve(&daemon, "s"))
+    let stopped = tokio::time::timeout(Duration::from_secs(30), daemon.resolve("s"))
         .await
         .expect("the daemon answered by itself")
         .unwrap_err();
@@ -368,7 +356,7 @@ async fn missing_credentials_are_the_daemons_trouble_not_the_callers() {
         "  s:\n    backend: aws\n    secret: s\n",
     ));
     let daemon = setup.start();
-    let err = resolve(&daemon, "s").await.unwrap_err();
+    let err = daemon.resolve("s").await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
     assert!(
         err.message().contains("no usable AWS credentials"),

@@ -3,7 +3,7 @@
 
 use crate::harness::{Daemon, Setup};
 use tonic::Code;
-use vaultbridge::proto::v1::{self as pb, ResolveRequest};
+use vaultbridge::proto::v1::ResolveRequest;
 use vaultbridge_backend_azure::fake::{self, FakeVault, Fault};
 
 const TOKEN: &str = "ATATT3x-azure-e2e-token";
@@ -46,18 +46,6 @@ fn start(vault: &FakeVault, definitions: &str) -> Daemon {
     setup.start()
 }
 
-async fn resolve(daemon: &Daemon, name: &str) -> Result<pb::Secret, tonic::Status> {
-    daemon
-        .client()
-        .await
-        .resolve(ResolveRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|response| response.into_inner().secret.unwrap())
-}
-
 // Multi-threaded: the fake runs on this test's runtime while the test blocks on the
 // daemon's readiness.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +69,7 @@ async fn azure_secrets_resolve_through_the_daemon() {
     );
     let mut daemon = start(&vault, &definitions);
 
-    let token = resolve(&daemon, "jira-token").await.unwrap();
+    let token = daemon.resolve("jira-token").await.unwrap();
     assert_eq!(
         token.value,
         TOKEN.as_bytes(),
@@ -94,34 +82,34 @@ async fn azure_secrets_resolve_through_the_daemon() {
         Some("text/plain")
     );
     assert_eq!(
-        resolve(&daemon, "jira-email").await.unwrap().value,
+        daemon.resolve("jira-email").await.unwrap().value,
         b"dev@example.com"
     );
 
     // A rotation: a new version set in the vault is served on the next read (ttl 0s),
     // while the pinned definition keeps the old one.
     let second = vault.put("jira-token", "rotated-azure-token", None).await;
-    let rotated = resolve(&daemon, "jira-token").await.unwrap();
+    let rotated = daemon.resolve("jira-token").await.unwrap();
     assert_eq!(rotated.value, b"rotated-azure-token");
     assert_eq!(rotated.version_id.as_deref(), Some(second.as_str()));
     assert_eq!(
-        resolve(&daemon, "pinned").await.unwrap().value,
+        daemon.resolve("pinned").await.unwrap().value,
         TOKEN.as_bytes()
     );
 
     assert_eq!(
-        resolve(&daemon, "missing").await.unwrap_err().code(),
+        daemon.resolve("missing").await.unwrap_err().code(),
         Code::NotFound
     );
     vault.inject("guarded", Fault::Forbidden);
-    let forbidden = resolve(&daemon, "guarded").await.unwrap_err();
+    let forbidden = daemon.resolve("guarded").await.unwrap_err();
     assert_eq!(
         forbidden.code(),
         Code::PermissionDenied,
         "{}",
         forbidden.message()
     );
-    let disabled = resolve(&daemon, "retired").await.unwrap_err();
+    let disabled = daemon.resolve("retired").await.unwrap_err();
     assert_eq!(
         disabled.code(),
         Code::FailedPrecondition,
@@ -135,7 +123,7 @@ async fn azure_secrets_resolve_through_the_daemon() {
         },
     );
     assert_eq!(
-        resolve(&daemon, "guarded").await.unwrap().value,
+        daemon.resolve("guarded").await.unwrap().value,
         b"guarded-value",
         "throttled, then served"
     );
@@ -257,11 +245,11 @@ async fn a_revoked_access_fails_closed_instead_of_serving_the_cached_value() {
         "  revoked:\n    backend: kv\n    secret: revoked\n    ttl: 0s\n",
     );
     assert_eq!(
-        resolve(&daemon, "revoked").await.unwrap().text.as_deref(),
+        daemon.resolve("revoked").await.unwrap().text.as_deref(),
         Some("revoked-value")
     );
     vault.inject("revoked", Fault::Forbidden);
-    let denied = resolve(&daemon, "revoked").await.expect_err("fail closed");
+    let denied = daemon.resolve("revoked").await.expect_err("fail closed");
     assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
     assert!(!denied.message().contains("revoked-value"));
 }

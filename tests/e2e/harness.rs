@@ -19,6 +19,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use vaultbridge::client::{self, Address};
 use vaultbridge::proto::v1::secrets_client::SecretsClient;
+use vaultbridge::proto::v1::{self as pb, ResolveRequest};
 
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_vaultbridge");
 
@@ -235,6 +236,11 @@ impl Daemon {
         Address::Tcp(format!("http://{address}"))
     }
 
+    /// Resolves `name` on a new connection.
+    pub(crate) async fn resolve(&self, name: &str) -> Result<pb::Secret, tonic::Status> {
+        resolve(&mut self.client().await, name).await
+    }
+
     pub(crate) async fn client(&self) -> SecretsClient<Channel> {
         client::connect(&self.unix_address())
             .await
@@ -423,4 +429,18 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Resolves `name` over `client`, with the default freshness.
+pub(crate) async fn resolve(
+    client: &mut SecretsClient<Channel>,
+    name: &str,
+) -> Result<pb::Secret, tonic::Status> {
+    client
+        .resolve(ResolveRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .map(|response| response.into_inner().secret.expect("a resolved secret"))
 }

@@ -4,7 +4,7 @@
 //! slow backend never makes a steady reader wait. Counters decide; time only bounds.
 
 use crate::fault_proxy::{Fault, FaultProxy};
-use crate::harness::{Daemon, Setup, wait_until_async};
+use crate::harness::{Daemon, Setup, resolve, wait_until_async};
 use aws_sdk_secretsmanager::Client;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::Code;
-use vaultbridge::proto::v1::{self as pb, CacheOutcome, ResolveRequest};
+use vaultbridge::proto::v1::{CacheOutcome, ResolveRequest};
 use vaultbridge_backend_aws::moto::{self, Moto};
 
 fn moto_address(moto: &Moto) -> SocketAddr {
@@ -72,19 +72,6 @@ async fn seed(client: &Client, name: &str, value: &str) {
         .send()
         .await
         .unwrap();
-}
-
-async fn resolve(
-    client: &mut pb::secrets_client::SecretsClient<tonic::transport::Channel>,
-    name: &str,
-) -> Result<pb::Secret, tonic::Status> {
-    client
-        .resolve(ResolveRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|response| response.into_inner().secret.unwrap())
 }
 
 /// Scenario 1: the backend refuses for 20 s (ten TTLs) while 50 clients resolve 10
