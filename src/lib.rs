@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 
+mod access;
 mod config;
 mod jira;
 mod names;

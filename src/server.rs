@@ -1,6 +1,7 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
-use crate::config::Config;
+use crate::access::Access;
+use crate::config::{Config, ProcessVars};
 use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
@@ -42,6 +43,8 @@ pub(crate) enum ServeError {
     SocketInUse(PathBuf),
     #[error("`{0}` exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    #[error(transparent)]
+    Access(#[from] crate::access::SetupError),
     #[error("cannot serve reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -83,6 +86,10 @@ pub(crate) async fn serve(
         .unwrap_or(false);
     tracing::debug!(released, took = ?trimmed.elapsed(), "returned free heap pages to the kernel");
     let (stop_tx, stop_rx) = watch::channel(false);
+    let access = Access::new(&config.access, &ProcessVars)?;
+    let token_watch = access
+        .as_ref()
+        .and_then(|access| access.spawn_token_watch(stop_rx.clone()));
     let jira = Arc::new(JiraService::new(
         config.jira.connections.clone(),
         config.jira.expiry_warning,
@@ -92,8 +99,13 @@ pub(crate) async fn serve(
     let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(
         resolver,
         stop_rx.clone(),
+        access.clone(),
     )))
-    .add_service(JiraServer::new(JiraGrpc::new(jira, stop_rx.clone())))
+    .add_service(JiraServer::new(JiraGrpc::new(
+        jira,
+        stop_rx.clone(),
+        access.clone(),
+    )))
     .add_service(health_service)
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha);
@@ -160,6 +172,12 @@ pub(crate) async fn serve(
     if drained.is_err() {
         tracing::warn!("in-flight calls did not finish within the shutdown grace; exiting anyway");
         servers.abort_all();
+    }
+    if let Some(access) = &access {
+        access.flush().await;
+    }
+    if let Some(task) = token_watch {
+        let _ = task.await;
     }
     if let Some(path) = socket_path
         && let Err(err) = std::fs::remove_file(&path)

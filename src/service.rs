@@ -1,5 +1,6 @@
 //! The `vaultbridge.v1.Secrets` gRPC service.
 
+use crate::access::{Access, Guard, Target};
 use crate::proto::v1::{self as pb, secrets_server::Secrets};
 use crate::resolver::{CacheOutcome, Change, Definition, Freshness, Resolved, Resolver};
 use crate::status::{RequestError, code_and_message};
@@ -15,14 +16,25 @@ pub(crate) struct SecretsService {
     resolver: Arc<Resolver>,
     /// Becomes true when the daemon shuts down, to end watch streams.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The `clients` rules and audit trail, when configured.
+    access: Option<Arc<Access>>,
 }
 
 impl SecretsService {
     pub(crate) fn new(
         resolver: Arc<Resolver>,
         stopping: tokio::sync::watch::Receiver<bool>,
+        access: Option<Arc<Access>>,
     ) -> Self {
-        Self { resolver, stopping }
+        Self {
+            resolver,
+            stopping,
+            access,
+        }
+    }
+
+    fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
+        Guard::of(self.access.as_ref(), request, rpc)
     }
 }
 
@@ -155,10 +167,18 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let guard = self.guard(&request, "Resolve")?;
         let request = request.into_inner();
         let freshness = freshness(&request)?;
         let name = request.name;
-        let resolved = self.resolver.resolve_with(&name, freshness).await?;
+        if let Some(guard) = &guard {
+            guard.check("Resolve", Target::Definition(&name))?;
+        }
+        let result = self.resolver.resolve_with(&name, freshness).await;
+        if let Some(guard) = &guard {
+            guard.resolved("Resolve", &name, &result);
+        }
+        let resolved = result?;
         Ok(Response::new(pb::ResolveResponse {
             secret: Some(to_proto(&resolved, name)),
         }))
@@ -168,6 +188,7 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::ResolveBatchRequest>,
     ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
+        let guard = self.guard(&request, "ResolveBatch")?;
         let request = request.into_inner();
         let requests: Vec<(String, Freshness)> =
             match (request.names.is_empty(), request.items.is_empty()) {
@@ -191,24 +212,57 @@ impl Secrets for SecretsService {
             }
             .into());
         }
+        let allowed: Vec<bool> = requests
+            .iter()
+            .map(|(name, _)| guard.as_ref().is_none_or(|guard| guard.may_read(name)))
+            .collect();
         // Duplicate names coalesce in the resolver's single-flight.
-        let resolved = self.resolver.resolve_many(&requests).await;
+        let resolved = if allowed.iter().all(|allowed| *allowed) {
+            self.resolver.resolve_many(&requests).await
+        } else {
+            let permitted: Vec<(String, Freshness)> = requests
+                .iter()
+                .zip(&allowed)
+                .filter(|(_, allowed)| **allowed)
+                .map(|(request, _)| request.clone())
+                .collect();
+            self.resolver.resolve_many(&permitted).await
+        };
+        let mut resolved = resolved.into_iter();
+        let error = |code: tonic::Code, message: String| {
+            pb::resolve_result::Outcome::Error(pb::ResolveError {
+                code: code as i32,
+                message,
+            })
+        };
         let results = requests
             .into_iter()
-            .map(|(name, _)| name)
-            .zip(resolved)
-            .map(|(name, result)| {
-                let outcome = match result {
-                    Ok(resolved) => {
-                        pb::resolve_result::Outcome::Secret(to_proto(&resolved, name.clone()))
+            .zip(allowed)
+            .map(|((name, _), allowed)| {
+                let outcome = match (allowed, guard.as_ref()) {
+                    (false, Some(guard)) => {
+                        let status = guard.deny("ResolveBatch", Target::Definition(&name));
+                        error(status.code(), status.message().to_owned())
                     }
-                    Err(err) => {
-                        let (code, message) = code_and_message(&err);
-                        pb::resolve_result::Outcome::Error(pb::ResolveError {
-                            code: code as i32,
-                            message,
-                        })
-                    }
+                    _ => match resolved.next() {
+                        Some(result) => {
+                            if let Some(guard) = &guard {
+                                guard.resolved("ResolveBatch", &name, &result);
+                            }
+                            match result {
+                                Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(
+                                    &resolved,
+                                    name.clone(),
+                                )),
+                                Err(err) => {
+                                    let (code, message) = code_and_message(&err);
+                                    error(code, message)
+                                }
+                            }
+                        }
+                        // The resolver answers each request it is given, in order.
+                        None => error(tonic::Code::Internal, "internal error".to_owned()),
+                    },
                 };
                 pb::ResolveResult {
                     name,
@@ -221,12 +275,14 @@ impl Secrets for SecretsService {
 
     async fn list_definitions(
         &self,
-        _request: Request<pb::ListDefinitionsRequest>,
+        request: Request<pb::ListDefinitionsRequest>,
     ) -> Result<Response<pb::ListDefinitionsResponse>, Status> {
+        let guard = self.guard(&request, "ListDefinitions")?;
         let definitions = self
             .resolver
             .definitions()
             .iter()
+            .filter(|definition| guard.as_ref().is_none_or(|guard| guard.may_read(&definition.name)))
             .map(|definition| pb::Definition {
                 name: definition.name.to_string(),
                 backend: definition.backend_name.to_string(),
@@ -249,15 +305,37 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::InvalidateRequest>,
     ) -> Result<Response<pb::InvalidateResponse>, Status> {
+        let guard = self.guard(&request, "Invalidate")?;
         match request.into_inner().target {
             Some(pb::invalidate_request::Target::Name(name)) => {
+                if let Some(guard) = &guard {
+                    guard.check("Invalidate", Target::Definition(&name))?;
+                }
                 self.resolver.invalidate(&name).await?;
+                if let Some(guard) = &guard {
+                    guard.record("Invalidate", Target::Definition(&name), tonic::Code::Ok, None);
+                }
                 tracing::info!(definition = %name, "cache entry invalidated");
             }
-            Some(pb::invalidate_request::Target::All(true)) => {
-                self.resolver.invalidate_all();
-                tracing::info!("all cache entries invalidated");
-            }
+            Some(pb::invalidate_request::Target::All(true)) => match &guard {
+                // A caller limited to some definitions drops only those.
+                Some(guard) if !guard.reads_everything() => {
+                    for definition in self.resolver.definitions() {
+                        if guard.may_read(&definition.name) {
+                            self.resolver.invalidate(&definition.name).await?;
+                        }
+                    }
+                    guard.record("Invalidate", Target::AllDefinitions, tonic::Code::Ok, None);
+                    tracing::info!("the caller's cache entries invalidated");
+                }
+                _ => {
+                    self.resolver.invalidate_all();
+                    if let Some(guard) = &guard {
+                        guard.record("Invalidate", Target::AllDefinitions, tonic::Code::Ok, None);
+                    }
+                    tracing::info!("all cache entries invalidated");
+                }
+            },
             Some(pb::invalidate_request::Target::All(false)) => {
                 return Err(RequestError::InvalidateAllFalse.into());
             }
@@ -272,7 +350,13 @@ impl Secrets for SecretsService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let guard = self.guard(&request, "Watch")?;
         let names = request.into_inner().names;
+        if let Some(guard) = &guard {
+            for name in &names {
+                guard.check("Watch", Target::Definition(name))?;
+            }
+        }
         if names.is_empty() {
             return Err(RequestError::NothingToWatch.into());
         }
@@ -383,6 +467,7 @@ mod tests {
         let service = SecretsService::new(
             Arc::new(Resolver::from_definitions(definitions, 10)),
             stopping,
+            None,
         );
         let request = Request::new(pb::ResolveBatchRequest {
             names: vec!["a".into(), "b".into(), "c".into()],

@@ -4,6 +4,7 @@
 //! access) is never UNAUTHENTICATED, which would blame the caller. Internal errors are
 //! logged and answered without internals.
 
+use crate::access::AccessError;
 use crate::jira::JiraError;
 use crate::resolver::ResolveError;
 use tonic::{Code, Status};
@@ -82,6 +83,17 @@ impl From<RequestError> for Status {
     }
 }
 
+impl From<AccessError> for Status {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::NoToken | AccessError::UnknownToken => {
+                Status::unauthenticated(err.to_string())
+            }
+            AccessError::Denied { .. } => Status::permission_denied(err.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +144,24 @@ mod tests {
             assert_eq!(Status::from(err.clone()).code(), code, "{err}");
             assert_ne!(code_of(&err), Code::Unauthenticated);
         }
+    }
+
+    #[test]
+    fn access_errors_blame_the_caller() {
+        assert_eq!(
+            Status::from(AccessError::NoToken).code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            Status::from(AccessError::UnknownToken).code(),
+            Code::Unauthenticated
+        );
+        let denied = AccessError::Denied {
+            caller: "client `etl`".into(),
+            what: "definition",
+            name: "db".into(),
+        };
+        assert_eq!(Status::from(denied).code(), Code::PermissionDenied);
     }
 
     #[test]

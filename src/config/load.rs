@@ -1,6 +1,7 @@
 //! Reading the YAML into raw sections that reject unknown fields, before any check.
 
 use super::cache::RawCache;
+use super::clients::{RawAudit, RawClient};
 use super::definitions::RawDefinition;
 use super::server::RawServer;
 use crate::jira::config::RawJira;
@@ -22,6 +23,10 @@ pub(super) struct RawConfig {
     pub(super) definitions: BTreeMap<String, RawDefinition>,
     #[serde(default)]
     pub(super) jira: Option<RawJira>,
+    #[serde(default)]
+    pub(super) clients: Option<BTreeMap<String, RawClient>>,
+    #[serde(default)]
+    pub(super) audit: Option<RawAudit>,
 }
 
 pub(super) fn parse_raw(text: &str) -> Result<RawConfig, Problem> {

@@ -10,6 +10,7 @@
 //! variables are read through [`Vars`] so tests can supply them.
 
 mod cache;
+mod clients;
 mod definitions;
 mod load;
 mod server;
@@ -17,6 +18,7 @@ mod server;
 #[cfg(test)]
 pub(crate) use cache::RefreshAhead;
 pub(crate) use cache::{CacheConfig, CachePolicy};
+pub(crate) use clients::{AuditConfig, AuditSink, ClientConfig, ClientsConfig, TokenSource};
 pub(crate) use definitions::DefinitionConfig;
 pub(crate) use server::ServerConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
@@ -42,6 +44,8 @@ pub(crate) struct Config {
     pub backends: BTreeMap<String, BackendConfig>,
     pub definitions: BTreeMap<String, DefinitionConfig>,
     pub jira: JiraConfig,
+    /// Who may call, and the audit trail.
+    pub access: ClientsConfig,
     /// Things fixed or worth a look, each to be logged once at start (never values).
     pub warnings: Vec<String>,
 }
@@ -136,6 +140,8 @@ impl Config {
             }
             None => JiraConfig::default(),
         };
+        let access = clients::check(raw.clients.as_ref(), raw.audit.as_ref(), &mut checker);
+        check_access(&server, &access, &definitions, &jira, &mut checker);
         let (problems, warnings) = checker.finish();
         if !problems.is_empty() {
             return Err(invalid(problems));
@@ -147,6 +153,7 @@ impl Config {
             backends,
             definitions,
             jira,
+            access,
             warnings,
         })
     }
@@ -168,7 +175,52 @@ impl Config {
     }
 }
 
+/// Checks across sections: a TCP listener reachable from other hosts needs caller
+/// authentication, and a client's exact names should exist.
+fn check_access(
+    server: &ServerConfig,
+    access: &ClientsConfig,
+    definitions: &BTreeMap<String, DefinitionConfig>,
+    jira: &JiraConfig,
+    checker: &mut Checker<'_>,
+) {
+    if let Some(addr) = server.tcp
+        && !addr.ip().is_loopback()
+        && !access.any_token()
+    {
+        checker.problem(
+            server.tcp_at,
+            "server.tcp",
+            format!(
+                "`{addr}` is reachable from other hosts, and no caller authentication is configured: give at least one entry of `clients` a `tokens` list (callers then send `authorization: Bearer <token>`), or listen on a loopback address such as `127.0.0.1:{}`",
+                addr.port()
+            ),
+        );
+    }
+    let is_pattern = |name: &str| name.contains(['*', '?', '[']);
+    for client in access.clients.iter().flatten() {
+        for name in &client.definitions {
+            if !is_pattern(name) && !definitions.contains_key(name) {
+                checker.warn(format!(
+                    "client `{}` may read definition `{name}`, which the config does not define",
+                    client.name
+                ));
+            }
+        }
+        for name in &client.jira_connections {
+            if !is_pattern(name) && !jira.connections.contains_key(name) {
+                checker.warn(format!(
+                    "client `{}` may use Jira connection `{name}`, which the config does not define",
+                    client.name
+                ));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod clients_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ pub(crate) struct ServerConfig {
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_mode: u32,
     pub tcp: Option<SocketAddr>,
+    /// Where `tcp` was written, for checks that involve other sections.
+    pub tcp_at: Location,
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
 }
@@ -32,6 +34,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         unix_socket: None,
         unix_socket_mode: DEFAULT_SOCKET_MODE,
         tcp: None,
+        tcp_at: Location::START,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
     };
     let mut section = checker.section("server", Location::START);
@@ -53,7 +56,10 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         && let Some(text) = section.text(value, "tcp")
     {
         match text.parse::<SocketAddr>() {
-            Ok(addr) => server.tcp = Some(addr),
+            Ok(addr) => {
+                server.tcp = Some(addr);
+                server.tcp_at = value.at;
+            }
             Err(_) => section.problem(
                 value,
                 "tcp",

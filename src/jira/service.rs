@@ -4,6 +4,7 @@ use super::config::{Deployment, EmailSource};
 use super::connections::{JiraService, StateSnapshot};
 use super::credentials::{Credentials, Scheme};
 use super::verify::ConnectionStatus;
+use crate::access::{Access, Guard, Target};
 use crate::proto::v1::{self as pb, jira_server::Jira};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -13,15 +14,48 @@ pub(crate) struct JiraGrpc {
     jira: Arc<JiraService>,
     /// Becomes true when the daemon shuts down, to end watch streams.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The `clients` rules and audit trail, when configured.
+    access: Option<Arc<Access>>,
 }
 
 impl JiraGrpc {
     pub(crate) fn new(
         jira: Arc<JiraService>,
         stopping: tokio::sync::watch::Receiver<bool>,
+        access: Option<Arc<Access>>,
     ) -> Self {
-        Self { jira, stopping }
+        Self {
+            jira,
+            stopping,
+            access,
+        }
     }
+
+    fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
+        Guard::of(self.access.as_ref(), request, rpc)
+    }
+}
+
+fn may_use(guard: Option<&Guard>, connection: &str) -> bool {
+    guard.is_none_or(|guard| guard.may_use(connection))
+}
+
+/// Refuses `connection` when the caller may not use it; records the outcome of what
+/// follows otherwise.
+async fn guarded<T>(
+    guard: Option<&Guard>,
+    rpc: &'static str,
+    connection: &str,
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    if let Some(guard) = guard {
+        guard.check(rpc, Target::Connection(connection))?;
+    }
+    let result = call.await;
+    if let Some(guard) = guard {
+        guard.used(rpc, connection, &result);
+    }
+    result
 }
 
 type EventStream =
@@ -91,15 +125,17 @@ impl Jira for JiraGrpc {
 
     async fn watch_connections(
         &self,
-        _request: Request<pb::WatchConnectionsRequest>,
+        request: Request<pb::WatchConnectionsRequest>,
     ) -> Result<Response<Self::WatchConnectionsStream>, Status> {
         use futures_util::StreamExt;
+        let guard = self.guard(&request, "WatchConnections")?;
         // Subscribe before the snapshot, so no change falls between the two.
         let changes = tokio_stream::wrappers::BroadcastStream::new(self.jira.subscribe());
         let snapshot: Vec<Result<pb::ConnectionEvent, Status>> = self
             .jira
             .connections()
             .keys()
+            .filter(|name| may_use(guard.as_ref(), name))
             .map(|name| {
                 Ok(pb::ConnectionEvent {
                     connection: name.clone(),
@@ -107,15 +143,19 @@ impl Jira for JiraGrpc {
                 })
             })
             .collect();
-        let changes = changes.filter_map(|change| async move {
+        let changes = changes.filter_map(move |change| {
             // A watcher too slow to keep up misses intermediate states, not the
             // latest: later changes still arrive.
-            change.ok().map(|(connection, state)| {
-                Ok(pb::ConnectionEvent {
-                    connection,
-                    state: Some(state_to_proto(&state)),
-                })
-            })
+            let event = change
+                .ok()
+                .filter(|(connection, _)| may_use(guard.as_ref(), connection))
+                .map(|(connection, state)| {
+                    Ok(pb::ConnectionEvent {
+                        connection,
+                        state: Some(state_to_proto(&state)),
+                    })
+                });
+            std::future::ready(event)
         });
         let mut stopping = self.stopping.clone();
         let stopped = async move {
@@ -131,21 +171,25 @@ impl Jira for JiraGrpc {
         &self,
         request: Request<pb::GetCredentialsRequest>,
     ) -> Result<Response<pb::GetCredentialsResponse>, Status> {
-        let credentials = self
-            .jira
-            .credentials(&request.get_ref().connection, today())
-            .await?;
+        let guard = self.guard(&request, "GetCredentials")?;
+        let name = &request.get_ref().connection;
+        let credentials = guarded(guard.as_ref(), "GetCredentials", name, async {
+            Ok(self.jira.credentials(name, today()).await?)
+        })
+        .await?;
         Ok(Response::new(credentials_to_proto(&credentials)))
     }
 
     async fn list_connections(
         &self,
-        _request: Request<pb::ListConnectionsRequest>,
+        request: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        let guard = self.guard(&request, "ListConnections")?;
         let connections = self
             .jira
             .connections()
             .iter()
+            .filter(|(name, _)| may_use(guard.as_ref(), name))
             .map(|(name, connection)| pb::JiraConnection {
                 name: name.clone(),
                 deployment: deployment(connection.deployment) as i32,
@@ -167,8 +211,12 @@ impl Jira for JiraGrpc {
         &self,
         request: Request<pb::VerifyConnectionRequest>,
     ) -> Result<Response<pb::VerifyConnectionResponse>, Status> {
+        let guard = self.guard(&request, "VerifyConnection")?;
         let name = request.into_inner().connection;
-        let state = self.jira.verify_connection(&name, today()).await?;
+        let state = guarded(guard.as_ref(), "VerifyConnection", &name, async {
+            Ok(self.jira.verify_connection(&name, today()).await?)
+        })
+        .await?;
         Ok(Response::new(pb::VerifyConnectionResponse {
             connection: name,
             state: Some(state_to_proto(&state)),
@@ -179,8 +227,12 @@ impl Jira for JiraGrpc {
         &self,
         request: Request<pb::ReportAuthFailureRequest>,
     ) -> Result<Response<pb::ReportAuthFailureResponse>, Status> {
+        let guard = self.guard(&request, "ReportAuthFailure")?;
         let name = request.into_inner().connection;
-        let outcome = self.jira.report_auth_failure(&name, today()).await?;
+        let outcome = guarded(guard.as_ref(), "ReportAuthFailure", &name, async {
+            Ok(self.jira.report_auth_failure(&name, today()).await?)
+        })
+        .await?;
         Ok(Response::new(pb::ReportAuthFailureResponse {
             connection: name,
             token_changed: outcome.token_changed,

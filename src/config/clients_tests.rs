@@ -1,0 +1,134 @@
+//! The `clients` and `audit` sections, and the rule that a TCP listener other hosts can
+//! reach needs caller authentication.
+
+use super::tests::{parse, problems};
+use crate::config::{AuditSink, TokenSource};
+use std::path::PathBuf;
+
+const BASE: &str = "backends:\n  e:\n    type: env\ndefinitions:\n  db:\n    backend: e\n    secret: DB\n";
+
+fn with(server: &str, rest: &str) -> String {
+    format!("server:\n{server}{BASE}{rest}")
+}
+
+const LOOPBACK: &str = "  tcp: 127.0.0.1:50051\n";
+
+#[test]
+fn clients_are_read_with_their_ids_tokens_and_grants() {
+    let config = parse(&with(
+        LOOPBACK,
+        "clients:\n  etl:\n    uids: [1000, 1001]\n    gids: [2000]\n    tokens:\n      - file: tokens/etl\n      - env: ETL_TOKEN_NEXT\n    definitions: [db, \"etl-*\"]\n    jira_connections: [\"*\"]\n",
+    ))
+    .expect("valid");
+    let clients = config.access.clients.as_ref().expect("clients");
+    let etl = &clients[0];
+    assert_eq!(etl.name, "etl");
+    assert_eq!(etl.uids, [1000, 1001]);
+    assert_eq!(etl.gids, [2000]);
+    assert_eq!(
+        etl.tokens,
+        [
+            TokenSource::File(PathBuf::from("/etc/vb/tokens/etl")),
+            TokenSource::Env("ETL_TOKEN_NEXT".into())
+        ]
+    );
+    assert_eq!(etl.definitions, ["db", "etl-*"]);
+    // With clients, the audit trail is on by default, on stderr.
+    assert_eq!(config.access.audit.sink, AuditSink::Stderr);
+}
+
+#[test]
+fn without_clients_everyone_reads_everything_and_nothing_is_audited() {
+    let config = parse(&with(LOOPBACK, "")).expect("valid");
+    assert!(config.access.clients.is_none());
+    assert_eq!(config.access.audit.sink, AuditSink::Off);
+}
+
+#[test]
+fn an_audit_file_is_a_sink_of_its_own() {
+    let config = parse(&with(LOOPBACK, "audit:\n  file: /var/log/vb/audit.log\n")).expect("valid");
+    assert_eq!(config.access.audit.sink, AuditSink::File);
+    assert_eq!(
+        config.access.audit.file,
+        Some(PathBuf::from("/var/log/vb/audit.log"))
+    );
+}
+
+#[test]
+fn bad_clients_are_located_and_explained() {
+    let text = problems(&with(
+        LOOPBACK,
+        "clients:\n  a:\n    uids: [root]\n    definitions: [\"[oops\"]\n  b:\n    definitions: [db]\n  c:\n    tokens:\n      - file: x\n        env: Y\n      - {}\n    definitions: [db]\naudit:\n  sink: syslog\n",
+    ));
+    let expected = [
+        "test.yaml:12:12: clients.a.uids: expected a numeric id such as `1000`, got `root`",
+        "clients.a.definitions: `[oops` is not a valid name pattern",
+        "clients.b: nothing identifies this client",
+        "clients.c.tokens: a token comes from a `file` or an `env` variable, not both",
+        "clients.c: each entry of `tokens` needs `file` (a path) or `env` (a variable name)",
+        "audit.sink: expected `stderr`, `file` or `off`, got `syslog`",
+    ];
+    assert_eq!(text.len(), expected.len(), "{text:#?}");
+    for expected in expected {
+        assert!(
+            text.iter().any(|line| line.contains(expected)),
+            "missing `{expected}` in {text:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_clients_section_is_refused() {
+    let text = problems(&with(LOOPBACK, "clients: {}\n"));
+    assert!(
+        text.iter()
+            .any(|line| line.contains("clients: the section names no client")),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn a_tcp_listener_other_hosts_can_reach_needs_tokens() {
+    let text = problems(&with("  tcp: 0.0.0.0:50051\n", ""));
+    assert_eq!(text.len(), 1, "{text:#?}");
+    assert!(
+        text[0].starts_with("test.yaml:2:8: server.tcp: `0.0.0.0:50051` is reachable from other hosts, and no caller authentication is configured"),
+        "{text:#?}"
+    );
+    // uid rules alone do not authenticate TCP callers.
+    assert!(parse(&with(
+        "  tcp: 0.0.0.0:50051\n",
+        "clients:\n  a:\n    uids: [1]\n    definitions: [db]\n"
+    ))
+    .is_err());
+    let config = parse(&with(
+        "  tcp: \"[::]:50051\"\n",
+        "clients:\n  a:\n    tokens:\n      - env: T\n    definitions: [db]\n",
+    ))
+    .expect("a token makes it safe");
+    assert!(config.access.any_token());
+}
+
+#[test]
+fn names_a_client_may_read_that_do_not_exist_are_warned_about() {
+    let config = parse(&with(
+        LOOPBACK,
+        "clients:\n  a:\n    uids: [1]\n    definitions: [db, dbb, \"d*\"]\n    jira_connections: [main]\n",
+    ))
+    .expect("valid");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w == "client `a` may read definition `dbb`, which the config does not define"),
+        "{:#?}",
+        config.warnings
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("Jira connection `main`, which the config does not define")),
+    );
+    assert_eq!(config.warnings.len(), 2, "{:#?}", config.warnings);
+}
