@@ -282,7 +282,11 @@ impl Secrets for SecretsService {
             .resolver
             .definitions()
             .iter()
-            .filter(|definition| guard.as_ref().is_none_or(|guard| guard.may_read(&definition.name)))
+            .filter(|definition| {
+                guard
+                    .as_ref()
+                    .is_none_or(|guard| guard.may_read(&definition.name))
+            })
             .map(|definition| pb::Definition {
                 name: definition.name.to_string(),
                 backend: definition.backend_name.to_string(),
@@ -313,7 +317,12 @@ impl Secrets for SecretsService {
                 }
                 self.resolver.invalidate(&name).await?;
                 if let Some(guard) = &guard {
-                    guard.record("Invalidate", Target::Definition(&name), tonic::Code::Ok, None);
+                    guard.record(
+                        "Invalidate",
+                        Target::Definition(&name),
+                        tonic::Code::Ok,
+                        None,
+                    );
                 }
                 tracing::info!(definition = %name, "cache entry invalidated");
             }

@@ -59,7 +59,11 @@ pub(crate) enum SetupError {
 #[derive(Debug, Clone)]
 pub(crate) enum Identity {
     /// A Unix-socket peer, as the kernel reports it.
-    Unix { uid: u32, gid: u32, pid: Option<i32> },
+    Unix {
+        uid: u32,
+        gid: u32,
+        pid: Option<i32>,
+    },
     /// A Unix-socket peer whose credentials the kernel did not give.
     UnixUnknown,
     /// A TCP caller whose bearer token belongs to `client`.
@@ -80,7 +84,9 @@ impl fmt::Display for Identity {
             }
             Self::UnixUnknown => f.write_str("a Unix-socket caller of unknown uid"),
             Self::Token { client, .. } => write!(f, "client `{client}`"),
-            Self::Network { address: Some(address) } => write!(f, "the TCP caller at {address}"),
+            Self::Network {
+                address: Some(address),
+            } => write!(f, "the TCP caller at {address}"),
             Self::Network { address: None } => f.write_str("a TCP caller"),
         }
     }
@@ -241,9 +247,11 @@ impl Access {
 
     fn allows(&self, caller: &Caller, pick: impl Fn(&Client) -> &Grants, name: &str) -> bool {
         match (&self.clients, &caller.clients) {
-            (Some(clients), Some(indices)) => indices
-                .iter()
-                .any(|&index| clients.get(index).is_some_and(|client| pick(client).allows(name))),
+            (Some(clients), Some(indices)) => indices.iter().any(|&index| {
+                clients
+                    .get(index)
+                    .is_some_and(|client| pick(client).allows(name))
+            }),
             _ => true,
         }
     }
@@ -294,7 +302,14 @@ impl Access {
     fn record_refusal(&self, address: Option<SocketAddr>, rpc: &'static str) {
         if let Some(audit) = &self.audit {
             let caller = Identity::Network { address };
-            audit.record(&caller, Vec::new(), rpc, Target::Unnamed, tonic::Code::Unauthenticated, None);
+            audit.record(
+                &caller,
+                Vec::new(),
+                rpc,
+                Target::Unnamed,
+                tonic::Code::Unauthenticated,
+                None,
+            );
         }
     }
 

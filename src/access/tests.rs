@@ -113,7 +113,9 @@ fn tcp_callers_are_known_by_their_token_and_refused_without_one() {
         access.caller(&tcp_request(None)),
         Err(AccessError::NoToken)
     ));
-    let wrong = access.caller(&tcp_request(Some("s3cr3t-tokem"))).unwrap_err();
+    let wrong = access
+        .caller(&tcp_request(Some("s3cr3t-tokem")))
+        .unwrap_err();
     assert!(matches!(wrong, AccessError::UnknownToken));
     assert!(!wrong.to_string().contains("s3cr3t"));
 }
@@ -151,8 +153,13 @@ fn two_clients_may_not_share_a_token_and_the_error_does_not_show_it() {
             file: None,
         },
     };
-    let err = Access::new(&config, &BTreeMap::new()).unwrap_err().to_string();
-    assert!(err.contains("clients `a` and `b` have the same token"), "{err}");
+    let err = Access::new(&config, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("clients `a` and `b` have the same token"),
+        "{err}"
+    );
     assert!(!err.contains("same-token"), "{err}");
 }
 
@@ -166,10 +173,7 @@ fn missing_and_empty_tokens_are_refused_at_start_by_their_source() {
             TokenSource::File(dir.path().join("missing")),
             "client `c`: cannot read its token from file",
         ),
-        (
-            TokenSource::File(empty),
-            "client `c`: its token from file",
-        ),
+        (TokenSource::File(empty), "client `c`: its token from file"),
         (
             TokenSource::Env("VB_TOKEN_NEVER_SET".into()),
             "client `c`: cannot read its token from environment variable `VB_TOKEN_NEVER_SET`: it is not set",
@@ -185,7 +189,9 @@ fn missing_and_empty_tokens_are_refused_at_start_by_their_source() {
                 file: None,
             },
         };
-        let err = Access::new(&config, &BTreeMap::new()).unwrap_err().to_string();
+        let err = Access::new(&config, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(expected), "{err}");
     }
 }
@@ -220,7 +226,13 @@ async fn audit_lines_name_caller_target_and_outcome_and_never_a_value() {
     };
     let access = Access::new(&config, &BTreeMap::new()).unwrap().unwrap();
     let caller = unix_caller(&access, 1000, 1000);
-    access.record(&caller, "Resolve", Target::Definition("db"), tonic::Code::Ok, Some("hit"));
+    access.record(
+        &caller,
+        "Resolve",
+        Target::Definition("db"),
+        tonic::Code::Ok,
+        Some("hit"),
+    );
     access.record(
         &caller,
         "GetCredentials",
@@ -266,6 +278,8 @@ fn an_audit_file_others_can_read_is_refused() {
             file: Some(path),
         },
     };
-    let err = Access::new(&config, &BTreeMap::new()).unwrap_err().to_string();
+    let err = Access::new(&config, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mode 0644"), "{err}");
 }

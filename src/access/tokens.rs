@@ -89,7 +89,9 @@ fn read(source: &TokenSource, client: &str, vars: &dyn Vars) -> Result<[u8; 32],
         error,
     };
     let text = match source {
-        TokenSource::File(path) => std::fs::read(path).map_err(|err| unreadable(err.to_string()))?,
+        TokenSource::File(path) => {
+            std::fs::read(path).map_err(|err| unreadable(err.to_string()))?
+        }
         TokenSource::Env(name) => vars
             .var(name)
             .ok_or_else(|| unreadable("it is not set".into()))?

@@ -92,7 +92,11 @@ pub(super) struct RawClient {
 impl RawClient {
     /// Where the client was written, as near as its fields tell.
     fn at(&self) -> Location {
-        let tokens = self.tokens.iter().flat_map(|token| [&token.file, &token.env]).flatten();
+        let tokens = self
+            .tokens
+            .iter()
+            .flat_map(|token| [&token.file, &token.env])
+            .flatten();
         self.uids
             .iter()
             .chain(&self.gids)
@@ -151,14 +155,22 @@ pub(super) fn check(
         file: None,
     };
     if let Some(raw) = raw_audit {
-        let at = raw.sink.as_ref().or(raw.file.as_ref()).map_or(Location::START, |v| v.at);
+        let at = raw
+            .sink
+            .as_ref()
+            .or(raw.file.as_ref())
+            .map_or(Location::START, |v| v.at);
         let mut section = checker.section("audit", at);
         check_audit(raw, &mut section, &mut audit);
     }
     ClientsConfig { clients, audit }
 }
 
-fn check_client(name: &str, raw: &RawClient, section: &mut Section<'_, '_>) -> Option<ClientConfig> {
+fn check_client(
+    name: &str,
+    raw: &RawClient,
+    section: &mut Section<'_, '_>,
+) -> Option<ClientConfig> {
     let mut client = ClientConfig {
         name: name.to_owned(),
         uids: ids(&raw.uids, "uids", section),
@@ -213,7 +225,10 @@ fn ids(values: &[Text], field: &str, section: &mut Section<'_, '_>) -> Vec<u32> 
                     section.problem(
                         value,
                         field,
-                        format!("expected a numeric id such as `1000`, got `{}`", value.value),
+                        format!(
+                            "expected a numeric id such as `1000`, got `{}`",
+                            value.value
+                        ),
                     );
                     None
                 }

@@ -5,7 +5,8 @@ use super::tests::{parse, problems};
 use crate::config::{AuditSink, TokenSource};
 use std::path::PathBuf;
 
-const BASE: &str = "backends:\n  e:\n    type: env\ndefinitions:\n  db:\n    backend: e\n    secret: DB\n";
+const BASE: &str =
+    "backends:\n  e:\n    type: env\ndefinitions:\n  db:\n    backend: e\n    secret: DB\n";
 
 fn with(server: &str, rest: &str) -> String {
     format!("server:\n{server}{BASE}{rest}")
@@ -96,11 +97,13 @@ fn a_tcp_listener_other_hosts_can_reach_needs_tokens() {
         "{text:#?}"
     );
     // uid rules alone do not authenticate TCP callers.
-    assert!(parse(&with(
-        "  tcp: 0.0.0.0:50051\n",
-        "clients:\n  a:\n    uids: [1]\n    definitions: [db]\n"
-    ))
-    .is_err());
+    assert!(
+        parse(&with(
+            "  tcp: 0.0.0.0:50051\n",
+            "clients:\n  a:\n    uids: [1]\n    definitions: [db]\n"
+        ))
+        .is_err()
+    );
     let config = parse(&with(
         "  tcp: \"[::]:50051\"\n",
         "clients:\n  a:\n    tokens:\n      - env: T\n    definitions: [db]\n",

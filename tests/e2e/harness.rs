@@ -226,6 +226,11 @@ impl Daemon {
         self.setup.socket()
     }
 
+    /// The daemon's private directory: its config, socket and files.
+    pub(crate) fn setup_dir(&self) -> &Path {
+        self.setup.dir.path()
+    }
+
     pub(crate) fn unix_address(&self) -> Address {
         Address::Unix(self.socket())
     }

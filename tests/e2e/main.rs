@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod access;
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "azure")]
