@@ -370,3 +370,80 @@ fn a_tcp_address_other_hosts_can_reach_is_refused_without_tokens() {
     assert_ne!(code, 0);
     assert!(stderr.contains("is reachable from other hosts"), "{stderr}");
 }
+
+/// Runs `vaultbridge ARGS` as user `nobody` (uid 65534) in group 0, which the socket's
+/// mode `0660` lets in: a second, real kernel identity on the same socket.
+fn run_as_nobody(args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=0", "--clear-groups", "--"])
+        .arg(crate::harness::BINARY)
+        .args(args)
+        .env_remove("VAULTBRIDGE_ADDR")
+        .output()
+        .expect("setpriv (util-linux) runs the CLI as another user");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn two_users_on_one_socket_each_read_only_their_own_definitions() {
+    let mut setup = Setup::new();
+    assert_eq!(
+        own_uid(&setup),
+        0,
+        "this test switches to another user and needs root, as CI runs"
+    );
+    // `nobody` must reach the socket through its directory (group 0, no write).
+    crate::harness::set_mode(setup.dir.path(), 0o750);
+    setup.extra_config = "clients:\n  workload:\n    uids: [65534]\n    definitions: [plain]\n  operator:\n    uids: [0]\n    definitions: [pem]\naudit:\n  file: audit.log\n".into();
+    let config = setup.config_text().replace(
+        "  unix_socket: vb.sock\n",
+        "  unix_socket: vb.sock\n  unix_socket_mode: \"0660\"\n",
+    );
+    let daemon = setup.start_with_config(&config);
+    let socket = daemon.socket();
+    let addr = socket.to_str().unwrap();
+
+    let (code, stdout, stderr) = run_as_nobody(&["get", "plain", "--addr", addr]);
+    assert_eq!((code, stdout.as_str()), (0, "plain-e2e-value"), "{stderr}");
+    let (code, stdout, stderr) = run_as_nobody(&["get", "pem", "--addr", addr]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("the caller with uid 65534 and gid 0")
+            && stderr.contains("may not read definition `pem`"),
+        "{stderr}"
+    );
+    // The daemon's own user is another client, with other grants.
+    assert_denied(&daemon.resolve("plain").await.unwrap_err(), "plain");
+    assert!(daemon.resolve("pem").await.is_ok());
+
+    let mut lines = Vec::new();
+    assert!(poll_until(Duration::from_secs(10), || {
+        lines = audit_lines(&daemon);
+        lines.len() >= 4
+    }));
+    let callers: Vec<(u64, String, String)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["caller"]["uid"].as_u64().unwrap(),
+                line["definition"].as_str().unwrap().to_owned(),
+                line["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        callers,
+        [
+            (65534, "plain".to_owned(), "OK".to_owned()),
+            (65534, "pem".to_owned(), "PERMISSION_DENIED".to_owned()),
+            (0, "plain".to_owned(), "PERMISSION_DENIED".to_owned()),
+            (0, "pem".to_owned(), "OK".to_owned()),
+        ]
+    );
+    assert_eq!(lines[0]["clients"][0], "workload");
+    assert_eq!(lines[3]["clients"][0], "operator");
+}
