@@ -19,4 +19,5 @@ mod resolver;
 mod server;
 mod service;
 mod status;
+mod tls;
 mod trim;

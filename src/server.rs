@@ -45,6 +45,8 @@ pub(crate) enum ServeError {
     NotASocket(PathBuf),
     #[error(transparent)]
     Access(#[from] crate::access::SetupError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot serve reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -136,12 +138,27 @@ pub(crate) async fn serve(
             what: format!("TCP {addr}"),
             source,
         })?;
-        tracing::info!(address = %bound, "listening on TCP");
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tonic::transport::Server::builder()
-            .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
-        servers.spawn(server);
+        let server = tonic::transport::Server::builder().add_routes(routes.clone());
+        match &config.server.tls {
+            Some(tls) => {
+                let (acceptor, key) = crate::tls::acceptor(tls)?;
+                tokio::spawn(key.watch(stop_rx.clone()));
+                tracing::info!(
+                    address = %bound,
+                    client_certificates = tls.client_ca_file.is_some(),
+                    "listening on TCP with TLS"
+                );
+                let incoming = crate::tls::incoming(listener, acceptor, stop_rx.clone());
+                servers
+                    .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+            }
+            None => {
+                tracing::info!(address = %bound, "listening on TCP");
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                servers
+                    .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+            }
+        }
     }
 
     set_health(&health, ServingStatus::Serving).await;

@@ -231,6 +231,9 @@ enum CallerLine<'a> {
         pid: Option<i32>,
     },
     UnixUnknown,
+    Certificate {
+        names: &'a [String],
+    },
     Token {
         client: &'a str,
         token: &'a str,
@@ -253,6 +256,7 @@ impl<'a> From<&'a Record> for Line<'a> {
                 pid: *pid,
             },
             Identity::UnixUnknown => CallerLine::UnixUnknown,
+            Identity::Certificate { names } => CallerLine::Certificate { names },
             Identity::Token { client, source } => CallerLine::Token {
                 client,
                 token: source,

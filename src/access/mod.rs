@@ -19,12 +19,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokens::TokenStore;
 use tonic::Request;
-use tonic::transport::server::UdsConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AccessError {
     #[error(
-        "this daemon only answers TCP callers that send `authorization: Bearer <token>` with a token of one of its `clients`"
+        "this daemon answers TCP callers that identify themselves: send `authorization: Bearer <token>` with a token of one of its `clients`, or a client certificate"
     )]
     NoToken,
     #[error("the bearer token matches no client of this daemon")]
@@ -66,6 +66,9 @@ pub(crate) enum Identity {
     },
     /// A Unix-socket peer whose credentials the kernel did not give.
     UnixUnknown,
+    /// A TCP caller whose client certificate (checked against the client CA) names
+    /// these identities: SAN URIs, then DNS names.
+    Certificate { names: Arc<[String]> },
     /// A TCP caller whose bearer token belongs to `client`.
     Token { client: Arc<str>, source: Arc<str> },
     /// A TCP caller without a token, where none is needed.
@@ -83,6 +86,10 @@ impl fmt::Display for Identity {
                 Ok(())
             }
             Self::UnixUnknown => f.write_str("a Unix-socket caller of unknown uid"),
+            Self::Certificate { names } => match names.first() {
+                Some(name) => write!(f, "the client certificate of `{name}`"),
+                None => f.write_str("a client certificate with no name"),
+            },
             Self::Token { client, .. } => write!(f, "client `{client}`"),
             Self::Network {
                 address: Some(address),
@@ -133,6 +140,7 @@ struct Client {
     name: Arc<str>,
     uids: Vec<u32>,
     gids: Vec<u32>,
+    certificates: Vec<String>,
     definitions: Grants,
     jira_connections: Grants,
 }
@@ -143,6 +151,7 @@ impl Client {
             name: Arc::from(config.name.as_str()),
             uids: config.uids.clone(),
             gids: config.gids.clone(),
+            certificates: config.certificates.clone(),
             definitions: Grants::new(&config.definitions),
             jira_connections: Grants::new(&config.jira_connections),
         }
@@ -206,6 +215,12 @@ impl Access {
                 .filter(|(_, client)| client.uids.contains(uid) || client.gids.contains(gid))
                 .map(|(index, _)| index)
                 .collect(),
+            Identity::Certificate { names } => clients
+                .iter()
+                .enumerate()
+                .filter(|(_, client)| names.iter().any(|name| client.certificates.contains(name)))
+                .map(|(index, _)| index)
+                .collect(),
             Identity::Token { client, .. } => clients
                 .iter()
                 .position(|known| known.name == *client)
@@ -224,6 +239,16 @@ impl Access {
                     pid: cred.pid(),
                 },
                 None => Identity::UnixUnknown,
+            });
+        }
+        if let Some(certificate) = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|chain| chain.first().map(crate::tls::certificate_names))
+        {
+            return Ok(Identity::Certificate {
+                names: certificate.into(),
             });
         }
         match request.metadata().get("authorization") {

@@ -8,6 +8,7 @@ fn client(name: &str, uids: &[u32], definitions: &[&str]) -> ClientConfig {
         uids: uids.to_vec(),
         gids: Vec::new(),
         tokens: Vec::new(),
+        certificates: Vec::new(),
         definitions: definitions.iter().map(|d| (*d).to_owned()).collect(),
         jira_connections: vec!["main".into()],
     }

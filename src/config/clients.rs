@@ -36,6 +36,8 @@ pub(crate) struct ClientConfig {
     pub gids: Vec<u32>,
     /// Bearer tokens (several, so a token can be rotated without a gap).
     pub tokens: Vec<TokenSource>,
+    /// Client-certificate identities (a SAN URI such as a SPIFFE ID, or a DNS name).
+    pub certificates: Vec<String>,
     /// Definition names and glob patterns (`*`, `?`, `[...]`) this client may resolve.
     pub definitions: Vec<String>,
     /// Jira connection names and glob patterns this client may use.
@@ -84,6 +86,8 @@ pub(super) struct RawClient {
     #[serde(default)]
     tokens: Vec<RawToken>,
     #[serde(default)]
+    certificates: Vec<Text>,
+    #[serde(default)]
     definitions: Vec<Text>,
     #[serde(default)]
     jira_connections: Vec<Text>,
@@ -101,6 +105,7 @@ impl RawClient {
             .iter()
             .chain(&self.gids)
             .chain(tokens)
+            .chain(&self.certificates)
             .chain(&self.definitions)
             .chain(&self.jira_connections)
             .map(|text| text.at)
@@ -176,6 +181,11 @@ fn check_client(
         uids: ids(&raw.uids, "uids", section),
         gids: ids(&raw.gids, "gids", section),
         tokens: Vec::new(),
+        certificates: raw
+            .certificates
+            .iter()
+            .filter_map(|value| section.text(value, "certificates"))
+            .collect(),
         definitions: patterns(&raw.definitions, "definitions", section),
         jira_connections: patterns(&raw.jira_connections, "jira_connections", section),
     };
@@ -201,9 +211,13 @@ fn check_client(
             ),
         }
     }
-    if raw.uids.is_empty() && raw.gids.is_empty() && raw.tokens.is_empty() {
+    if raw.uids.is_empty()
+        && raw.gids.is_empty()
+        && raw.tokens.is_empty()
+        && raw.certificates.is_empty()
+    {
         section.section_problem(
-            "nothing identifies this client: give it `uids` or `gids` (callers on the Unix socket) or `tokens` (bearer tokens over TCP)",
+            "nothing identifies this client: give it `uids` or `gids` (callers on the Unix socket), `tokens` (bearer tokens over TCP) or `certificates` (client-certificate identities over TLS)",
         );
     }
     if raw.definitions.is_empty() && raw.jira_connections.is_empty() {

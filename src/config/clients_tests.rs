@@ -135,3 +135,42 @@ fn names_a_client_may_read_that_do_not_exist_are_warned_about() {
     );
     assert_eq!(config.warnings.len(), 2, "{:#?}", config.warnings);
 }
+
+const TLS: &str = "  tcp: 0.0.0.0:50051\n  tls:\n    cert_file: tls/server.pem\n    key_file: /etc/tls/server.key\n    client_ca_file: tls/ca.pem\n";
+
+#[test]
+fn mutual_tls_is_caller_authentication_for_any_address() {
+    let config = parse(&with(
+        TLS,
+        "clients:\n  etl:\n    certificates: [\"spiffe://example.org/etl\"]\n    definitions: [db]\n",
+    ))
+    .expect("valid");
+    let tls = config.server.tls.expect("tls");
+    assert_eq!(tls.cert_file, PathBuf::from("/etc/vb/tls/server.pem"));
+    assert_eq!(tls.key_file, PathBuf::from("/etc/tls/server.key"));
+    assert_eq!(
+        tls.client_ca_file,
+        Some(PathBuf::from("/etc/vb/tls/ca.pem"))
+    );
+    let clients = config.access.clients.expect("clients");
+    assert_eq!(clients[0].certificates, ["spiffe://example.org/etl"]);
+}
+
+#[test]
+fn tls_settings_are_checked() {
+    let text = problems(&with(
+        "  unix_socket: /run/vb.sock\n  tls:\n    cert_file: a.pem\n",
+        "clients:\n  etl:\n    certificates: [\"spiffe://example.org/etl\"]\n    definitions: [db]\n",
+    ));
+    for expected in [
+        "server.tls: TLS needs `cert_file` (the server's certificate chain, PEM) and `key_file`",
+        "server.tls: TLS applies to the TCP listener: set `server.tcp` too",
+        "clients.etl.certificates: no caller can present a client certificate: set `server.tls.client_ca_file`",
+    ] {
+        assert!(
+            text.iter().any(|line| line.contains(expected)),
+            "missing `{expected}` in {text:#?}"
+        );
+    }
+    assert_eq!(text.len(), 3, "{text:#?}");
+}

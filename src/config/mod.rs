@@ -14,6 +14,7 @@ mod clients;
 mod definitions;
 mod load;
 mod server;
+mod tls;
 
 #[cfg(test)]
 pub(crate) use cache::RefreshAhead;
@@ -21,6 +22,7 @@ pub(crate) use cache::{CacheConfig, CachePolicy};
 pub(crate) use clients::{AuditConfig, AuditSink, ClientConfig, ClientsConfig, TokenSource};
 pub(crate) use definitions::DefinitionConfig;
 pub(crate) use server::ServerConfig;
+pub(crate) use tls::TlsConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
 
 use crate::jira::config::JiraConfig;
@@ -28,7 +30,7 @@ use crate::registry::{self, BackendConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use vaultbridge_backend_core::config::{Checker, Problem};
+use vaultbridge_backend_core::config::{Checker, Location, Problem};
 
 /// The built-in local-development configuration, used by `serve` without `--config`.
 /// It is `config.example.yaml`, so the example and the default cannot drift apart.
@@ -187,18 +189,33 @@ fn check_access(
     if let Some(addr) = server.tcp
         && !addr.ip().is_loopback()
         && !access.any_token()
+        && server
+            .tls
+            .as_ref()
+            .is_none_or(|tls| tls.client_ca_file.is_none())
     {
         checker.problem(
             server.tcp_at,
             "server.tcp",
             format!(
-                "`{addr}` is reachable from other hosts, and no caller authentication is configured: give at least one entry of `clients` a `tokens` list (callers then send `authorization: Bearer <token>`), or listen on a loopback address such as `127.0.0.1:{}`",
+                "`{addr}` is reachable from other hosts, and no caller authentication is configured: give at least one entry of `clients` a `tokens` list (callers then send `authorization: Bearer <token>`), or require client certificates with `server.tls.client_ca_file`, or listen on a loopback address such as `127.0.0.1:{}`",
                 addr.port()
             ),
         );
     }
+    let client_certificates = server
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca_file.is_some());
     let is_pattern = |name: &str| name.contains(['*', '?', '[']);
     for client in access.clients.iter().flatten() {
+        if !client.certificates.is_empty() && !client_certificates {
+            checker.problem(
+                Location::START,
+                format!("clients.{}.certificates", client.name),
+                "no caller can present a client certificate: set `server.tls.client_ca_file` (and `server.tcp`) to ask for them",
+            );
+        }
         for name in &client.definitions {
             if !is_pattern(name) && !definitions.contains_key(name) {
                 checker.warn(format!(

@@ -1,5 +1,6 @@
 //! The `server` section: where the daemon listens and how it shuts down.
 
+use super::tls::{self, RawTls, TlsConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub(crate) struct ServerConfig {
     pub tcp_at: Location,
     /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// TLS on the TCP listener.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +30,7 @@ pub(super) struct RawServer {
     unix_socket_mode: Option<Text>,
     tcp: Option<Text>,
     shutdown_grace: Option<Text>,
+    tls: Option<RawTls>,
 }
 
 pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
@@ -36,6 +40,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         tcp: None,
         tcp_at: Location::START,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        tls: None,
     };
     let mut section = checker.section("server", Location::START);
     let Some(raw) = raw else {
@@ -73,6 +78,13 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         && let Some(grace) = section.duration(value, "shutdown_grace")
     {
         server.shutdown_grace = grace;
+    }
+    if let Some(raw_tls) = &raw.tls {
+        let mut tls_section = section.section("tls", section.at());
+        server.tls = tls::check(raw_tls, &mut tls_section);
+        if raw.tcp.is_none() {
+            tls_section.section_problem("TLS applies to the TCP listener: set `server.tcp` too");
+        }
     }
     if raw.unix_socket.is_none() && raw.tcp.is_none() {
         section.section_problem("no listener: set `unix_socket`, `tcp` or both");

@@ -20,3 +20,4 @@ mod lifecycle;
 mod python;
 #[cfg(feature = "aws")]
 mod resilience;
+mod tls;

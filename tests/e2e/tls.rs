@@ -1,0 +1,267 @@
+//! TLS on the TCP listener: mutual TLS with the client certificate as the caller's
+//! identity, certificates from another CA refused, and the server certificate re-read
+//! when its files change.
+
+use crate::harness::{Daemon, Setup, poll_until};
+use hyper_util::rt::TokioIo;
+use rcgen::{CertificateParams, Issuer, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint, Uri};
+use vaultbridge::proto::v1::secrets_client::SecretsClient;
+
+struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    pem: String,
+}
+
+fn authority(name: &str) -> Authority {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let certificate = params.self_signed(&key).unwrap();
+    Authority {
+        pem: certificate.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// A leaf certificate and its key, PEM.
+fn leaf(ca: &Authority, sans: Vec<SanType>, client: bool) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = sans;
+    params.extended_key_usages = vec![if client {
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    let certificate = params.signed_by(&key, &ca.issuer).unwrap();
+    (certificate.pem(), key.serialize_pem())
+}
+
+fn server_leaf(ca: &Authority) -> (String, String) {
+    leaf(
+        ca,
+        vec![
+            SanType::DnsName("localhost".try_into().unwrap()),
+            SanType::IpAddress("127.0.0.1".parse().unwrap()),
+        ],
+        false,
+    )
+}
+
+fn spiffe(ca: &Authority, id: &str) -> (String, String) {
+    leaf(ca, vec![SanType::URI(id.try_into().unwrap())], true)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn client_config(ca_pem: &str, identity: Option<&(String, String)>) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config
+}
+
+fn tcp_port(daemon: &Daemon) -> String {
+    match daemon.tcp_address() {
+        vaultbridge::client::Address::Tcp(uri) => uri.trim_start_matches("http://").to_owned(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A gRPC client over TLS to the daemon's TCP listener.
+async fn connect(
+    daemon: &Daemon,
+    config: rustls::ClientConfig,
+) -> Result<SecretsClient<Channel>, tonic::transport::Error> {
+    let address = tcp_port(daemon);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let channel = Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let (address, connector) = (address.clone(), connector.clone());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(address).await?;
+                let name = ServerName::try_from("localhost").unwrap();
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await?;
+    Ok(SecretsClient::new(channel))
+}
+
+async fn resolve(
+    client: &mut SecretsClient<Channel>,
+    name: &str,
+) -> Result<Vec<u8>, tonic::Status> {
+    crate::harness::resolve(client, name)
+        .await
+        .map(|secret| secret.value)
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn start(ca: &Authority, server: &(String, String), clients: &str) -> Daemon {
+    let mut setup = Setup::new();
+    setup.tcp = true;
+    let dir = setup.dir.path().to_path_buf();
+    write(&dir, "ca.pem", &ca.pem);
+    write(&dir, "server.pem", &server.0);
+    write(&dir, "server.key", &server.1);
+    setup.extra_config = format!("{clients}audit:\n  file: audit.log\n");
+    let config = setup.config_text().replace(
+        "  tcp: 127.0.0.1:0\n",
+        "  tcp: 127.0.0.1:0\n  tls:\n    cert_file: server.pem\n    key_file: server.key\n    client_ca_file: ca.pem\n",
+    );
+    setup.start_with_config(&config)
+}
+
+#[tokio::test]
+async fn a_client_certificate_is_the_callers_identity_and_another_cas_is_refused() {
+    let ca = authority("vaultbridge e2e CA");
+    let server = server_leaf(&ca);
+    let daemon = start(
+        &ca,
+        &server,
+        "clients:\n  etl:\n    certificates: [\"spiffe://e2e.example/ns/etl/sa/runner\"]\n    definitions: [plain]\n",
+    );
+    let etl = spiffe(&ca, "spiffe://e2e.example/ns/etl/sa/runner");
+    let mut client = connect(&daemon, client_config(&ca.pem, Some(&etl)))
+        .await
+        .unwrap();
+    assert_eq!(
+        resolve(&mut client, "plain").await.unwrap(),
+        b"plain-e2e-value"
+    );
+    let denied = resolve(&mut client, "pem").await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "the client certificate of `spiffe://e2e.example/ns/etl/sa/runner` may not read definition `pem`"
+    );
+
+    // A certificate of the right CA that no client names reads nothing.
+    let stranger = spiffe(&ca, "spiffe://e2e.example/ns/other/sa/x");
+    let mut client = connect(&daemon, client_config(&ca.pem, Some(&stranger)))
+        .await
+        .unwrap();
+    assert_eq!(
+        resolve(&mut client, "plain").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    // The same identity signed by another CA never gets past the handshake; nor does a
+    // caller with no certificate at all.
+    let rogue_ca = authority("rogue CA");
+    let forged = spiffe(&rogue_ca, "spiffe://e2e.example/ns/etl/sa/runner");
+    for identity in [Some(&forged), None] {
+        let refused = match connect(&daemon, client_config(&ca.pem, identity)).await {
+            Err(_) => true,
+            // TLS 1.3 reports a refused client certificate after the client's side of
+            // the handshake is done: on the first call.
+            Ok(mut client) => resolve(&mut client, "plain").await.is_err(),
+        };
+        assert!(
+            refused,
+            "a caller without a valid client certificate was served"
+        );
+    }
+    daemon.wait_for_output("TLS handshake refused");
+
+    let mut lines = Vec::new();
+    assert!(poll_until(Duration::from_secs(10), || {
+        let text =
+            std::fs::read_to_string(daemon.setup_dir().join("audit.log")).unwrap_or_default();
+        lines = text.lines().map(str::to_owned).collect();
+        lines.len() >= 3
+    }));
+    assert!(
+        lines[0].contains(
+            r#""caller":{"kind":"certificate","names":["spiffe://e2e.example/ns/etl/sa/runner"]}"#
+        ) && lines[0].contains(r#""code":"OK""#),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.len(),
+        3,
+        "a refused handshake reaches no service: {lines:#?}"
+    );
+}
+
+/// The certificate the daemon presents to a new connection.
+async fn served_certificate(daemon: &Daemon, ca: &Authority) -> Vec<u8> {
+    let identity = spiffe(ca, "spiffe://e2e.example/probe");
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca.pem, Some(&identity))));
+    let tcp = tokio::net::TcpStream::connect(tcp_port(daemon))
+        .await
+        .unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn a_renewed_server_certificate_is_served_without_a_restart() {
+    let ca = authority("vaultbridge e2e CA");
+    let first = server_leaf(&ca);
+    let daemon = start(
+        &ca,
+        &first,
+        "clients:\n  probe:\n    certificates: [\"spiffe://e2e.example/probe\"]\n    definitions: [plain]\n",
+    );
+    assert_eq!(served_certificate(&daemon, &ca).await, der(&first.0));
+
+    // A renewal as cert-manager writes it: both files replaced.
+    let second = server_leaf(&ca);
+    let dir = daemon.setup_dir();
+    write(dir, "server.key.new", &second.1);
+    write(dir, "server.pem.new", &second.0);
+    std::fs::rename(dir.join("server.key.new"), dir.join("server.key")).unwrap();
+    std::fs::rename(dir.join("server.pem.new"), dir.join("server.pem")).unwrap();
+    daemon.wait_for_output("server certificate changed");
+    assert_eq!(served_certificate(&daemon, &ca).await, der(&second.0));
+    let output = daemon.output();
+    assert!(!output.contains("PRIVATE KEY"), "{output}");
+}
