@@ -72,6 +72,7 @@ impl From<JiraError> for Status {
             }
             JiraError::NotText { .. } => Status::failed_precondition(err.to_string()),
             JiraError::CloudId { .. } => Status::unavailable(err.to_string()),
+            JiraError::HttpClient { .. } => Status::failed_precondition(err.to_string()),
         }
     }
 }

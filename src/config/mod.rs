@@ -171,4 +171,6 @@ impl Config {
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]
+mod jira_network_tests;
+#[cfg(test)]
 mod tests;

@@ -8,12 +8,14 @@ mod aws;
 #[cfg(feature = "azure")]
 mod azure;
 mod cli;
+mod connect_proxy;
 mod fake_jira;
 #[cfg(feature = "aws")]
 mod fault_proxy;
 mod grpc;
 mod harness;
 mod jira;
+mod jira_tls;
 mod leaks;
 mod lifecycle;
 mod python;
