@@ -21,3 +21,5 @@ mod lifecycle;
 mod python;
 #[cfg(feature = "aws")]
 mod resilience;
+#[cfg(feature = "aws")]
+mod startup_probe;
