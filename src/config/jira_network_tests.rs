@@ -1,14 +1,8 @@
 //! A Jira connection's `ca_file` and `resolve`, as the config file gives them.
 
 use super::tests::{JIRA_BASE, parse, problems};
+use crate::jira::network::test_ca_pem as ca_pem;
 use std::net::SocketAddr;
-
-fn ca_pem() -> String {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.self_signed(&key).unwrap().pem()
-}
 
 #[test]
 fn ca_file_and_resolve_are_read_into_the_connection() {

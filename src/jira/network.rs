@@ -114,16 +114,19 @@ pub(crate) fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> 
     }
 }
 
+/// A self-signed CA certificate (PEM) made for one test.
+#[cfg(test)]
+pub(crate) fn test_ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ca_pem() -> String {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&key).unwrap().pem()
-    }
+    use test_ca_pem as ca_pem;
 
     #[test]
     fn a_bundle_of_two_cas_gives_two_roots_and_skips_a_key() {

@@ -144,40 +144,12 @@ async fn serve_one(
     let _ = stream.shutdown().await;
 }
 
-/// A CA made for this run (PEM), and a server certificate it signed for `hosts`.
+/// The Key Vault fake's private CA and certificate, made for `hosts`.
 fn certificates(hosts: &[&str]) -> (String, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "vaultbridge e2e corporate CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let names = hosts
-        .iter()
-        .map(|host| (*host).to_owned())
-        .collect::<Vec<_>>();
-    let server = rcgen::CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![server.der().clone()], key)
-        .unwrap();
-    // The fake speaks HTTP/1.1 only.
+    let (ca_pem, mut config) = vaultbridge_backend_azure::fake::certificates_for(hosts);
+    // This fake speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca.pem(), config)
+    (ca_pem, config)
 }
 
 /// More than any request the daemon sends; a guard against a runaway client.

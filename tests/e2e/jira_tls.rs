@@ -5,12 +5,10 @@
 use crate::connect_proxy::ConnectProxy;
 use crate::fake_jira::FakeJira;
 use crate::harness::{Daemon, Setup};
+use crate::jira::verify::{status, verify};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use vaultbridge::client;
-use vaultbridge::proto::v1::{
-    self as pb, ConnectionStatus, VerifyConnectionRequest, jira_client::JiraClient,
-};
+use vaultbridge::proto::v1::ConnectionStatus;
 
 const PAT: &str = "pat-e2e-corporate-ca-token";
 /// `.test` is reserved (RFC 2606): these names resolve nowhere.
@@ -52,22 +50,6 @@ fn start(site: &FakeJira, connections: &str, env: &[(&str, String)]) -> Daemon {
         "server:\n  unix_socket: vb.sock\nbackends:\n  local:\n    type: file\n    path: jira.yaml\ndefinitions:\n  pat:\n    backend: local\n    secret: pat\njira:\n  connections:\n{connections}"
     ));
     setup.start()
-}
-
-async fn verify(daemon: &Daemon, connection: &str) -> pb::ConnectionState {
-    JiraClient::new(client::channel(&daemon.unix_address()).await.unwrap())
-        .verify_connection(VerifyConnectionRequest {
-            connection: connection.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .state
-        .unwrap()
-}
-
-fn status(state: &pb::ConnectionState) -> ConnectionStatus {
-    ConnectionStatus::try_from(state.status).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
