@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 # Native sidecars (init containers with restartPolicy: Always) are on by default from
-# 1.29; 1.31 is the oldest release the pinned kubernetes-validate still ships that is
-# within the upstream support window of the manifests' readers.
+# 1.29 (beta) and GA from 1.33. 1.31 is old enough for clusters that still run it, and
+# its schemas ship with the pinned kubernetes-validate (which has 1.25 to 1.37).
 KUBERNETES_VERSION = "1.31.0"
 
 SHELLS = {"sh", "bash", "dash", "ash", "zsh", "busybox"}
