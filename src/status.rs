@@ -73,6 +73,7 @@ impl From<JiraError> for Status {
             }
             JiraError::NotText { .. } => Status::failed_precondition(err.to_string()),
             JiraError::CloudId { .. } => Status::unavailable(err.to_string()),
+            JiraError::HttpClient { .. } => Status::failed_precondition(err.to_string()),
         }
     }
 }

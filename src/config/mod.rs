@@ -240,4 +240,6 @@ mod cache_tests;
 #[cfg(test)]
 mod clients_tests;
 #[cfg(test)]
+mod jira_network_tests;
+#[cfg(test)]
 mod tests;

@@ -416,7 +416,7 @@ fn an_azure_backend_without_the_azure_feature_says_so() {
     );
 }
 
-const JIRA_BASE: &str = "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\ndefinitions:\n  jira-token:\n    backend: f\n    secret: jira\n    key: token\n  jira-email:\n    backend: f\n    secret: jira\n    key: email\n";
+pub(super) const JIRA_BASE: &str = "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\ndefinitions:\n  jira-token:\n    backend: f\n    secret: jira\n    key: token\n  jira-email:\n    backend: f\n    secret: jira\n    key: email\n";
 
 #[test]
 fn jira_connections_are_normalised_with_a_warning_per_fix() {

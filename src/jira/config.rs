@@ -2,6 +2,7 @@
 //! way pasted URLs need (scheme added, `/rest/...` and trailing slashes removed), and
 //! the checks that turn the section as written into them.
 
+use super::network::{self, Network};
 use crate::names;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ pub(crate) struct ConnectionConfig {
     pub token_definition: String,
     pub expires_at: Option<time::Date>,
     pub project: Option<String>,
+    pub network: Network,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +142,9 @@ pub(crate) fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
     })
 }
 
+/// The host of the API gateway that scoped API tokens are sent to.
+pub(crate) const GATEWAY_HOST: &str = "api.atlassian.com";
+
 pub(crate) fn default_deployment(host: &str) -> Deployment {
     if host.ends_with(".atlassian.net") {
         Deployment::Cloud
@@ -191,6 +196,8 @@ struct RawConnection {
     token: Text,
     expires_at: Option<Text>,
     project: Option<Text>,
+    ca_file: Option<Text>,
+    resolve: Option<BTreeMap<String, Text>>,
 }
 
 /// Checks the `jira` section. `definitions` are the configured definition names, which
@@ -324,6 +331,7 @@ fn check_connection(
         None => None,
     };
     let project = section.optional_text(raw.project.as_ref(), "project");
+    let network = check_network(raw, &site.host, deployment, section);
     Some(ConnectionConfig {
         site_url: site.url,
         deployment,
@@ -331,7 +339,57 @@ fn check_connection(
         token_definition,
         expires_at,
         project,
+        network,
     })
+}
+
+/// `ca_file` and `resolve`. A `resolve` host the connection never calls is refused: a
+/// typo there would silently leave the name to DNS.
+fn check_network(
+    raw: &RawConnection,
+    site_host: &str,
+    deployment: Deployment,
+    section: &mut Section<'_, '_>,
+) -> Network {
+    let mut network = Network::default();
+    if let Some(value) = &raw.ca_file
+        && let Some(path) = section.file_path(value, "ca_file")
+    {
+        match network::read_ca_file(&path) {
+            Ok(roots) => {
+                network.extra_roots = roots;
+                network.ca_file = Some(path);
+            }
+            Err(message) => section.problem(value, "ca_file", message),
+        }
+    }
+    let mut called = vec![site_host.to_owned()];
+    if deployment == Deployment::CloudScoped {
+        called.push(GATEWAY_HOST.to_owned());
+    }
+    for (host, value) in raw.resolve.iter().flatten() {
+        let field = format!("resolve.{host}");
+        let Some(text) = section.text(value, &field) else {
+            continue;
+        };
+        match network::resolve_entry(host, &text) {
+            Ok((host, _)) if !called.contains(&host) => section.problem(
+                value,
+                &field,
+                format!(
+                    "this connection never calls `{host}`; it calls {}",
+                    called
+                        .iter()
+                        .map(|host| format!("`{host}`"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            ),
+            Ok(entry) => network.resolve.push(entry),
+            Err(message) => section.problem(value, &field, message),
+        }
+    }
+    network
 }
 
 fn email(

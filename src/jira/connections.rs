@@ -8,6 +8,7 @@
 use super::config::{ConnectionConfig, Deployment, EmailSource, looks_like_email};
 use super::credentials::{Credentials, Scheme, token_warnings};
 use super::error::{CloudIdError, JiraError};
+use super::network::{self, Network};
 use super::verify::{ConnectionStatus, Outcome, verify};
 use crate::resolver::Resolver;
 use base64::Engine;
@@ -23,10 +24,11 @@ pub(crate) const GATEWAY: &str = "https://api.atlassian.com/ex/jira";
 pub(crate) struct JiraService {
     connections: BTreeMap<String, ConnectionConfig>,
     resolver: Arc<Resolver>,
-    /// Built on first use: building it loads the platform's CA roots, which took more
-    /// of the daemon's start-up than anything else (about 6 ms of 10), for a client
-    /// many daemons never use.
-    http: std::sync::OnceLock<reqwest::Client>,
+    /// One client per distinct network settings (most configs have one), built on
+    /// first use: building one loads the platform's CA roots, which took more of the
+    /// daemon's start-up than anything else (about 6 ms of 10), for a client many
+    /// daemons never use.
+    clients: Mutex<HashMap<Network, reqwest::Client>>,
     expiry_warning_days: i64,
     failure_threshold: u32,
     /// Site URL -> cloudId; a site's cloud id does not change.
@@ -84,7 +86,7 @@ impl JiraService {
         Self {
             connections,
             resolver,
-            http: std::sync::OnceLock::new(),
+            clients: Mutex::new(HashMap::new()),
             expiry_warning_days: i64::try_from(expiry_warning.as_secs() / 86_400)
                 .unwrap_or(i64::MAX),
             failure_threshold: failure_threshold.max(1),
@@ -94,14 +96,19 @@ impl JiraService {
         }
     }
 
-    fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default()
-        })
+    /// The HTTP client for a connection's network settings. reqwest reads the proxy
+    /// variables when a client is built, so they are those of the daemon's start.
+    fn http(&self, name: &str, network: &Network) -> Result<reqwest::Client, JiraError> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(network) {
+            return Ok(client.clone());
+        }
+        let client = network::client(network).map_err(|source| JiraError::HttpClient {
+            connection: name.to_owned(),
+            source,
+        })?;
+        clients.insert(network.clone(), client.clone());
+        Ok(client)
     }
 
     /// Status changes as they happen (connection, new state).
@@ -188,7 +195,8 @@ impl JiraService {
         today: time::Date,
     ) -> Result<StateSnapshot, JiraError> {
         let credentials = self.credentials(name, today).await?;
-        let outcome = verify(self.http(), &credentials).await;
+        let http = self.http(name, &self.connection(name)?.network)?;
+        let outcome = verify(&http, &credentials).await;
         Ok(self.record(name, outcome))
     }
 
@@ -234,7 +242,8 @@ impl JiraService {
                 credentials: None,
             });
         }
-        let outcome = verify(self.http(), &credentials).await;
+        let http = self.http(name, &connection.network)?;
+        let outcome = verify(&http, &credentials).await;
         let state = self.record(name, outcome);
         Ok(AuthFailureOutcome {
             token_changed: previous.is_some(),
@@ -321,10 +330,9 @@ impl JiraService {
             }
         };
         let base_url = match connection.deployment {
-            Deployment::CloudScoped => format!(
-                "{GATEWAY}/{}",
-                self.cloud_id(name, &connection.site_url).await?
-            ),
+            Deployment::CloudScoped => {
+                format!("{GATEWAY}/{}", self.cloud_id(name, connection).await?)
+            }
             Deployment::Cloud | Deployment::DataCenter => connection.site_url.clone(),
         };
         let days_left = connection
@@ -364,7 +372,12 @@ impl JiraService {
     }
 
     /// The site's cloud id, from `/_edge/tenant_info`, which answers without login.
-    async fn cloud_id(&self, connection: &str, site: &str) -> Result<String, JiraError> {
+    async fn cloud_id(
+        &self,
+        connection: &str,
+        config: &ConnectionConfig,
+    ) -> Result<String, JiraError> {
+        let site = config.site_url.as_str();
         if let Some(known) = self
             .cloud_ids
             .lock()
@@ -379,7 +392,7 @@ impl JiraService {
             source,
         };
         let response = self
-            .http()
+            .http(connection, &config.network)?
             .get(format!("{site}/_edge/tenant_info"))
             .send()
             .await

@@ -18,6 +18,12 @@ pub enum JiraError {
         connection: String,
         what: &'static str,
     },
+    #[error("Jira connection `{connection}`: cannot build its HTTPS client: {}", describe_chain(.source))]
+    HttpClient {
+        connection: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error(
         "Jira connection `{connection}`: cannot find the site's cloud id at `{site}/_edge/tenant_info`, which scoped API tokens need: {source}"
     )]
@@ -34,7 +40,7 @@ pub enum JiraError {
 #[derive(Debug, thiserror::Error)]
 pub enum CloudIdError {
     // Callers see only the text, so it spells out the causes too.
-    #[error("{}", describe_chain(.0))]
+    #[error("{}", super::network::describe(.0))]
     Request(#[source] reqwest::Error),
     #[error("HTTP {0}")]
     Status(reqwest::StatusCode),

@@ -6,6 +6,7 @@
 
 use super::config::Deployment;
 use super::credentials::Credentials;
+use super::network::{describe, untrusted_certificate};
 use std::time::Duration;
 
 /// Not `Status`: the gRPC service that reports it uses `tonic::Status` beside it.
@@ -179,13 +180,19 @@ async fn get(
             .send()
             .await
             .map_err(|err| {
+                // Trying again later cannot fix a certificate the daemon does not trust.
+                let status = if untrusted_certificate(&err).is_some() {
+                    ConnectionStatus::Failed
+                } else {
+                    ConnectionStatus::Unreachable
+                };
                 Outcome::status(
-                    ConnectionStatus::Unreachable,
+                    status,
                     format!(
                         "cannot reach Jira for `{}` at `{}`: {}",
                         credentials.connection,
                         credentials.base_url,
-                        vaultbridge_backend_core::describe_chain(&err)
+                        describe(&err)
                     ),
                 )
             })?;

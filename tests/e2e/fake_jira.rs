@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 pub(crate) const CLOUD_ID: &str = "8d1c0c1e-6b1f-4a35-9f4a-2f7e6c0a1b2c";
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Debug, Default)]
 struct State {
@@ -20,6 +20,8 @@ pub(crate) struct FakeJira {
     port: u16,
     context: String,
     cloud: bool,
+    /// Serving HTTPS with a certificate from this CA (PEM), made for the run.
+    ca_pem: Option<String>,
     state: Arc<Mutex<State>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -33,22 +35,47 @@ impl Drop for FakeJira {
 impl FakeJira {
     /// A Cloud site (`cloud`) or a Data Center one under `context` (e.g. `/jira`).
     pub(crate) async fn start(cloud: bool, context: &str) -> Self {
+        Self::serve(cloud, context, None).await
+    }
+
+    /// Over HTTPS, with a certificate for `hosts` signed by a CA made for this run
+    /// ([`FakeJira::ca_pem`]), as a site behind a corporate CA would be.
+    pub(crate) async fn start_tls(cloud: bool, context: &str, hosts: &[&str]) -> Self {
+        Self::serve(cloud, context, Some(certificates(hosts))).await
+    }
+
+    async fn serve(
+        cloud: bool,
+        context: &str,
+        tls: Option<(String, rustls::ServerConfig)>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let prefix = context.to_owned();
+        let (ca_pem, acceptor) = match tls {
+            Some((ca_pem, config)) => (
+                Some(ca_pem),
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+            ),
+            None => (None, None),
+        };
         let server = tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
+            while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
                 let prefix = prefix.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    // A request cut short gets no answer: the client sees the failure.
-                    let Ok(request) = read_request(&mut stream).await else {
-                        return;
-                    };
-                    let answer = answer(&state, cloud, &prefix, &request);
-                    let _ = stream.write_all(answer.as_bytes()).await;
+                    match acceptor {
+                        // A client that refuses the certificate ends here, unanswered.
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_one(stream, &state, cloud, &prefix).await;
+                            }
+                        }
+                        None => serve_one(stream, &state, cloud, &prefix).await,
+                    }
                 });
             }
         });
@@ -56,6 +83,7 @@ impl FakeJira {
             port,
             context: context.to_owned(),
             cloud,
+            ca_pem,
             state,
             server,
         }
@@ -63,6 +91,19 @@ impl FakeJira {
 
     pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}{}", self.port, self.context)
+    }
+
+    /// The site's URL under a host name of its certificate (HTTPS fakes).
+    pub(crate) fn https_url(&self, host: &str) -> String {
+        format!("https://{host}:{}{}", self.port, self.context)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn ca_pem(&self) -> &str {
+        self.ca_pem.as_deref().expect("an HTTPS fake")
     }
 
     /// The only `Authorization` header value answered with 200 from now on.
@@ -85,6 +126,30 @@ impl FakeJira {
     pub(crate) fn is_cloud(&self) -> bool {
         self.cloud
     }
+}
+
+async fn serve_one(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    state: &Mutex<State>,
+    cloud: bool,
+    prefix: &str,
+) {
+    // A request cut short gets no answer: the client sees the failure.
+    let Ok(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let answer = answer(state, cloud, prefix, &request);
+    let _ = stream.write_all(answer.as_bytes()).await;
+    // Over TLS this sends close_notify, so the client sees a clean end.
+    let _ = stream.shutdown().await;
+}
+
+/// The Key Vault fake's private CA and certificate, made for `hosts`.
+fn certificates(hosts: &[&str]) -> (String, rustls::ServerConfig) {
+    let (ca_pem, mut config) = vaultbridge_backend_azure::fake::certificates_for(hosts);
+    // This fake speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (ca_pem, config)
 }
 
 /// More than any request the daemon sends; a guard against a runaway client.

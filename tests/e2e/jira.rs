@@ -246,7 +246,7 @@ async fn jira_creds_prints_shell_lines_and_warnings_on_stderr() {
     assert!(stderr.contains("NotFound"), "{stderr}");
 }
 
-mod verify {
+pub(crate) mod verify {
     use super::*;
     use pb::{ConnectionStatus, ReportAuthFailureRequest, VerifyConnectionRequest};
 
@@ -294,11 +294,11 @@ jira:
         setup.start()
     }
 
-    async fn jira(daemon: &Daemon) -> JiraClient<tonic::transport::Channel> {
+    pub(crate) async fn jira(daemon: &Daemon) -> JiraClient<tonic::transport::Channel> {
         JiraClient::new(client::channel(&daemon.unix_address()).await.unwrap())
     }
 
-    async fn verify(daemon: &Daemon, connection: &str) -> pb::ConnectionState {
+    pub(crate) async fn verify(daemon: &Daemon, connection: &str) -> pb::ConnectionState {
         jira(daemon)
             .await
             .verify_connection(VerifyConnectionRequest {
@@ -333,7 +333,7 @@ jira:
         (event.connection, status(&event.state.unwrap()))
     }
 
-    fn status(state: &pb::ConnectionState) -> ConnectionStatus {
+    pub(crate) fn status(state: &pb::ConnectionState) -> ConnectionStatus {
         ConnectionStatus::try_from(state.status).unwrap()
     }
 

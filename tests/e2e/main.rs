@@ -9,15 +9,19 @@ mod aws;
 #[cfg(feature = "azure")]
 mod azure;
 mod cli;
+mod connect_proxy;
 mod fake_jira;
 #[cfg(feature = "aws")]
 mod fault_proxy;
 mod grpc;
 mod harness;
 mod jira;
+mod jira_tls;
 mod leaks;
 mod lifecycle;
 mod python;
 #[cfg(feature = "aws")]
 mod resilience;
+#[cfg(feature = "aws")]
+mod startup_probe;
 mod tls;

@@ -105,6 +105,13 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 /// A CA made for this run, and a server certificate it signed for the fake's names.
 fn certificates() -> (String, rustls::ServerConfig) {
+    certificates_for(&[VAULT_HOST, LOGIN_HOST])
+}
+
+/// A CA made for this run (PEM), and a TLS server config whose certificate that CA
+/// signed for `hosts`, offering HTTP/2 and HTTP/1.1. Other fakes behind a private CA
+/// (the e2e tests' Jira) use it too.
+pub fn certificates_for(hosts: &[&str]) -> (String, rustls::ServerConfig) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -118,9 +125,11 @@ fn certificates() -> (String, rustls::ServerConfig) {
     let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let server_key = rcgen::KeyPair::generate().expect("server key");
-    let server_params =
-        rcgen::CertificateParams::new(vec![VAULT_HOST.to_owned(), LOGIN_HOST.to_owned()])
-            .expect("server params");
+    let names = hosts
+        .iter()
+        .map(|host| (*host).to_owned())
+        .collect::<Vec<_>>();
+    let server_params = rcgen::CertificateParams::new(names).expect("server params");
     let server = server_params
         .signed_by(&server_key, &issuer)
         .expect("server certificate");
