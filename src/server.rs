@@ -92,6 +92,9 @@ pub(crate) async fn serve(
     let token_watch = access
         .as_ref()
         .and_then(|access| access.spawn_token_watch(stop_rx.clone()));
+    let limit_upkeep = access
+        .as_ref()
+        .and_then(|access| access.spawn_limit_upkeep(stop_rx.clone()));
     let jira = Arc::new(JiraService::new(
         config.jira.connections.clone(),
         config.jira.expiry_warning,
@@ -193,7 +196,7 @@ pub(crate) async fn serve(
     if let Some(access) = &access {
         access.flush().await;
     }
-    if let Some(task) = token_watch {
+    for task in [token_watch, limit_upkeep].into_iter().flatten() {
         let _ = task.await;
     }
     if let Some(path) = socket_path

@@ -91,6 +91,7 @@ impl From<AccessError> for Status {
                 Status::unauthenticated(err.to_string())
             }
             AccessError::Denied { .. } => Status::permission_denied(err.to_string()),
+            AccessError::RateLimited { .. } => Status::resource_exhausted(err.to_string()),
         }
     }
 }

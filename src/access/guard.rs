@@ -24,16 +24,11 @@ impl Guard {
         let Some(access) = access else {
             return Ok(None);
         };
-        match access.caller(request) {
-            Ok(caller) => Ok(Some(Self {
-                access: access.clone(),
-                caller,
-            })),
-            Err(err) => {
-                access.record_refusal(request.remote_addr(), rpc);
-                Err(err.into())
-            }
-        }
+        let caller = access.caller(request, rpc)?;
+        Ok(Some(Self {
+            access: access.clone(),
+            caller,
+        }))
     }
 
     pub(crate) fn may_read(&self, definition: &str) -> bool {

@@ -7,6 +7,7 @@
 
 mod audit;
 mod guard;
+mod limits;
 mod tokens;
 
 pub(crate) use audit::{AuditLog, Target};
@@ -36,6 +37,16 @@ pub(crate) enum AccessError {
         caller: String,
         what: &'static str,
         name: String,
+    },
+    #[error(
+        "{caller} made more than {per_second} calls a second (bursts up to {burst}); retry in {} ms",
+        retry_after.as_millis().max(1)
+    )]
+    RateLimited {
+        caller: String,
+        per_second: u32,
+        burst: u32,
+        retry_after: std::time::Duration,
     },
 }
 
@@ -164,6 +175,7 @@ pub(crate) struct Access {
     clients: Option<Vec<Client>>,
     tokens: TokenStore,
     audit: Option<AuditLog>,
+    limits: limits::RateLimits,
 }
 
 impl Access {
@@ -173,8 +185,17 @@ impl Access {
         config: &ClientsConfig,
         vars: &dyn Vars,
     ) -> Result<Option<Arc<Self>>, SetupError> {
+        let limits = limits::RateLimits::new(
+            config.rate_limit,
+            config
+                .clients
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(index, client)| client.rate_limit.map(|limit| (index, limit))),
+        );
         let audit = AuditLog::start(&config.audit)?;
-        if config.clients.is_none() && audit.is_none() {
+        if config.clients.is_none() && audit.is_none() && limits.is_empty() {
             return Ok(None);
         }
         let tokens = TokenStore::load(config.clients.as_deref().unwrap_or_default(), vars)?;
@@ -185,7 +206,19 @@ impl Access {
                 .map(|clients| clients.iter().map(Client::new).collect()),
             tokens,
             audit,
+            limits,
         })))
+    }
+
+    /// Forgets the rate-limit state of callers who went quiet, until `stop`.
+    pub(crate) fn spawn_limit_upkeep(
+        self: &Arc<Self>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        (!self.limits.is_empty()).then(|| {
+            let access = self.clone();
+            tokio::spawn(async move { access.limits.forget_idle(stop).await })
+        })
     }
 
     /// Re-reads token files that changed, until `stop`.
@@ -199,10 +232,37 @@ impl Access {
         })
     }
 
-    /// Who sent `request`, and which clients that makes it.
-    pub(crate) fn caller<T>(&self, request: &Request<T>) -> Result<Caller, AccessError> {
-        let identity = self.identify(request)?;
+    /// Who sent `request`, and which clients that makes it; a caller that cannot be
+    /// identified, or is over its rate limit, is refused and the refusal recorded.
+    pub(crate) fn caller<T>(
+        &self,
+        request: &Request<T>,
+        rpc: &'static str,
+    ) -> Result<Caller, AccessError> {
+        let identity = match self.identify(request) {
+            Ok(identity) => identity,
+            Err(err) => {
+                self.record_refusal(request.remote_addr(), rpc);
+                return Err(err);
+            }
+        };
         let clients = self.clients_of(&identity);
+        if let Err(exhausted) = self.limits.admit(&identity, clients.as_deref()) {
+            let caller = Caller { identity, clients };
+            self.record(
+                &caller,
+                rpc,
+                Target::Unnamed,
+                tonic::Code::ResourceExhausted,
+                None,
+            );
+            return Err(AccessError::RateLimited {
+                caller: caller.identity.to_string(),
+                per_second: exhausted.limit.per_second.get(),
+                burst: exhausted.limit.burst.get(),
+                retry_after: exhausted.retry_after,
+            });
+        }
         Ok(Caller { identity, clients })
     }
 

@@ -11,6 +11,7 @@ fn client(name: &str, uids: &[u32], definitions: &[&str]) -> ClientConfig {
         certificates: Vec::new(),
         definitions: definitions.iter().map(|d| (*d).to_owned()).collect(),
         jira_connections: vec!["main".into()],
+        rate_limit: None,
     }
 }
 
@@ -21,6 +22,7 @@ fn access(clients: Vec<ClientConfig>) -> Arc<Access> {
             sink: AuditSink::Off,
             file: None,
         },
+        rate_limit: None,
     };
     Access::new(&config, &BTreeMap::new()).unwrap().unwrap()
 }
@@ -66,7 +68,7 @@ fn a_socket_caller_without_credentials_matches_no_client() {
         peer_addr: None,
         peer_cred: None,
     });
-    let caller = access.caller(&request).unwrap();
+    let caller = access.caller(&request, "Test").unwrap();
     assert!(matches!(caller.identity, Identity::UnixUnknown));
     assert!(!access.may_read(&caller, "anything"));
 }
@@ -107,15 +109,17 @@ fn tcp_callers_are_known_by_their_token_and_refused_without_one() {
     let file = dir.path().join("etl.token");
     std::fs::write(&file, "s3cr3t-token\n").unwrap();
     let access = access(vec![token_client("etl", &file)]);
-    let caller = access.caller(&tcp_request(Some("s3cr3t-token"))).unwrap();
+    let caller = access
+        .caller(&tcp_request(Some("s3cr3t-token")), "Test")
+        .unwrap();
     assert!(matches!(&caller.identity, Identity::Token { client, .. } if &**client == "etl"));
     assert!(access.may_read(&caller, "x"));
     assert!(matches!(
-        access.caller(&tcp_request(None)),
+        access.caller(&tcp_request(None), "Test"),
         Err(AccessError::NoToken)
     ));
     let wrong = access
-        .caller(&tcp_request(Some("s3cr3t-tokem")))
+        .caller(&tcp_request(Some("s3cr3t-tokem")), "Test")
         .unwrap_err();
     assert!(matches!(wrong, AccessError::UnknownToken));
     assert!(!wrong.to_string().contains("s3cr3t"));
@@ -127,18 +131,34 @@ fn a_rotated_token_file_is_taken_and_the_old_token_stops_working() {
     let file = dir.path().join("etl.token");
     std::fs::write(&file, "first-token").unwrap();
     let access = access(vec![token_client("etl", &file)]);
-    assert!(access.caller(&tcp_request(Some("first-token"))).is_ok());
+    assert!(
+        access
+            .caller(&tcp_request(Some("first-token")), "Test")
+            .is_ok()
+    );
     // A new file swapped in, as a Secret volume or `mv` does it: a new inode.
     let next = dir.path().join("etl.token.next");
     std::fs::write(&next, "second-token").unwrap();
     std::fs::rename(&next, &file).unwrap();
     access.tokens.reload_changed();
-    assert!(access.caller(&tcp_request(Some("second-token"))).is_ok());
-    assert!(access.caller(&tcp_request(Some("first-token"))).is_err());
+    assert!(
+        access
+            .caller(&tcp_request(Some("second-token")), "Test")
+            .is_ok()
+    );
+    assert!(
+        access
+            .caller(&tcp_request(Some("first-token")), "Test")
+            .is_err()
+    );
     // An unreadable file keeps the last token rather than locking everyone out.
     std::fs::remove_file(&file).unwrap();
     access.tokens.reload_changed();
-    assert!(access.caller(&tcp_request(Some("second-token"))).is_ok());
+    assert!(
+        access
+            .caller(&tcp_request(Some("second-token")), "Test")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -153,6 +173,7 @@ fn two_clients_may_not_share_a_token_and_the_error_does_not_show_it() {
             sink: AuditSink::Off,
             file: None,
         },
+        rate_limit: None,
     };
     let err = Access::new(&config, &BTreeMap::new())
         .unwrap_err()
@@ -189,6 +210,7 @@ fn missing_and_empty_tokens_are_refused_at_start_by_their_source() {
                 sink: AuditSink::Off,
                 file: None,
             },
+            rate_limit: None,
         };
         let err = Access::new(&config, &BTreeMap::new())
             .unwrap_err()
@@ -209,9 +231,14 @@ fn a_token_from_a_variable_identifies_its_client() {
             sink: AuditSink::Off,
             file: None,
         },
+        rate_limit: None,
     };
     let access = Access::new(&config, &vars).unwrap().unwrap();
-    assert!(access.caller(&tcp_request(Some("from-env"))).is_ok());
+    assert!(
+        access
+            .caller(&tcp_request(Some("from-env")), "Test")
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -224,6 +251,7 @@ async fn audit_lines_name_caller_target_and_outcome_and_never_a_value() {
             sink: AuditSink::File,
             file: Some(path.clone()),
         },
+        rate_limit: None,
     };
     let access = Access::new(&config, &BTreeMap::new()).unwrap().unwrap();
     let caller = unix_caller(&access, 1000, 1000);
@@ -278,9 +306,50 @@ fn an_audit_file_others_can_read_is_refused() {
             sink: AuditSink::File,
             file: Some(path),
         },
+        rate_limit: None,
     };
     let err = Access::new(&config, &BTreeMap::new())
         .unwrap_err()
         .to_string();
     assert!(err.contains("mode 0644"), "{err}");
+}
+
+#[test]
+fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
+    use std::num::NonZeroU32;
+    let limit = |n| crate::config::RateLimit {
+        per_second: NonZeroU32::new(1).unwrap(),
+        burst: NonZeroU32::new(n).unwrap(),
+    };
+    let mut generous = client("generous", &[2000], &["*"]);
+    generous.rate_limit = Some(limit(5));
+    let config = ClientsConfig {
+        clients: Some(vec![client("etl", &[1000], &["*"]), generous]),
+        audit: AuditConfig {
+            sink: AuditSink::Off,
+            file: None,
+        },
+        rate_limit: Some(limit(2)),
+    };
+    let access = Access::new(&config, &BTreeMap::new()).unwrap().unwrap();
+    let admit = |uid| {
+        let identity = Identity::Unix {
+            uid,
+            gid: uid,
+            pid: None,
+        };
+        let clients = access.clients_of(&identity);
+        access.limits.admit(&identity, clients.as_deref())
+    };
+    // Two at once for the default, the third refused; another caller has its own bucket.
+    assert!(admit(1000).is_ok() && admit(1000).is_ok());
+    let refused = admit(1000).unwrap_err();
+    assert_eq!(refused.limit.burst.get(), 2);
+    assert!(refused.retry_after > std::time::Duration::ZERO);
+    assert!(admit(1001).is_ok());
+    // A client with a limit of its own gets that one.
+    for _ in 0..5 {
+        assert!(admit(2000).is_ok());
+    }
+    assert!(admit(2000).is_err());
 }

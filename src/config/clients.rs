@@ -25,6 +25,56 @@ impl std::fmt::Display for TokenSource {
     }
 }
 
+/// A token bucket: `per_second` calls a second on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimit {
+    pub per_second: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    per_second: Option<Text>,
+    burst: Option<Text>,
+}
+
+/// `per_second` and `burst` (default: a second's worth of calls), both at least 1.
+pub(crate) fn check_rate_limit(
+    raw: &RawRateLimit,
+    section: &mut Section<'_, '_>,
+) -> Option<RateLimit> {
+    let count = |value: &Text, field: &str, section: &mut Section<'_, '_>| {
+        let text = section.text(value, field)?;
+        match text.trim().parse::<std::num::NonZeroU32>() {
+            Ok(count) => Some(count),
+            Err(_) => {
+                section.problem(
+                    value,
+                    field,
+                    format!(
+                        "expected a whole number of calls, at least 1, got `{}`",
+                        value.value
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let Some(per_second) = &raw.per_second else {
+        section.section_problem(
+            "a rate limit needs `per_second`, the calls a second each caller may make",
+        );
+        return None;
+    };
+    let per_second = count(per_second, "per_second", section)?;
+    let burst = match &raw.burst {
+        Some(burst) => count(burst, "burst", section)?,
+        None => per_second,
+    };
+    Some(RateLimit { per_second, burst })
+}
+
 /// One entry of `clients`: the ways a caller is recognised as this client, and what it
 /// may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +92,8 @@ pub(crate) struct ClientConfig {
     pub definitions: Vec<String>,
     /// Jira connection names and glob patterns this client may use.
     pub jira_connections: Vec<String>,
+    /// This client's own limit, instead of `server.rate_limit`.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +117,8 @@ pub(crate) struct ClientsConfig {
     /// everything (the behaviour before access rules existed).
     pub clients: Option<Vec<ClientConfig>>,
     pub audit: AuditConfig,
+    /// Each caller's limit unless its client has one: `server.rate_limit`.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl ClientsConfig {
@@ -91,6 +145,7 @@ pub(super) struct RawClient {
     definitions: Vec<Text>,
     #[serde(default)]
     jira_connections: Vec<Text>,
+    rate_limit: Option<RawRateLimit>,
 }
 
 impl RawClient {
@@ -168,7 +223,11 @@ pub(super) fn check(
         let mut section = checker.section("audit", at);
         check_audit(raw, &mut section, &mut audit);
     }
-    ClientsConfig { clients, audit }
+    ClientsConfig {
+        clients,
+        audit,
+        rate_limit: None,
+    }
 }
 
 fn check_client(
@@ -188,7 +247,12 @@ fn check_client(
             .collect(),
         definitions: patterns(&raw.definitions, "definitions", section),
         jira_connections: patterns(&raw.jira_connections, "jira_connections", section),
+        rate_limit: None,
     };
+    if let Some(raw_limit) = &raw.rate_limit {
+        let mut limit_section = section.section("rate_limit", section.at());
+        client.rate_limit = check_rate_limit(raw_limit, &mut limit_section);
+    }
     for token in &raw.tokens {
         match (&token.file, &token.env) {
             (Some(file), None) => {

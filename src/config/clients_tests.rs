@@ -174,3 +174,33 @@ fn tls_settings_are_checked() {
     }
     assert_eq!(text.len(), 3, "{text:#?}");
 }
+
+#[test]
+fn rate_limits_are_read_for_the_server_and_per_client() {
+    let config = parse(&with(
+        "  tcp: 127.0.0.1:50051\n  rate_limit:\n    per_second: 500\n",
+        "clients:\n  etl:\n    uids: [1]\n    definitions: [db]\n    rate_limit:\n      per_second: 10\n      burst: 50\n",
+    ))
+    .expect("valid");
+    let server = config.access.rate_limit.expect("server limit");
+    assert_eq!((server.per_second.get(), server.burst.get()), (500, 500));
+    let etl = config.access.clients.expect("clients")[0]
+        .rate_limit
+        .expect("client limit");
+    assert_eq!((etl.per_second.get(), etl.burst.get()), (10, 50));
+    let text = problems(&with(
+        "  tcp: 127.0.0.1:50051\n  rate_limit:\n    per_second: 0\n",
+        "clients:\n  etl:\n    uids: [1]\n    definitions: [db]\n    rate_limit:\n      burst: 5\n",
+    ));
+    assert!(
+        text.iter().any(|line| line.contains(
+            "server.rate_limit.per_second: expected a whole number of calls, at least 1, got `0`"
+        )),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|line| line.contains("clients.etl.rate_limit: a rate limit needs `per_second`")),
+        "{text:#?}"
+    );
+}

@@ -19,7 +19,9 @@ mod tls;
 #[cfg(test)]
 pub(crate) use cache::RefreshAhead;
 pub(crate) use cache::{CacheConfig, CachePolicy};
-pub(crate) use clients::{AuditConfig, AuditSink, ClientConfig, ClientsConfig, TokenSource};
+pub(crate) use clients::{
+    AuditConfig, AuditSink, ClientConfig, ClientsConfig, RateLimit, TokenSource,
+};
 pub(crate) use definitions::DefinitionConfig;
 pub(crate) use server::ServerConfig;
 pub(crate) use tls::TlsConfig;
@@ -142,7 +144,8 @@ impl Config {
             }
             None => JiraConfig::default(),
         };
-        let access = clients::check(raw.clients.as_ref(), raw.audit.as_ref(), &mut checker);
+        let mut access = clients::check(raw.clients.as_ref(), raw.audit.as_ref(), &mut checker);
+        access.rate_limit = server.rate_limit;
         check_access(&server, &access, &definitions, &jira, &mut checker);
         let (problems, warnings) = checker.finish();
         if !problems.is_empty() {

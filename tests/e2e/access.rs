@@ -447,3 +447,42 @@ async fn two_users_on_one_socket_each_read_only_their_own_definitions() {
     assert_eq!(lines[0]["clients"][0], "workload");
     assert_eq!(lines[3]["clients"][0], "operator");
 }
+
+#[tokio::test]
+async fn a_caller_over_its_rate_limit_gets_resource_exhausted_and_others_are_still_served() {
+    let mut setup = Setup::new();
+    setup.tcp = true;
+    let config = setup.config_text().replace(
+        "  shutdown_grace: 5s\n",
+        "  shutdown_grace: 5s\n  rate_limit:\n    per_second: 1\n    burst: 3\n",
+    );
+    let daemon = setup.start_with_config(&config);
+    let mut client = daemon.client().await;
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    let mut refused = Vec::new();
+    for _ in 0..30 {
+        match resolve(&mut client, "plain").await {
+            Ok(_) => served += 1,
+            Err(status) => refused.push(status),
+        }
+    }
+    // The burst, plus at most one refill per second that passed.
+    let refills = started.elapsed().as_secs() + 1;
+    assert!(served >= 3 && served <= 3 + refills, "served {served}");
+    let status = refused.first().expect("a refusal");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status
+            .message()
+            .contains("made more than 1 calls a second (bursts up to 3); retry in"),
+        "{}",
+        status.message()
+    );
+    // Another caller (TCP from loopback, its own bucket) is served meanwhile.
+    let mut tcp = client::connect(&daemon.tcp_address()).await.unwrap();
+    assert_eq!(
+        resolve(&mut tcp, "plain").await.unwrap().value,
+        b"plain-e2e-value"
+    );
+}
