@@ -18,6 +18,8 @@ mod jira;
 mod leaks;
 mod lifecycle;
 mod python;
+#[cfg(feature = "azure")]
+mod python_client;
 #[cfg(feature = "aws")]
 mod resilience;
 mod tls;

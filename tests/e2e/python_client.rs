@@ -1,0 +1,244 @@
+//! The Python client package (clients/python) against the real daemon: its pytest
+//! suite runs in the `.venv` that `scripts/test` prepares, with the client installed by
+//! `pip install ./clients/python`. This side starts what the suite calls (the daemon
+//! on a socket and TCP, a fake Jira, the Key Vault fake for a denied read) and hands
+//! the addresses and the configured values over in `VB_TEST_FIXTURE`.
+
+use crate::fake_jira::FakeJira;
+use crate::harness::{Daemon, Setup, set_mode};
+use base64::Engine as _;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use vaultbridge_backend_azure::fake::{self, FakeVault, Fault};
+
+const PLAIN: &str = "plain-py-value";
+const TOKEN_STORED: &str = "ATATT3x-py-token-value \r\n";
+const TOKEN: &str = "ATATT3x-py-token-value";
+const PEM: &str = "-----BEGIN KEY-----\nAAAA-py-pem-body\n-----END KEY-----\n";
+const WATCHED: &str = "watched-py-initial";
+const GUARDED: &str = "guarded-py-value";
+/// Not UTF-8, so only `get_bytes` may serve it.
+const BINARY: &[u8] = b"\xff\xfebinary-py-\x80value";
+const JIRA_EMAIL: &str = "dev@example.com";
+const JIRA_OLD: &str = "ATATT3x-py-jira-old-token";
+const JIRA_ROTATED: &str = "ATATT3x-py-jira-rotated-token";
+
+pub(crate) fn client_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/python"))
+}
+
+fn write_private(dir: &Path, file: &str, body: &str) {
+    let path = dir.join(file);
+    std::fs::write(&path, body).expect("write a secrets file");
+    set_mode(&path, 0o600);
+}
+
+fn config(vault: &FakeVault, jira: &FakeJira) -> String {
+    format!(
+        r#"server:
+  unix_socket: vb.sock
+  tcp: 127.0.0.1:0
+cache:
+  ttl: 10m
+backends:
+  local:
+    type: file
+    path: secrets.yaml
+  live:
+    type: file
+    path: live.yaml
+    change_check_interval: 0s
+  jira-sync-file:
+    type: file
+    path: jira-sync.yaml
+    change_check_interval: 0s
+  jira-async-file:
+    type: file
+    path: jira-async.yaml
+    change_check_interval: 0s
+  # A path through a regular file: every read fails with ENOTDIR, a temporary error.
+  broken:
+    type: file
+    path: secrets.yaml/nested.yaml
+  env:
+    type: env
+    prefix: VB_PY_
+  kv:
+    type: azure_key_vault
+    vault_url: {vault_url}
+    credential: client_secret
+    tenant_id: {tenant}
+    client_id: {client}
+    client_secret_env: VB_E2E_AZURE_SECRET
+    authority_host: {authority}
+    ca_file: {ca}
+    request_timeout: 2s
+    resolve:
+      {vault_host}: 127.0.0.1:{port}
+      {login_host}: 127.0.0.1:{port}
+definitions:
+  plain: {{ backend: local, secret: plain }}
+  jira-api-token: {{ backend: local, secret: jira, key: api_token, description: Jira token }}
+  pem: {{ backend: local, secret: pem, trim: false }}
+  missing-entry: {{ backend: local, secret: not-there }}
+  missing-key: {{ backend: local, secret: jira, key: api_tokn }}
+  not-a-map: {{ backend: local, secret: plain, key: token }}
+  watched: {{ backend: live, secret: watched }}
+  binary: {{ backend: env, secret: BINARY }}
+  unreachable: {{ backend: broken, secret: anything, max_stale: 0s }}
+  guarded: {{ backend: kv, secret: guarded }}
+  jira-sync-token: {{ backend: jira-sync-file, secret: token }}
+  jira-async-token: {{ backend: jira-async-file, secret: token }}
+jira:
+  connections:
+    sync-cloud:
+      url: {jira_url}
+      deployment: cloud
+      email: {JIRA_EMAIL}
+      token: jira-sync-token
+      project: PIPE
+    async-cloud:
+      url: {jira_url}
+      deployment: cloud
+      email: {JIRA_EMAIL}
+      token: jira-async-token
+"#,
+        vault_url = vault.vault_url(),
+        tenant = fake::TENANT,
+        client = fake::CLIENT_ID,
+        authority = vault.authority_host(),
+        ca = vault.ca_file().display(),
+        vault_host = fake::VAULT_HOST,
+        login_host = fake::LOGIN_HOST,
+        port = vault.address().port(),
+        jira_url = jira.url(),
+    )
+}
+
+fn start(vault: &FakeVault, jira: &FakeJira) -> Daemon {
+    let mut setup = Setup::new().env("VB_E2E_AZURE_SECRET", fake::CLIENT_SECRET);
+    setup.env_os.push((
+        "VB_PY_BINARY".into(),
+        std::ffi::OsString::from_vec(BINARY.to_vec()),
+    ));
+    setup.tcp = true;
+    setup.log = "trace".into();
+    let dir = setup.dir.path().to_owned();
+    write_private(
+        &dir,
+        "secrets.yaml",
+        &format!("plain: \"{PLAIN}\"\njira:\n  api_token: {TOKEN_STORED:?}\npem: {PEM:?}\n"),
+    );
+    write_private(&dir, "live.yaml", &format!("watched: \"{WATCHED}\"\n"));
+    for file in ["jira-sync.yaml", "jira-async.yaml"] {
+        write_private(&dir, file, &format!("token: \"{JIRA_OLD}\"\n"));
+    }
+    let config = config(vault, jira);
+    setup.start_with_config(&config)
+}
+
+/// The counts in pytest's JUnit report: (tests, failures + errors, skipped).
+pub(crate) fn junit_counts(report: &str) -> (u64, u64, u64) {
+    let suite = report
+        .split("<testsuite ")
+        .nth(1)
+        .expect("a <testsuite> element");
+    let attribute = |name: &str| -> u64 {
+        let start = suite
+            .find(&format!(" {name}=\""))
+            .or_else(|| suite.find(&format!("{name}=\"")).filter(|&i| i == 0))
+            .unwrap_or_else(|| panic!("no {name} in the JUnit report"));
+        let rest = &suite[start..];
+        let value = rest.split('"').nth(1).expect("a quoted value");
+        value.parse().expect("a count")
+    };
+    (
+        attribute("tests"),
+        attribute("failures") + attribute("errors"),
+        attribute("skipped"),
+    )
+}
+
+/// Runs pytest on `tests` with `python`, and fails unless every test ran and passed.
+pub(crate) async fn run_pytest(
+    python: std::path::PathBuf,
+    tests: &'static str,
+    env: Vec<(String, String)>,
+    minimum: u64,
+) {
+    let report_dir = tempfile::tempdir().unwrap();
+    let report = report_dir.path().join("junit.xml");
+    let mut command = std::process::Command::new(python);
+    command
+        .current_dir(client_dir())
+        .args(["-m", "pytest", tests, "-p", "no:cacheprovider", "-q", "-rs"])
+        .arg(format!("--junitxml={}", report.display()))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env);
+    // Blocking: the fakes keep serving on the runtime's other worker meanwhile.
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
+        .expect("run pytest");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "pytest failed:\n{printed}");
+    let (tests, failed, skipped) = junit_counts(&std::fs::read_to_string(&report).unwrap());
+    assert_eq!((failed, skipped), (0, 0), "{printed}");
+    assert!(
+        tests >= minimum,
+        "only {tests} tests ran (at least {minimum} expected):\n{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_suite_passes_against_the_daemon() {
+    let vault = FakeVault::start().await;
+    vault.put("guarded", GUARDED, None).await;
+    // Faults are queued per request and a denial is never cached, so every read the
+    // suite makes takes one; far more than it makes.
+    for _ in 0..500 {
+        vault.inject("guarded", Fault::Forbidden);
+    }
+    let jira = FakeJira::start(true, "").await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{JIRA_EMAIL}:{JIRA_ROTATED}"));
+    jira.accept(&format!("Basic {basic}"));
+    let daemon = start(&vault, &jira);
+
+    let fixture = serde_json::json!({
+        "uds": format!("unix:{}", daemon.socket().display()),
+        "tcp": daemon.tcp_address().to_string(),
+        "dir": daemon.setup.dir.path(),
+        "values": {
+            "plain": PLAIN,
+            "jira-api-token": TOKEN,
+            "pem": PEM,
+            "watched": WATCHED,
+        },
+        "raw_values": [TOKEN_STORED, GUARDED],
+        "binary_hex": BINARY.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "jira": {
+            "url": jira.url(),
+            "email": JIRA_EMAIL,
+            "old_token": JIRA_OLD,
+            "rotated_token": JIRA_ROTATED,
+        },
+    });
+    run_pytest(
+        crate::python::python(),
+        "tests",
+        vec![("VB_TEST_FIXTURE".into(), fixture.to_string())],
+        80,
+    )
+    .await;
+
+    // The daemon's side of "never a value in a log", at trace level, for this run.
+    let output = daemon.output();
+    for value in [PLAIN, TOKEN, GUARDED, JIRA_OLD, JIRA_ROTATED, WATCHED] {
+        assert!(!output.contains(value), "the daemon logged a value");
+    }
+}
