@@ -38,7 +38,7 @@ def test_the_jira_flow_with_the_blocking_client(fx: Fixture) -> None:
         assert credentials.project == "PIPE"
 
         with vb.watch_connections() as events:
-            initial = {}
+            initial: dict[str, ConnectionStatus] = {}
             while len(initial) < len(names):
                 event = next(events)
                 initial[event.connection] = event.state.status
@@ -83,7 +83,7 @@ def test_the_jira_flow_with_the_async_client(fx: Fixture) -> None:
             assert credentials.authorization == basic(fx.jira_email, fx.jira_old_token)
 
             async with vb.watch_connections() as events:
-                initial = set()
+                initial: set[str] = set()
                 while len(initial) < len(names):
                     initial.add((await events.__anext__()).connection)
                 refused = await vb.verify(connection)
