@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod airflow;
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "azure")]

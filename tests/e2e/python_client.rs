@@ -23,10 +23,6 @@ const JIRA_EMAIL: &str = "dev@example.com";
 const JIRA_OLD: &str = "ATATT3x-py-jira-old-token";
 const JIRA_ROTATED: &str = "ATATT3x-py-jira-rotated-token";
 
-pub(crate) fn client_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/python"))
-}
-
 fn write_private(dir: &Path, file: &str, body: &str) {
     let path = dir.join(file);
     std::fs::write(&path, body).expect("write a secrets file");
@@ -137,63 +133,6 @@ fn start(vault: &FakeVault, jira: &FakeJira) -> Daemon {
     setup.start_with_config(&config)
 }
 
-/// The counts in pytest's JUnit report: (tests, failures + errors, skipped).
-pub(crate) fn junit_counts(report: &str) -> (u64, u64, u64) {
-    let suite = report
-        .split("<testsuite ")
-        .nth(1)
-        .expect("a <testsuite> element");
-    let attribute = |name: &str| -> u64 {
-        let start = suite
-            .find(&format!(" {name}=\""))
-            .or_else(|| suite.find(&format!("{name}=\"")).filter(|&i| i == 0))
-            .unwrap_or_else(|| panic!("no {name} in the JUnit report"));
-        let rest = &suite[start..];
-        let value = rest.split('"').nth(1).expect("a quoted value");
-        value.parse().expect("a count")
-    };
-    (
-        attribute("tests"),
-        attribute("failures") + attribute("errors"),
-        attribute("skipped"),
-    )
-}
-
-/// Runs pytest on `tests` with `python`, and fails unless every test ran and passed.
-pub(crate) async fn run_pytest(
-    python: std::path::PathBuf,
-    tests: &'static str,
-    env: Vec<(String, String)>,
-    minimum: u64,
-) {
-    let report_dir = tempfile::tempdir().unwrap();
-    let report = report_dir.path().join("junit.xml");
-    let mut command = std::process::Command::new(python);
-    command
-        .current_dir(client_dir())
-        .args(["-m", "pytest", tests, "-p", "no:cacheprovider", "-q", "-rs"])
-        .arg(format!("--junitxml={}", report.display()))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .envs(env);
-    // Blocking: the fakes keep serving on the runtime's other worker meanwhile.
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .unwrap()
-        .expect("run pytest");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "pytest failed:\n{printed}");
-    let (tests, failed, skipped) = junit_counts(&std::fs::read_to_string(&report).unwrap());
-    assert_eq!((failed, skipped), (0, 0), "{printed}");
-    assert!(
-        tests >= minimum,
-        "only {tests} tests ran (at least {minimum} expected):\n{printed}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_suite_passes_against_the_daemon() {
     let vault = FakeVault::start().await;
@@ -228,7 +167,7 @@ async fn python_client_suite_passes_against_the_daemon() {
             "rotated_token": JIRA_ROTATED,
         },
     });
-    run_pytest(
+    crate::python::run_pytest(
         crate::python::python(),
         "tests",
         vec![("VB_TEST_FIXTURE".into(), fixture.to_string())],
