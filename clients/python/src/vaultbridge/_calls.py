@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.wrappers_pb2 import Int32Value, StringValue
 
 from vaultbridge import errors
 from vaultbridge.models import Secret, secret_from_pb
-from vaultbridge.v1 import secrets_pb2
+from vaultbridge.v1 import jira_pb2_grpc, secrets_pb2, secrets_pb2_grpc
 
 #: Seconds a call may take unless the client is given another `timeout`. A cold
 #: resolve waits for the backend (cloud SDK retries included), so this is generous.
@@ -78,3 +79,24 @@ def invalidate_request(name: str | None) -> secrets_pb2.InvalidateRequest:
 
 def health_status(response: Int32Value) -> str:
     return HEALTH_STATUSES.get(response.value, "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class Stubs:
+    """The callables of one channel, sync or asyncio alike."""
+
+    secrets: Any
+    jira: Any
+    health: Any
+
+
+def stubs(channel: Any) -> Stubs:
+    return Stubs(
+        secrets=secrets_pb2_grpc.SecretsStub(channel),
+        jira=jira_pb2_grpc.JiraStub(channel),
+        health=channel.unary_unary(
+            HEALTH_CHECK,
+            request_serializer=HEALTH_REQUEST.SerializeToString,
+            response_deserializer=HEALTH_RESPONSE.FromString,
+        ),
+    )

@@ -22,6 +22,7 @@ from vaultbridge.models import (
     Secret,
     WatchEvent,
     connection_from_pb,
+    connection_event_from_pb,
     credentials_from_pb,
     definition_from_pb,
     report_from_pb,
@@ -29,7 +30,7 @@ from vaultbridge.models import (
     state_from_pb,
     watch_event_from_pb,
 )
-from vaultbridge.v1 import jira_pb2, jira_pb2_grpc, secrets_pb2, secrets_pb2_grpc
+from vaultbridge.v1 import jira_pb2, secrets_pb2
 
 log = logging.getLogger("vaultbridge")
 
@@ -92,13 +93,8 @@ class AsyncClient:
             )
         else:
             self._channel = grpc.aio.insecure_channel(self._address.target, options=self._address.options)
-        self._secrets = secrets_pb2_grpc.SecretsStub(self._channel)
-        self._jira = jira_pb2_grpc.JiraStub(self._channel)
-        self._health = self._channel.unary_unary(
-            _calls.HEALTH_CHECK,
-            request_serializer=_calls.HEALTH_REQUEST.SerializeToString,
-            response_deserializer=_calls.HEALTH_RESPONSE.FromString,
-        )
+        stubs = _calls.stubs(self._channel)
+        self._secrets, self._jira, self._health = stubs.secrets, stubs.jira, stubs.health
 
     @property
     def address(self) -> str:
@@ -205,7 +201,7 @@ class AsyncClient:
         call = self._jira.WatchConnections(jira_pb2.WatchConnectionsRequest())
         return AsyncStream(
             call,
-            lambda event: ConnectionEvent(event.connection, state_from_pb(event.state)),
+            connection_event_from_pb,
             self._address.text,
             None,
         )

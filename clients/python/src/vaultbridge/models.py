@@ -291,6 +291,10 @@ def state_from_pb(message: jira_pb2.ConnectionState) -> ConnectionState:
     )
 
 
+def connection_event_from_pb(message: jira_pb2.ConnectionEvent) -> ConnectionEvent:
+    return ConnectionEvent(message.connection, state_from_pb(message.state))
+
+
 def _deployment(value: int) -> str:
     return _enum_suffix(jira_pb2.JiraDeployment.Name(value), "JIRA_DEPLOYMENT_").lower()
 
