@@ -59,20 +59,7 @@ backends:
   env:
     type: env
     prefix: VB_PY_
-  kv:
-    type: azure_key_vault
-    vault_url: {vault_url}
-    credential: client_secret
-    tenant_id: {tenant}
-    client_id: {client}
-    client_secret_env: VB_E2E_AZURE_SECRET
-    authority_host: {authority}
-    ca_file: {ca}
-    request_timeout: 2s
-    resolve:
-      {vault_host}: 127.0.0.1:{port}
-      {login_host}: 127.0.0.1:{port}
-definitions:
+{kv}definitions:
   plain: {{ backend: local, secret: plain }}
   jira-api-token: {{ backend: local, secret: jira, key: api_token, description: Jira token }}
   pem: {{ backend: local, secret: pem, trim: false }}
@@ -99,14 +86,7 @@ jira:
       email: {JIRA_EMAIL}
       token: jira-async-token
 "#,
-        vault_url = vault.vault_url(),
-        tenant = fake::TENANT,
-        client = fake::CLIENT_ID,
-        authority = vault.authority_host(),
-        ca = vault.ca_file().display(),
-        vault_host = fake::VAULT_HOST,
-        login_host = fake::LOGIN_HOST,
-        port = vault.address().port(),
+        kv = crate::azure::kv_backend(vault),
         jira_url = jira.url(),
     )
 }
