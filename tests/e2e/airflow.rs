@@ -95,7 +95,7 @@ definitions:
         python,
         "tests_airflow",
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        7,
+        8,
     )
     .await;
     let output = daemon.output();

@@ -91,3 +91,12 @@ def test_the_airflow_cli_reads_a_connection_through_the_daemon() -> None:
     assert result.returncode == 0, result.stderr
     [conn] = json.loads(result.stdout)
     assert (conn["conn_id"], conn["host"], conn["login"]) == ("jira_uri", "jira.example.com", "dev@example.com")
+
+
+def test_a_daemon_that_cannot_be_reached_is_an_error_not_a_missing_connection(tmp_path: Path) -> None:
+    from vaultbridge import DaemonUnreachable
+    from vaultbridge.airflow import VaultbridgeBackend
+
+    backend = VaultbridgeBackend(address=f"unix:{tmp_path / 'none.sock'}", timeout=10)
+    with pytest.raises(DaemonUnreachable):
+        backend.get_conn_value("jira_uri")
