@@ -22,6 +22,7 @@ const BINARY: &[u8] = b"\xff\xfebinary-py-\x80value";
 const JIRA_EMAIL: &str = "dev@example.com";
 const JIRA_OLD: &str = "ATATT3x-py-jira-old-token";
 const JIRA_ROTATED: &str = "ATATT3x-py-jira-rotated-token";
+const RUNNER_TOKEN: &str = "py-runner-bearer-token-5d1f";
 
 fn write_private(dir: &Path, file: &str, body: &str) {
     let path = dir.join(file);
@@ -113,6 +114,36 @@ fn start(vault: &FakeVault, jira: &FakeJira) -> Daemon {
     setup.start_with_config(&config)
 }
 
+/// A daemon with access rules: over TCP only the bearer token in `runner.token` is
+/// known, and it may read `plain` only; on the socket no client entry matches.
+fn start_with_access_rules() -> Daemon {
+    let mut setup = Setup::new();
+    setup.tcp = true;
+    write_private(
+        setup.dir.path(),
+        "runner.token",
+        &format!("{RUNNER_TOKEN}\n"),
+    );
+    setup.start_with_config(
+        r#"server:
+  unix_socket: vb.sock
+  tcp: 127.0.0.1:0
+backends:
+  local:
+    type: file
+    path: secrets.yaml
+definitions:
+  plain: { backend: local, secret: plain }
+  pem: { backend: local, secret: pem, trim: false }
+clients:
+  runner:
+    tokens:
+      - file: runner.token
+    definitions: [plain]
+"#,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_suite_passes_against_the_daemon() {
     let vault = FakeVault::start().await;
@@ -127,6 +158,7 @@ async fn python_client_suite_passes_against_the_daemon() {
         base64::engine::general_purpose::STANDARD.encode(format!("{JIRA_EMAIL}:{JIRA_ROTATED}"));
     jira.accept(&format!("Basic {basic}"));
     let daemon = start(&vault, &jira);
+    let guarded = start_with_access_rules();
 
     let fixture = serde_json::json!({
         "uds": format!("unix:{}", daemon.socket().display()),
@@ -140,6 +172,13 @@ async fn python_client_suite_passes_against_the_daemon() {
         },
         "raw_values": [TOKEN_STORED, GUARDED],
         "binary_hex": BINARY.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "access": {
+            "uds": format!("unix:{}", guarded.socket().display()),
+            "tcp": guarded.tcp_address().to_string(),
+            "token": RUNNER_TOKEN,
+            "token_file": guarded.setup.dir.path().join("runner.token"),
+            "plain": "plain-e2e-value",
+        },
         "jira": {
             "url": jira.url(),
             "email": JIRA_EMAIL,
@@ -151,7 +190,7 @@ async fn python_client_suite_passes_against_the_daemon() {
         crate::python::python(),
         "tests",
         vec![("VB_TEST_FIXTURE".into(), fixture.to_string())],
-        80,
+        100,
     )
     .await;
 
@@ -160,4 +199,5 @@ async fn python_client_suite_passes_against_the_daemon() {
     for value in [PLAIN, TOKEN, GUARDED, JIRA_OLD, JIRA_ROTATED, WATCHED] {
         assert!(!output.contains(value), "the daemon logged a value");
     }
+    assert!(!guarded.output().contains(RUNNER_TOKEN));
 }

@@ -32,13 +32,21 @@ class Fixture:
     jira_email: str
     jira_old_token: str
     jira_rotated_token: str
+    #: The daemon with access rules: its uds, tcp, token, token_file and plain value.
+    access: dict[str, str]
 
     def address(self, transport: str) -> str:
         return self.uds if transport == "uds" else self.tcp
 
     def secrets(self) -> list[str]:
         """Every piece of secret material the daemon can serve in this run."""
-        return [*self.values.values(), *self.raw_values, self.jira_old_token, self.jira_rotated_token]
+        return [
+            *self.values.values(),
+            *self.raw_values,
+            self.jira_old_token,
+            self.jira_rotated_token,
+            self.access["token"],
+        ]
 
 
 def _load() -> Fixture:
@@ -60,6 +68,7 @@ def _load() -> Fixture:
         jira_email=data["jira"]["email"],
         jira_old_token=data["jira"]["old_token"],
         jira_rotated_token=data["jira"]["rotated_token"],
+        access={key: str(value) for key, value in data["access"].items()},
     )
 
 

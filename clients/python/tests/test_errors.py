@@ -17,6 +17,7 @@ from vaultbridge import (
     NotFound,
     NotText,
     PermissionDenied,
+    Unauthenticated,
     Unavailable,
     VaultbridgeError,
 )
@@ -70,7 +71,7 @@ def test_classes_form_a_hierarchy_callers_can_catch_broadly() -> None:
     assert issubclass(DaemonUnreachable, Unavailable)
     assert issubclass(InvalidName, InvalidArgument) and issubclass(InvalidName, ValueError)
     assert issubclass(NotText, ValueError)
-    for cls in (NotFound, PermissionDenied, FailedPrecondition, Unavailable, InvalidName, DaemonUnreachable, NotText):
+    for cls in (NotFound, PermissionDenied, Unauthenticated, FailedPrecondition, Unavailable, InvalidName, DaemonUnreachable, NotText):
         assert issubclass(cls, VaultbridgeError)
 
 

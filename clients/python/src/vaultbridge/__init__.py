@@ -20,6 +20,7 @@ from vaultbridge.errors import (
     NotFound,
     NotText,
     PermissionDenied,
+    Unauthenticated,
     Unavailable,
     VaultbridgeError,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "PermissionDenied",
     "Secret",
     "Stream",
+    "Unauthenticated",
     "Unavailable",
     "VaultbridgeError",
     "WatchEvent",

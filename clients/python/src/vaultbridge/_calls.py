@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Iterable
@@ -100,3 +101,38 @@ def stubs(channel: Any) -> Stubs:
             response_deserializer=HEALTH_RESPONSE.FromString,
         ),
     )
+
+
+class BearerToken:
+    """The `authorization` metadata for a caller known by a token: given, or read from
+    a file on every call so that a rotated file is picked up without a restart. Its
+    repr never shows the token."""
+
+    def __init__(self, token: str | None, token_file: str | None) -> None:
+        if token is not None and token_file is not None:
+            raise ValueError("give `token` or `token_file`, not both")
+        if token is not None and not token.strip():
+            raise ValueError("`token` is empty")
+        self._token = token.strip() if token is not None else None
+        self._file = pathlib.Path(token_file) if token_file is not None else None
+
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        if self._file is not None:
+            try:
+                token = self._file.read_text().strip()
+            except OSError as err:
+                raise errors.Unauthenticated(
+                    f"cannot read the token file {self._file}: {err.strerror}", code="TOKEN_FILE"
+                ) from None
+            if not token:
+                raise errors.Unauthenticated(f"the token file {self._file} is empty", code="TOKEN_FILE")
+        elif self._token is not None:
+            token = self._token
+        else:
+            return None
+        return (("authorization", f"Bearer {token}"),)
+
+    def __repr__(self) -> str:
+        if self._file is not None:
+            return f"token_file={str(self._file)!r}"
+        return "token=[REDACTED]" if self._token is not None else "token=None"

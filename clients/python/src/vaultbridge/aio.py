@@ -84,9 +84,17 @@ class AsyncClient:
     same address forms, default and timeout. Use it with `async with`, or await
     `close()`. Safe to share between tasks of one event loop."""
 
-    def __init__(self, address: str | None = None, *, timeout: float = _calls.DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = _calls.DEFAULT_TIMEOUT,
+        token: str | None = None,
+        token_file: str | None = None,
+    ) -> None:
         self._address = Address.resolve(address)
         self._timeout = timeout
+        self._token = _calls.BearerToken(token, token_file)
         if self._address.tls:
             self._channel = grpc.aio.secure_channel(
                 self._address.target, grpc.ssl_channel_credentials(), options=self._address.options
@@ -102,7 +110,7 @@ class AsyncClient:
         return self._address.text
 
     def __repr__(self) -> str:
-        return f"AsyncClient(address={self._address.text!r}, timeout={self._timeout})"
+        return f"AsyncClient(address={self._address.text!r}, timeout={self._timeout}, {self._token!r})"
 
     async def close(self) -> None:
         """Closes the connection, cancelling open streams. Idempotent."""
@@ -124,7 +132,7 @@ class AsyncClient:
         invalid: type[errors.InvalidArgument] = errors.InvalidName,
     ) -> Any:
         try:
-            return await method(request, timeout=self._timeout)
+            return await method(request, timeout=self._timeout, metadata=self._token.metadata())
         except grpc.RpcError as err:
             raise errors.from_rpc_error(err, self._address.text, self._timeout, name=name, invalid=invalid) from err
         except grpc.aio.UsageError as err:
@@ -167,7 +175,7 @@ class AsyncClient:
     def watch(self, names: Iterable[str]) -> AsyncStream[WatchEvent]:
         """See `Client.watch`; iterate with `async for`."""
         names = list(names)
-        call = self._secrets.Watch(secrets_pb2.WatchRequest(names=names))
+        call = self._secrets.Watch(secrets_pb2.WatchRequest(names=names), metadata=self._token.metadata())
         return AsyncStream(call, watch_event_from_pb, self._address.text, names[0] if len(names) == 1 else None)
 
     async def health(self, service: str = "") -> str:
@@ -198,7 +206,7 @@ class AsyncClient:
 
     def watch_connections(self) -> AsyncStream[ConnectionEvent]:
         """See `Client.watch_connections`; iterate with `async for`."""
-        call = self._jira.WatchConnections(jira_pb2.WatchConnectionsRequest())
+        call = self._jira.WatchConnections(jira_pb2.WatchConnectionsRequest(), metadata=self._token.metadata())
         return AsyncStream(
             call,
             connection_event_from_pb,

@@ -42,6 +42,9 @@ class VaultbridgeBackend(BaseSecretsBackend):  # type: ignore[misc]
     :param variables_prefix: prepended to a variable's key.
     :param config_prefix: prepended to a config key; None (the default) serves none.
     :param timeout: seconds per call to the daemon.
+    :param token_file: a file holding the bearer token, for a daemon that requires
+        one over TCP (re-read on every call). A literal `token` is accepted too, but
+        keeps the token in Airflow's configuration.
     """
 
     def __init__(
@@ -51,6 +54,8 @@ class VaultbridgeBackend(BaseSecretsBackend):  # type: ignore[misc]
         variables_prefix: str | None = "airflow-variables-",
         config_prefix: str | None = None,
         timeout: float = 10.0,
+        token: str | None = None,
+        token_file: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,6 +64,8 @@ class VaultbridgeBackend(BaseSecretsBackend):  # type: ignore[misc]
         self.variables_prefix = variables_prefix
         self.config_prefix = config_prefix
         self.timeout = timeout
+        self._token = token
+        self._token_file = token_file
         self._client: Client | None = None
         self._lock = threading.Lock()
 
@@ -67,7 +74,9 @@ class VaultbridgeBackend(BaseSecretsBackend):  # type: ignore[misc]
         """The client, connected on first use and shared by all threads."""
         with self._lock:
             if self._client is None:
-                self._client = Client(self.address, timeout=self.timeout)
+                self._client = Client(
+                    self.address, timeout=self.timeout, token=self._token, token_file=self._token_file
+                )
             return self._client
 
     def _lookup(self, prefix: str | None, key: str) -> str | None:

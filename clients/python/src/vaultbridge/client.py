@@ -77,13 +77,23 @@ class Client:
     `address` is `unix:/path`, a path starting with `/` or `.`, `host:port`,
     `http://host:port` or `https://host:port`; by default `VAULTBRIDGE_ADDR`, else the
     socket of the example config (`VAULTBRIDGE_SOCKET`, else /tmp/vaultbridge.sock).
-    `timeout` bounds each call in seconds. The connection is made on the first call;
-    use the client as a context manager, or call `close()`.
+    `timeout` bounds each call in seconds. `token` (or `token_file`, re-read on every
+    call) is the bearer token a daemon with a `clients` section asks of TCP callers; on
+    the socket the kernel tells the daemon who calls. The connection is made on the
+    first call; use the client as a context manager, or call `close()`.
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float = _calls.DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float = _calls.DEFAULT_TIMEOUT,
+        token: str | None = None,
+        token_file: str | None = None,
+    ) -> None:
         self._address = Address.resolve(address)
         self._timeout = timeout
+        self._token = _calls.BearerToken(token, token_file)
         if self._address.tls:
             self._channel = grpc.secure_channel(
                 self._address.target, grpc.ssl_channel_credentials(), options=self._address.options
@@ -101,7 +111,7 @@ class Client:
         return self._address.text
 
     def __repr__(self) -> str:
-        return f"Client(address={self._address.text!r}, timeout={self._timeout})"
+        return f"Client(address={self._address.text!r}, timeout={self._timeout}, {self._token!r})"
 
     def close(self) -> None:
         """Closes the connection; calls after this fail. Idempotent."""
@@ -127,7 +137,7 @@ class Client:
         invalid: type[errors.InvalidArgument] = errors.InvalidName,
     ) -> Any:
         try:
-            return method(request, timeout=self._timeout)
+            return method(request, timeout=self._timeout, metadata=self._token.metadata())
         except grpc.RpcError as err:
             raise errors.from_rpc_error(err, self._address.text, self._timeout, name=name, invalid=invalid) from err
         except ValueError as err:
@@ -182,7 +192,7 @@ class Client:
         """Streams each definition's state when the watch begins, then a `CHANGED`
         event whenever a backend read finds a new value or version. Never the value."""
         names = list(names)
-        call = self._secrets.Watch(secrets_pb2.WatchRequest(names=names))
+        call = self._secrets.Watch(secrets_pb2.WatchRequest(names=names), metadata=self._token.metadata())
         return Stream(call, watch_event_from_pb, self._address.text, names[0] if len(names) == 1 else None)
 
     def health(self, service: str = "") -> str:
@@ -216,7 +226,7 @@ class Client:
 
     def watch_connections(self) -> Stream[ConnectionEvent]:
         """Streams every connection's state, then each change as it happens."""
-        call = self._jira.WatchConnections(jira_pb2.WatchConnectionsRequest())
+        call = self._jira.WatchConnections(jira_pb2.WatchConnectionsRequest(), metadata=self._token.metadata())
         return Stream(
             call,
             connection_event_from_pb,

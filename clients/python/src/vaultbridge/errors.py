@@ -31,7 +31,13 @@ class NotFound(VaultbridgeError):
 
 
 class PermissionDenied(VaultbridgeError):
-    """The daemon's own identity may not read the secret (never the caller's fault)."""
+    """The daemon's access rules do not let this caller read the definition, or the
+    daemon's own identity may not read the secret in its backend."""
+
+
+class Unauthenticated(VaultbridgeError):
+    """Over TCP, the daemon requires a bearer token (its `clients` section) and the
+    call sent none, or one no client has. Pass `token=` or `token_file=`."""
 
 
 class FailedPrecondition(VaultbridgeError):
@@ -65,6 +71,7 @@ class NotText(VaultbridgeError, ValueError):
 _BY_CODE: dict[grpc.StatusCode, type[VaultbridgeError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidName,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
