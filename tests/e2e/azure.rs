@@ -8,13 +8,12 @@ use vaultbridge_backend_azure::fake::{self, FakeVault, Fault};
 
 const TOKEN: &str = "ATATT3x-azure-e2e-token";
 
-fn config(vault: &FakeVault, definitions: &str) -> String {
+/// The `kv` backend on the fake, with the client-secret credential read from
+/// `VB_E2E_AZURE_SECRET`, as a block under `backends:`.
+pub(crate) fn kv_backend(vault: &FakeVault) -> String {
     let port = vault.address().port();
     format!(
-        r#"server:
-  unix_socket: vb.sock
-backends:
-  kv:
+        r#"  kv:
     type: azure_key_vault
     vault_url: {vault_url}
     credential: client_secret
@@ -27,8 +26,7 @@ backends:
     resolve:
       {vault_host}: 127.0.0.1:{port}
       {login_host}: 127.0.0.1:{port}
-definitions:
-{definitions}"#,
+"#,
         vault_url = vault.vault_url(),
         tenant = fake::TENANT,
         client = fake::CLIENT_ID,
@@ -36,6 +34,13 @@ definitions:
         ca = vault.ca_file().display(),
         vault_host = fake::VAULT_HOST,
         login_host = fake::LOGIN_HOST,
+    )
+}
+
+fn config(vault: &FakeVault, definitions: &str) -> String {
+    format!(
+        "server:\n  unix_socket: vb.sock\nbackends:\n{}definitions:\n{definitions}",
+        kv_backend(vault)
     )
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Setup {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
     pub env_remove: Vec<String>,
+    /// Variables whose values need not be UTF-8 (a binary secret in the env backend).
+    pub env_os: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     pub tcp: bool,
     pub log: String,
     pub extra_config: String,
@@ -54,6 +56,7 @@ impl Setup {
             dir,
             env: Vec::new(),
             env_remove: Vec::new(),
+            env_os: Vec::new(),
             tcp: false,
             log: "info".into(),
             extra_config: String::new(),
@@ -384,6 +387,9 @@ pub(crate) fn spawn_serve(setup: &Setup, config: &Path) -> Child {
         command.env_remove(name);
     }
     for (name, value) in &setup.env {
+        command.env(name, value);
+    }
+    for (name, value) in &setup.env_os {
         command.env(name, value);
     }
     command.spawn().expect("spawn vaultbridge serve")

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod airflow;
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "azure")]
@@ -20,6 +21,8 @@ mod jira_tls;
 mod leaks;
 mod lifecycle;
 mod python;
+#[cfg(feature = "azure")]
+mod python_client;
 #[cfg(feature = "aws")]
 mod resilience;
 #[cfg(feature = "aws")]

@@ -31,9 +31,14 @@ def load_stubs(out_dir: pathlib.Path):
     ])
     if status != 0:
         raise SystemExit(f"protoc failed with status {status}")
+    # Regular packages, so that these stubs win over the ones the installed Python
+    # client (clients/python, also named `vaultbridge`) carries.
+    for package in (out_dir / "vaultbridge", out_dir / "vaultbridge" / "v1"):
+        (package / "__init__.py").touch()
     sys.path.insert(0, str(out_dir))
     messages = importlib.import_module("vaultbridge.v1.secrets_pb2")
     services = importlib.import_module("vaultbridge.v1.secrets_pb2_grpc")
+    assert pathlib.Path(messages.__file__).is_relative_to(out_dir), messages.__file__
     return messages, services
 
 
