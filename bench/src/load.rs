@@ -46,6 +46,11 @@ pub(crate) async fn drive(
 
 pub(crate) enum Work {
     Resolve(String),
+    /// `Resolve` with `authorization: Bearer <token>`, for a daemon whose clients need one.
+    ResolveWithToken {
+        name: String,
+        token: String,
+    },
     /// One `Resolve` a call, cycling through `names` (each client from its own place).
     RoundRobin(Arc<Vec<String>>),
     /// Batches of names drawn from a Zipf distribution over `names`.
@@ -59,7 +64,7 @@ pub(crate) enum Work {
 impl Work {
     fn per_request(&self) -> usize {
         match self {
-            Self::Resolve(_) | Self::RoundRobin(_) => 1,
+            Self::Resolve(_) | Self::ResolveWithToken { .. } | Self::RoundRobin(_) => 1,
             Self::ZipfBatch { size, .. } => *size,
         }
     }
@@ -234,6 +239,17 @@ pub(crate) async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed:
                 })
                 .await
                 .expect("resolve");
+        }
+        Work::ResolveWithToken { name, token } => {
+            let mut request = tonic::Request::new(ResolveRequest {
+                name: name.clone(),
+                ..Default::default()
+            });
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("a valid header"),
+            );
+            client.resolve(request).await.expect("resolve with a token");
         }
         Work::RoundRobin(names) => {
             *seed = seed.wrapping_add(1);

@@ -10,6 +10,7 @@
 // The report on stdout is this program's output.
 #![allow(clippy::print_stdout)]
 
+mod access;
 mod baseline;
 mod cli;
 mod cold_misses;
@@ -124,6 +125,8 @@ async fn run(args: Args) {
         )
         .await,
     );
+    // The cost of access rules and the audit trail on a cache hit, paired.
+    results.extend(access::measure(&args, dir.path(), &secrets, &daemon).await);
     drop(daemon);
 
     // 4. Cold misses with coalescing.
