@@ -13,6 +13,7 @@ mod fake_jira;
 #[cfg(feature = "aws")]
 mod fault_proxy;
 mod grpc;
+mod hardening;
 mod harness;
 mod jira;
 mod leaks;
