@@ -223,4 +223,6 @@ mod cache_tests;
 #[cfg(test)]
 mod clients_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
