@@ -9,6 +9,10 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod access;
 mod config;
 mod jira;

@@ -11,6 +11,16 @@ fn main() -> ExitCode {
         // Everything the daemon creates (its socket above all) is private unless the
         // config opens it up.
         rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        // Before any value is read: a crash then leaves no core file holding secrets, and
+        // another process of the same user can neither ptrace the daemon nor read its
+        // memory or environment through /proc (those files become root's).
+        match rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        {
+            Ok(()) => tracing::info!("core dumps and ptrace by other processes are off"),
+            Err(err) => tracing::warn!(
+                "cannot turn off core dumps and ptrace by other processes (prctl PR_SET_DUMPABLE): {err}"
+            ),
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

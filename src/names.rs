@@ -84,4 +84,25 @@ mod tests {
                 .starts_with("the connection name has ' '")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn a_name_is_accepted_exactly_when_every_byte_follows_the_rule(
+                name in prop_oneof!["[A-Za-z0-9._/-]{0,300}", "[A-Za-z0-9._/ \\-:@\u{e9}\u{200B}]{0,40}", ".{0,40}"]
+            ) {
+                let follows = (1..=MAX_NAME_LEN).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+                prop_assert_eq!(validate(&name).is_ok(), follows, "{:?}", name);
+                if let Err(NameError::BadCharacter { found, at }) = validate(&name) {
+                    prop_assert_eq!(name[at..].chars().next(), Some(found));
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,8 @@ pub mod v1 {
     tonic::include_proto!("vaultbridge.v1");
 }
 
+use zeroize::Zeroize;
+
 /// The encoded descriptors of the vaultbridge protos, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/vaultbridge_descriptor.bin"));
@@ -47,18 +49,38 @@ impl std::fmt::Debug for v1::GetCredentialsResponse {
     }
 }
 
+// tonic drops each response message as soon as it is encoded into the HTTP/2 body, so
+// wiping on drop clears the message's copies of a value right after sending, and a
+// client's copies when it is done with them. The encoded bytes are out of reach: tonic
+// encodes into its own `BytesMut` and hands frozen `Bytes` to hyper and h2, which free
+// them without wiping (see SECURITY.md). Moving a field out of these messages is
+// therefore impossible; take it with `std::mem::take` instead.
+impl Drop for v1::Secret {
+    fn drop(&mut self) {
+        self.value.zeroize();
+        if let Some(text) = &mut self.text {
+            text.zeroize();
+        }
+    }
+}
+
+impl Drop for v1::GetCredentialsResponse {
+    fn drop(&mut self) {
+        self.token.zeroize();
+        self.authorization.zeroize();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::v1;
 
     #[test]
     fn debug_of_a_secret_message_redacts_the_value() {
-        let secret = v1::Secret {
-            name: "jira-api-token".into(),
-            value: b"hunter2-token".to_vec(),
-            text: Some("hunter2-token".into()),
-            ..v1::Secret::default()
-        };
+        let mut secret = v1::Secret::default();
+        secret.name = "jira-api-token".into();
+        secret.value = b"hunter2-token".to_vec();
+        secret.text = Some("hunter2-token".into());
         let response = v1::ResolveResponse {
             secret: Some(secret),
         };
@@ -69,12 +91,10 @@ mod tests {
 
     #[test]
     fn debug_of_jira_credentials_redacts_token_and_header() {
-        let credentials = v1::GetCredentialsResponse {
-            connection: "jira-prod".into(),
-            token: "hunter2-token".into(),
-            authorization: "Basic aHVudGVyMi10b2tlbg==".into(),
-            ..v1::GetCredentialsResponse::default()
-        };
+        let mut credentials = v1::GetCredentialsResponse::default();
+        credentials.connection = "jira-prod".into();
+        credentials.token = "hunter2-token".into();
+        credentials.authorization = "Basic aHVudGVyMi10b2tlbg==".into();
         let printed = format!("{credentials:?}");
         assert!(
             !printed.contains("hunter2") && !printed.contains("aHVudGVy"),

@@ -493,7 +493,9 @@ mod tests {
             .results
             .into_iter()
             .map(|result| match result.outcome {
-                Some(pb::resolve_result::Outcome::Secret(secret)) => secret.value,
+                Some(pb::resolve_result::Outcome::Secret(mut secret)) => {
+                    std::mem::take(&mut secret.value)
+                }
                 other => panic!("{other:?}"),
             })
             .collect();

@@ -81,4 +81,56 @@ mod tests {
         assert!(!changed);
         assert_eq!(value.expose(), bytes.as_slice());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Characters a paste brings: every trimmable one, and look-alikes that are not.
+        fn pasted_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                prop::sample::select(vec![
+                    ' ', '\t', '\r', '\n', '\u{A0}', '\u{2003}', '\u{3000}', '\u{200B}',
+                    '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{85}',
+                    // Not trimmable: an invisible-looking format character and a soft hyphen.
+                    '\u{200E}', '\u{AD}',
+                ]),
+                any::<char>(),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn trimming_removes_only_trimmable_ends_and_never_touches_the_interior(
+                chars in prop::collection::vec(pasted_char(), 0..40)
+            ) {
+                let input: String = chars.into_iter().collect();
+                let (output, changed) = trimmed(&input);
+                // The output is one contiguous piece of the input...
+                let start = input.len() - input.trim_start_matches(is_trimmable).len();
+                prop_assert!(input[start..].starts_with(&output), "{input:?} -> {output:?}");
+                // ...with only trimmable characters cut from either side of it...
+                let (before, after) = (&input[..start], &input[start + output.len()..]);
+                prop_assert!(before.chars().chain(after.chars()).all(is_trimmable));
+                // ...and none left at its ends.
+                prop_assert!(!output.starts_with(is_trimmable) && !output.ends_with(is_trimmable));
+                prop_assert_eq!(changed, output.len() != input.len());
+            }
+
+            #[test]
+            fn values_that_are_not_utf8_pass_unchanged(
+                (start, middle, end) in (
+                    "[ \t\r\n\u{A0}\u{FEFF}]{0,4}",
+                    prop::collection::vec(any::<u8>(), 0..32),
+                    "[ \t\r\n\u{A0}\u{200B}]{0,4}",
+                )
+            ) {
+                // 0xFF never occurs in UTF-8, so the value is binary whatever surrounds it.
+                let bytes = [start.as_bytes(), &[0xFF], &middle, end.as_bytes()].concat();
+                let (value, changed) = trim(SecretValue::new(bytes.clone()));
+                prop_assert!(!changed);
+                prop_assert_eq!(value.expose(), bytes.as_slice());
+            }
+        }
+    }
 }

@@ -52,7 +52,13 @@ impl Secrets for Baseline {
                     seconds: 12,
                     nanos: 345_678_901,
                 }),
-                ..pb::Secret::default()
+                // Every field spelled out: `pb::Secret` wipes itself on drop, so struct
+                // update syntax cannot move the rest out of a default.
+                version_id: None,
+                stale: false,
+                stale_reason: None,
+                trimmed: false,
+                metadata: Default::default(),
             }),
         }))
     }

@@ -245,4 +245,6 @@ mod clients_tests;
 #[cfg(test)]
 mod jira_network_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

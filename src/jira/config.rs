@@ -92,6 +92,16 @@ pub(crate) fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
     if trimmed.is_empty() {
         return Err("expected the Jira site URL, e.g. https://example.atlassian.net".to_owned());
     }
+    // A pasted URL picks up tabs, NULs and line breaks inside it too; none belongs in a
+    // URL, and one left at the end of the path would survive the trailing-slash fix.
+    if let Some((at, found)) = trimmed
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "the site URL has {found:?} at byte {at}; a URL has no spaces or control characters"
+        ));
+    }
     let (scheme, rest) = match trimmed.split_once("://") {
         Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
         None => {
@@ -109,11 +119,17 @@ pub(crate) fn normalise_site_url(raw: &str) -> Result<NormalisedUrl, String> {
     if authority.is_empty() || authority.contains(['@', ' ', '?', '#']) {
         return Err(format!("`{trimmed}` has no usable host name"));
     }
-    let host = authority
-        .rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(authority, |(host, _)| host)
-        .to_ascii_lowercase();
+    let host = match authority.rsplit_once(':') {
+        Some((_, "")) => return Err(format!("`{trimmed}` has an empty port after `:`")),
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    // `https:/host` (one slash) and `https:host` leave a colon in the host name; only a
+    // bracketed IPv6 address has one.
+    if host.is_empty() || (host.contains(':') && !(host.starts_with('[') && host.ends_with(']'))) {
+        return Err(format!("`{trimmed}` has no usable host name"));
+    }
+    let host = host.to_ascii_lowercase();
     let mut path = path.split(['?', '#']).next().unwrap_or_default().to_owned();
     if let Some(at) = path
         .find("/rest/")
@@ -470,6 +486,25 @@ mod tests {
         );
         assert!(normalise_site_url("ftp://x").is_err());
         assert!(normalise_site_url("  ").is_err());
+    }
+
+    /// Found by the `jira_url` fuzz target: `https:/` with one slash became the host
+    /// `https`, and a NUL or a space before a trailing slash stayed in the URL.
+    #[test]
+    fn mistyped_schemes_empty_ports_and_control_characters_are_refused() {
+        let err = normalise_site_url("https:/example.atlassian.net").unwrap_err();
+        assert!(err.contains("empty port"), "{err}");
+        let err = normalise_site_url("https:example.atlassian.net").unwrap_err();
+        assert!(err.contains("no usable host name"), "{err}");
+        let err = normalise_site_url("https:/\0)/example\0)ian.net/\0 /").unwrap_err();
+        assert!(err.contains("'\\0' at byte 7"), "{err}");
+        let err = normalise_site_url("https://jira.example/ctx /").unwrap_err();
+        assert!(err.contains("' ' at byte 24"), "{err}");
+        assert_eq!(
+            url("https://[::1]:8443/jira/").url,
+            "https://[::1]:8443/jira"
+        );
+        assert_eq!(url("[::1]").host, "[::1]");
     }
 
     #[test]

@@ -217,7 +217,7 @@ async fn throttling_is_waited_out_as_told_with_the_calls_bounded() {
                     ..Default::default()
                 })
                 .await
-                .map(|answer| answer.into_inner().secret.unwrap().text)
+                .map(|answer| answer.into_inner().secret.unwrap().text.take())
         });
     }
     while let Some(answer) = callers.join_next().await {

@@ -328,11 +328,11 @@ async fn with_change_check_interval_zero_an_edit_is_seen_by_the_next_resolve_des
     // value cached before it is served stale, with the reason (its position, never its
     // content); a definition with nothing cached gets the error.
     std::fs::write(daemon.setup.secrets_file(), "plain: [\"half-written-secret").unwrap();
-    let stale = resolved(&mut client, "plain").await;
+    let mut stale = resolved(&mut client, "plain").await;
     assert!(stale.stale);
     assert_eq!(stale.cache, CacheOutcome::Stale as i32);
     assert_eq!(stale.value, b"plain-e2e-renamed");
-    let reason = stale.stale_reason.unwrap_or_default();
+    let reason = stale.stale_reason.take().unwrap_or_default();
     assert!(reason.contains("not valid YAML"), "{reason}");
     assert!(!reason.contains("half-written-secret"), "{reason}");
     let err = client.resolve(resolve_request("pem")).await.unwrap_err();

@@ -40,7 +40,9 @@ async fn exercise(address: &Address) -> Vec<Vec<u8>> {
             })
             .await
         {
-            values.push(answer.into_inner().secret.unwrap().value);
+            values.push(std::mem::take(
+                &mut answer.into_inner().secret.unwrap().value,
+            ));
         }
     }
     let mut batch = names.clone();

@@ -235,7 +235,10 @@ async fn after_sigkill_a_restart_on_the_same_socket_answers() {
                 })
                 .await
                 .ok()?;
-            answer.into_inner().secret.map(|secret| secret.value)
+            answer
+                .into_inner()
+                .secret
+                .map(|mut secret| std::mem::take(&mut secret.value))
         },
         || "the restarted daemon never answered".to_owned(),
     )

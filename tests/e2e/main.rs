@@ -15,6 +15,7 @@ mod fake_jira;
 #[cfg(feature = "aws")]
 mod fault_proxy;
 mod grpc;
+mod hardening;
 mod harness;
 mod jira;
 mod jira_tls;

@@ -126,7 +126,7 @@ async fn resolve(
 ) -> Result<Vec<u8>, tonic::Status> {
     crate::harness::resolve(client, name)
         .await
-        .map(|secret| secret.value)
+        .map(|mut secret| std::mem::take(&mut secret.value))
 }
 
 fn write(dir: &Path, name: &str, text: &str) {

@@ -46,10 +46,6 @@ fn parse_body(body: &[u8]) -> ServiceError {
 pub(crate) fn map(err: &azure_core::Error, context: &Context<'_>) -> BackendError {
     let secret = context.secret;
     let vault = context.vault;
-    let version = context
-        .version
-        .map(|version| format!(" (version `{version}`)"))
-        .unwrap_or_default();
     match err.kind() {
         AzureKind::HttpResponse {
             status,
@@ -60,47 +56,7 @@ pub(crate) fn map(err: &azure_core::Error, context: &Context<'_>) -> BackendErro
                 .as_ref()
                 .map(|raw| parse_body(raw.body().as_ref()))
                 .unwrap_or_default();
-            let says = body
-                .message
-                .as_deref()
-                .map(|message| format!(" (Key Vault: {})", message.replace("\r\n", " ")))
-                .unwrap_or_default();
-            match u16::from(*status) {
-                404 => BackendError::not_found(format!(
-                    "secret `{secret}`{version} does not exist in vault `{vault}`"
-                )),
-                403 if body.inner_codes.iter().any(|code| code == "SecretDisabled")
-                    || body
-                        .message
-                        .as_deref()
-                        .is_some_and(|message| message.contains("disabled secret")) =>
-                {
-                    BackendError::failed_precondition(format!(
-                        "secret `{secret}`{version} in vault `{vault}` is disabled; enable it (or pin an enabled version)"
-                    ))
-                }
-                403 => BackendError::permission_denied(format!(
-                    "the daemon's Azure identity may not read secret `{secret}` in vault `{vault}`: it needs the `secrets/get` permission in the vault's access policy, or the \"Key Vault Secrets User\" role on an RBAC vault{says}"
-                )),
-                401 => BackendError::unavailable(format!(
-                    "vault `{vault}` rejected the daemon's own token{says}; check the daemon's Azure identity and tenant"
-                )),
-                429 => BackendError::unavailable(format!(
-                    "vault `{vault}` is throttling the daemon (retried, honouring Retry-After); try again shortly"
-                )),
-                500..=599 => BackendError::unavailable(format!(
-                    "vault `{vault}` failed to answer for secret `{secret}` (retried){says}"
-                )),
-                400 => BackendError::invalid_config(format!(
-                    "vault `{vault}` refused the request for secret `{secret}`{version}{says}"
-                )),
-                other => BackendError::internal(format!(
-                    "vault `{vault}` answered HTTP {other} for secret `{secret}`{}{says}",
-                    body.code
-                        .map(|code| format!(" ({code})"))
-                        .unwrap_or_default()
-                )),
-            }
+            map_http(u16::from(*status), body, context)
         }
         AzureKind::Credential => BackendError::unavailable(format!(
             "the daemon could not get a Microsoft Entra token for vault `{vault}`: {}",
@@ -123,6 +79,68 @@ pub(crate) fn map(err: &azure_core::Error, context: &Context<'_>) -> BackendErro
             describe_chain(err)
         )),
     }
+}
+
+/// A Key Vault answer with an HTTP error `status` and its parsed `body`.
+fn map_http(status: u16, body: ServiceError, context: &Context<'_>) -> BackendError {
+    let secret = context.secret;
+    let vault = context.vault;
+    let version = context
+        .version
+        .map(|version| format!(" (version `{version}`)"))
+        .unwrap_or_default();
+    let says = body
+        .message
+        .as_deref()
+        .map(|message| format!(" (Key Vault: {})", message.replace("\r\n", " ")))
+        .unwrap_or_default();
+    match status {
+        404 => BackendError::not_found(format!(
+            "secret `{secret}`{version} does not exist in vault `{vault}`"
+        )),
+        403 if body.inner_codes.iter().any(|code| code == "SecretDisabled")
+            || body
+                .message
+                .as_deref()
+                .is_some_and(|message| message.contains("disabled secret")) =>
+        {
+            BackendError::failed_precondition(format!(
+                "secret `{secret}`{version} in vault `{vault}` is disabled; enable it (or pin an enabled version)"
+            ))
+        }
+        403 => BackendError::permission_denied(format!(
+            "the daemon's Azure identity may not read secret `{secret}` in vault `{vault}`: it needs the `secrets/get` permission in the vault's access policy, or the \"Key Vault Secrets User\" role on an RBAC vault{says}"
+        )),
+        401 => BackendError::unavailable(format!(
+            "vault `{vault}` rejected the daemon's own token{says}; check the daemon's Azure identity and tenant"
+        )),
+        429 => BackendError::unavailable(format!(
+            "vault `{vault}` is throttling the daemon (retried, honouring Retry-After); try again shortly"
+        )),
+        500..=599 => BackendError::unavailable(format!(
+            "vault `{vault}` failed to answer for secret `{secret}` (retried){says}"
+        )),
+        400 => BackendError::invalid_config(format!(
+            "vault `{vault}` refused the request for secret `{secret}`{version}{says}"
+        )),
+        other => BackendError::internal(format!(
+            "vault `{vault}` answered HTTP {other} for secret `{secret}`{}{says}",
+            body.code
+                .map(|code| format!(" ({code})"))
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// [`map_http`] on a raw body, as the fuzz target drives it.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn map_status_body(status: u16, body: &[u8]) -> String {
+    let context = Context {
+        secret: "fuzzed",
+        version: Some("v1"),
+        vault: "https://fuzz.vault.azure.net",
+    };
+    map_http(status, parse_body(body), &context).to_string()
 }
 
 #[cfg(test)]

@@ -13,6 +13,17 @@ mod error;
 pub mod fake;
 mod http;
 
+/// Entry points for the fuzz targets in `fuzz/` (the `fuzzing` feature); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Maps a Key Vault HTTP error answer with `status` and `body` as a failed read
+    /// would, and returns the message the caller would see.
+    pub fn map_error_body(status: u16, body: &[u8]) -> String {
+        crate::error::map_status_body(status, body)
+    }
+}
+
 use config::validate_secret_name;
 pub use config::{AzureConfig, CredentialConfig, RawAzureConfig, SecretSource};
 use std::any::Any;

@@ -362,3 +362,15 @@ impl BackendSettings for FileConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// Entry points for the fuzz targets in `fuzz/` (the `fuzzing` feature); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::parse::FileFormat;
+
+    /// Parses a secrets file; `Ok` holds the number of entries, `Err` the message.
+    pub fn parse(format: FileFormat, text: &str) -> Result<usize, String> {
+        crate::parse::parse(format, text).map(|entries| entries.len())
+    }
+}
