@@ -9,8 +9,10 @@ pub mod cli;
 pub mod client;
 pub mod proto;
 
+mod codec;
 mod config;
 mod jira;
+mod listen;
 mod names;
 mod protect;
 mod registry;

@@ -18,7 +18,7 @@ mod server;
 pub(crate) use cache::RefreshAhead;
 pub(crate) use cache::{CacheConfig, CachePolicy};
 pub(crate) use definitions::DefinitionConfig;
-pub(crate) use server::ServerConfig;
+pub(crate) use server::{KEEPALIVE_TIMEOUT, Limits as ServerLimits, ServerConfig};
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
 
 use crate::jira::config::JiraConfig;
@@ -170,5 +170,7 @@ impl Config {
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,434 @@
+//! The listeners below gRPC: binding the Unix socket safely, and accepting connections
+//! under limits that hold when a local process misbehaves.
+//!
+//! What tonic and hyper do not give us, written here by hand:
+//! - a cap on open connections (at the cap the daemon stops accepting, so the kernel's
+//!   backlog queues the rest, rather than accepting and dropping them);
+//! - a deadline for a new connection to send its HTTP/2 preface and first frame, so a
+//!   connection that never speaks gives its slot back;
+//! - a pause after an accept fails for lack of file descriptors or memory (tonic's
+//!   accept loop retries at once, which spun a core at 95 % under 2,000 idle
+//!   connections and a 1,024-file limit);
+//! - the socket directory's checks, a lock beside the socket, and removing at shutdown
+//!   only the socket this process created.
+
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ListenError {
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another process is listening on socket `{0}`; stop it or choose another `server.unix_socket`"
+    )]
+    SocketInUse(PathBuf),
+    #[error("`{0}` exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error(
+        "the socket's directory `{dir}` can be written by every user (mode {mode:04o}) and has no sticky bit, so any local user could replace the socket; use a private directory, or `chmod +t` it"
+    )]
+    WorldWritableDir { dir: PathBuf, mode: u32 },
+    #[error(
+        "the socket's directory `{dir}` belongs to uid {owner}, who could replace the socket; use a directory owned by the daemon's user (uid {me}) or root"
+    )]
+    ForeignDir { dir: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "a stale socket `{path}` belongs to uid {owner}, not to the daemon's user (uid {me}); refusing to replace it"
+    )]
+    ForeignSocket { path: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "another vaultbridge holds `{0}`, the lock of this socket: it is starting or serving on the same path"
+    )]
+    Locked(PathBuf),
+}
+
+/// The socket file of a bound listener, with the lock that makes this process its only
+/// owner and the identity (device and inode) of the file it created.
+#[derive(Debug)]
+pub(crate) struct UnixSocket {
+    path: PathBuf,
+    created: (u64, u64),
+    // Held, never read: the lock lasts as long as the file stays open.
+    _lock: File,
+}
+
+impl UnixSocket {
+    /// Removes the socket file if it is still the one this process bound. Another
+    /// file at the path (someone moved ours away and put theirs there) is left alone.
+    pub(crate) fn remove(self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.created => {
+                if let Err(err) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(socket = %self.path.display(), error = %err, "could not remove the socket file");
+                }
+            }
+            Ok(_) => tracing::warn!(
+                socket = %self.path.display(),
+                "the socket path now holds a file this process did not create; leaving it alone"
+            ),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                tracing::warn!(socket = %self.path.display(), error = %err, "could not look at the socket file")
+            }
+        }
+    }
+}
+
+/// Binds the socket: checks its directory, takes the lock beside it, replaces a stale
+/// socket file left by a crashed run (but never a live socket, a file that is not a
+/// socket, or another user's socket), and applies `mode`.
+pub(crate) fn bind_unix(path: &Path, mode: u32) -> Result<(UnixListener, UnixSocket), ListenError> {
+    let me = rustix::process::geteuid().as_raw();
+    check_socket_dir(path, me)?;
+    let lock = lock_beside(path)?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ListenError::NotASocket(path.to_path_buf()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ListenError::SocketInUse(path.to_path_buf()));
+        }
+        if meta.uid() != me && me != 0 {
+            return Err(ListenError::ForeignSocket {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                me,
+            });
+        }
+        // The lock makes this safe: a second daemon would have failed to take it, so
+        // nobody binds between this check and the bind below.
+        tracing::info!(socket = %path.display(), "replacing a stale socket file");
+        std::fs::remove_file(path).map_err(|source| ListenError::Bind {
+            what: format!("socket `{}` (removing the stale file)", path.display()),
+            source,
+        })?;
+    }
+    let bind_error = |source| ListenError::Bind {
+        what: format!("socket `{}`", path.display()),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    // The process umask (0077, set at start) already made the socket private; this
+    // applies the configured mode, which may open it to a group.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
+    let meta = std::fs::symlink_metadata(path).map_err(bind_error)?;
+    let socket = UnixSocket {
+        path: path.to_path_buf(),
+        created: (meta.dev(), meta.ino()),
+        _lock: lock,
+    };
+    Ok((listener, socket))
+}
+
+/// Whoever may write the socket's directory may rename the socket away and serve their
+/// own at its path. Refused: a directory of another user (root excepted), and one that
+/// every user may write without the sticky bit (which would stop them renaming files
+/// they do not own). A group-writable directory without the sticky bit is allowed with
+/// a warning: a shared group is a deliberate choice, often the point of the socket.
+pub(crate) fn check_socket_dir(path: &Path, me: u32) -> Result<(), ListenError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let meta = std::fs::metadata(&dir).map_err(|source| ListenError::Bind {
+        what: format!("socket `{}` (its directory)", path.display()),
+        source,
+    })?;
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ListenError::ForeignDir {
+            dir,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if mode & 0o002 != 0 && !sticky {
+        return Err(ListenError::WorldWritableDir { dir, mode });
+    }
+    if mode & 0o020 != 0 && !sticky {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{mode:04o}"),
+            "the socket's directory is writable by its group, whose members could replace the socket"
+        );
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `<socket>.lock`, held for the daemon's life. Two daemons
+/// started together over a stale socket both saw it stale, both replaced it and both
+/// served (1 start in 12); the lock lets one through. The lock file is never removed:
+/// unlinking it would let a third daemon lock a new file while the second still holds
+/// the old one.
+fn lock_beside(path: &Path) -> Result<File, ListenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&lock_path)
+        .map_err(|source| ListenError::Bind {
+            what: format!("socket `{}` (its lock `{}`)", path.display(), lock_path.display()),
+            source,
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(ListenError::Locked(lock_path)),
+        Err(err) => Err(ListenError::Bind {
+            what: format!("socket `{}` (locking `{}`)", path.display(), lock_path.display()),
+            source: err.into(),
+        }),
+    }
+}
+
+/// The per-connection limits every listener applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// A listener tonic can accept from.
+pub(crate) trait Accept: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    async fn accept(&self) -> io::Result<UnixStream> {
+        UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    async fn accept(&self) -> io::Result<TcpStream> {
+        let (stream, _) = TcpListener::accept(self).await?;
+        // Small answers must not wait for Nagle's algorithm.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// How long the accept loop pauses after running out of file descriptors or memory:
+/// long enough not to spin, short enough that a freed slot is used soon.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// The accepted connections of `listener`, each holding one of `limits.max_connections`
+/// slots until it closes. At the cap, accepting waits for a slot.
+pub(crate) fn incoming<L: Accept>(
+    listener: L,
+    limits: Limits,
+    what: &'static str,
+) -> impl Stream<Item = io::Result<Guarded<L::Stream>>> + Send + 'static {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    futures_util::stream::unfold(
+        (listener, slots, false),
+        move |(listener, slots, mut full)| async move {
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    full = false;
+                    permit
+                }
+                Err(_) => {
+                    if !full {
+                        tracing::warn!(
+                            listener = what,
+                            max_connections = limits.max_connections,
+                            "connection limit reached; new connections wait until one closes"
+                        );
+                        full = true;
+                    }
+                    // The semaphore is never closed, so this waits for a slot.
+                    slots.clone().acquire_owned().await.ok()?
+                }
+            };
+            let stream = loop {
+                match listener.accept().await {
+                    Ok(stream) => break stream,
+                    Err(err) if exhausted(&err) => {
+                        tracing::warn!(listener = what, error = %err, "cannot accept a connection; pausing");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                    // A connection reset before it was accepted: nothing to do.
+                    Err(err) => tracing::debug!(listener = what, error = %err, "accept failed"),
+                }
+            };
+            let guarded = Guarded::new(stream, permit, limits.handshake_timeout);
+            Some((Ok(guarded), (listener, slots, full)))
+        },
+    )
+}
+
+fn exhausted(err: &io::Error) -> bool {
+    use rustix::io::Errno;
+    err.raw_os_error().is_some_and(|code| {
+        let errno = Errno::from_raw_os_error(code);
+        [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&errno)
+    })
+}
+
+/// The 24-byte HTTP/2 client preface and the 9-byte header of the SETTINGS frame that
+/// must follow it: once that much has arrived, the client has started its handshake
+/// and hyper's own timers take over.
+const HANDSHAKE_BYTES: usize = 24 + 9;
+
+/// An accepted connection: its slot, and the deadline for its HTTP/2 handshake.
+#[derive(Debug)]
+pub(crate) struct Guarded<S> {
+    inner: S,
+    handshake: Option<Pin<Box<Sleep>>>,
+    received: usize,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<S> Guarded<S> {
+    fn new(inner: S, slot: OwnedSemaphorePermit, handshake_timeout: Duration) -> Self {
+        Self {
+            inner,
+            handshake: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
+            received: 0,
+            _slot: slot,
+        }
+    }
+}
+
+/// The caller's identity code reads the inner stream's connect info (the peer's
+/// credentials on the socket, its address on TCP) from request extensions, so the
+/// wrapper hands on exactly that type.
+impl<S: Connected> Connected for Guarded<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(deadline) = &mut this.handshake
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            tracing::debug!("closing a connection that did not start its HTTP/2 handshake in time");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no HTTP/2 handshake within server.handshake_timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.received += buf.filled().len() - before;
+        if this.received >= HANDSHAKE_BYTES {
+            this.handshake = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with_mode(mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_world_writable_directory_without_the_sticky_bit_is_refused() {
+        let dir = dir_with_mode(0o777);
+        let me = rustix::process::geteuid().as_raw();
+        let err = check_socket_dir(&dir.path().join("vb.sock"), me).unwrap_err();
+        assert!(matches!(err, ListenError::WorldWritableDir { mode: 0o777, .. }), "{err}");
+        assert!(err.to_string().contains("chmod +t"), "{err}");
+    }
+
+    #[test]
+    fn a_sticky_world_writable_directory_and_a_private_one_are_accepted() {
+        let me = rustix::process::geteuid().as_raw();
+        for mode in [0o1777, 0o700, 0o750, 0o770] {
+            let dir = dir_with_mode(mode);
+            check_socket_dir(&dir.path().join("vb.sock"), me)
+                .unwrap_or_else(|err| panic!("{mode:o}: {err}"));
+        }
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let dir = dir_with_mode(0o700);
+        let me = rustix::process::geteuid().as_raw();
+        // As root, hand the directory to `nobody`; as anyone else, look at it as a
+        // daemon of another (non-root) user would.
+        let daemon = if me == 0 {
+            std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+            0
+        } else {
+            me + 1
+        };
+        let err = check_socket_dir(&dir.path().join("vb.sock"), daemon).unwrap_err();
+        assert!(matches!(err, ListenError::ForeignDir { .. }), "{err}");
+    }
+}
