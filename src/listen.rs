@@ -2,8 +2,8 @@
 //! under limits that hold when a local process misbehaves.
 //!
 //! What tonic and hyper do not give us, written here by hand:
-//! - a cap on open connections (at the cap the daemon stops accepting, so the kernel's
-//!   backlog queues the rest, rather than accepting and dropping them);
+//! - a cap on open connections (at the cap, a connection that has not started HTTP/2
+//!   makes room, else accepting waits and the kernel's backlog queues the rest);
 //! - a deadline for a new connection to send its HTTP/2 preface and first frame, so a
 //!   connection that never speaks gives its slot back;
 //! - a pause after an accept fails for lack of file descriptors or memory (tonic's
@@ -18,12 +18,15 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use futures_util::task::AtomicWaker;
 use tokio::time::Sleep;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
@@ -241,31 +244,79 @@ impl Accept for TcpListener {
 /// long enough not to spin, short enough that a freed slot is used soon.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// One connection's HTTP/2 handshake as the accept loop sees it, to close it early.
+#[derive(Debug, Default)]
+struct Handshake {
+    done: AtomicBool,
+    evicted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The connections of one listener still waiting for their handshake, oldest first.
+/// Entries of closed or handshaken connections are dropped as they are met.
+#[derive(Debug, Default)]
+struct Waiting(Mutex<VecDeque<Arc<Handshake>>>);
+
+impl Waiting {
+    fn push(&self, handshake: Arc<Handshake>, max: usize) {
+        let mut queue = self.lock();
+        if queue.len() >= 2 * max {
+            queue.retain(|entry| Arc::strong_count(entry) > 1 && !entry.done.load(Ordering::Acquire));
+        }
+        queue.push_back(handshake);
+    }
+
+    /// Closes the oldest connection that has not finished its handshake, if any.
+    fn evict_oldest(&self) -> bool {
+        let mut queue = self.lock();
+        while let Some(entry) = queue.pop_front() {
+            if Arc::strong_count(&entry) > 1 && !entry.done.load(Ordering::Acquire) {
+                entry.evicted.store(true, Ordering::Release);
+                entry.waker.wake();
+                return true;
+            }
+        }
+        false
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Handshake>>> {
+        // The queue holds no invariant a panicking holder could break.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The accepted connections of `listener`, each holding one of `limits.max_connections`
-/// slots until it closes. At the cap, accepting waits for a slot.
+/// slots until it closes. At the cap, the oldest connection that has not yet started
+/// HTTP/2 is closed to make room: a flood of silent connections then costs a
+/// well-behaved caller (whose preface arrives with its connection) nothing but its
+/// turn in the backlog. When every slot holds a working connection, accepting waits
+/// for one to close.
 pub(crate) fn incoming<L: Accept>(
     listener: L,
     limits: Limits,
     what: &'static str,
 ) -> impl Stream<Item = io::Result<Guarded<L::Stream>>> + Send + 'static {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let waiting = Arc::new(Waiting::default());
     futures_util::stream::unfold(
-        (listener, slots, false),
-        move |(listener, slots, mut full)| async move {
+        (listener, slots, waiting, false),
+        move |(listener, slots, waiting, mut full)| async move {
             let permit = match slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     full = false;
                     permit
                 }
                 Err(_) => {
+                    let evicted = waiting.evict_oldest();
                     if !full {
                         tracing::warn!(
                             listener = what,
                             max_connections = limits.max_connections,
-                            "connection limit reached; new connections wait until one closes"
+                            "connection limit reached; closing connections that have not started HTTP/2, and holding new ones until one closes"
                         );
                         full = true;
                     }
+                    tracing::debug!(listener = what, evicted, "at the connection limit");
                     // The semaphore is never closed, so this waits for a slot.
                     slots.clone().acquire_owned().await.ok()?
                 }
@@ -281,8 +332,15 @@ pub(crate) fn incoming<L: Accept>(
                     Err(err) => tracing::debug!(listener = what, error = %err, "accept failed"),
                 }
             };
-            let guarded = Guarded::new(stream, permit, limits.handshake_timeout);
-            Some((Ok(guarded), (listener, slots, full)))
+            let handshake = Arc::new(Handshake::default());
+            waiting.push(handshake.clone(), limits.max_connections);
+            let guarded = Guarded {
+                inner: stream,
+                handshake: Some((Box::pin(tokio::time::sleep(limits.handshake_timeout)), handshake)),
+                received: 0,
+                _slot: permit,
+            };
+            Some((Ok(guarded), (listener, slots, waiting, full)))
         },
     )
 }
@@ -304,20 +362,9 @@ const HANDSHAKE_BYTES: usize = 24 + 9;
 #[derive(Debug)]
 pub(crate) struct Guarded<S> {
     inner: S,
-    handshake: Option<Pin<Box<Sleep>>>,
+    handshake: Option<(Pin<Box<Sleep>>, Arc<Handshake>)>,
     received: usize,
     _slot: OwnedSemaphorePermit,
-}
-
-impl<S> Guarded<S> {
-    fn new(inner: S, slot: OwnedSemaphorePermit, handshake_timeout: Duration) -> Self {
-        Self {
-            inner,
-            handshake: Some(Box::pin(tokio::time::sleep(handshake_timeout))),
-            received: 0,
-            _slot: slot,
-        }
-    }
 }
 
 /// The caller's identity code reads the inner stream's connect info (the peer's
@@ -338,20 +385,27 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(deadline) = &mut this.handshake
-            && deadline.as_mut().poll(cx).is_ready()
-        {
-            tracing::debug!("closing a connection that did not start its HTTP/2 handshake in time");
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no HTTP/2 handshake within server.handshake_timeout",
-            )));
+        if let Some((deadline, handshake)) = &mut this.handshake {
+            handshake.waker.register(cx.waker());
+            let reason = if handshake.evicted.load(Ordering::Acquire) {
+                Some("closed to make room: no HTTP/2 handshake yet at the connection limit")
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                Some("no HTTP/2 handshake within server.handshake_timeout")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                tracing::debug!(reason, "closing a connection");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)));
+            }
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
         this.received += buf.filled().len() - before;
-        if this.received >= HANDSHAKE_BYTES {
-            this.handshake = None;
+        if this.received >= HANDSHAKE_BYTES
+            && let Some((_, handshake)) = this.handshake.take()
+        {
+            handshake.done.store(true, Ordering::Release);
         }
         Poll::Ready(Ok(()))
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 #[cfg(feature = "aws")]
 mod aws;
 #[cfg(feature = "azure")]
@@ -16,6 +17,8 @@ mod harness;
 mod jira;
 mod leaks;
 mod lifecycle;
+mod procfs;
 mod python;
+mod raw_h2;
 #[cfg(feature = "aws")]
 mod resilience;
