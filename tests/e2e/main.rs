@@ -14,6 +14,7 @@ mod fake_jira;
 mod fault_proxy;
 mod grpc;
 mod harness;
+mod hygiene;
 mod jira;
 mod leaks;
 mod lifecycle;
@@ -22,3 +23,4 @@ mod python;
 mod raw_h2;
 #[cfg(feature = "aws")]
 mod resilience;
+mod socket_safety;
