@@ -246,13 +246,27 @@ pub async fn jira(command: JiraCommand) -> ExitCode {
             connections,
             addr,
             timeout,
-        } => within(timeout, addr.as_deref(), jira_verify(connections, addr.clone())).await,
+        } => {
+            within(
+                timeout,
+                addr.as_deref(),
+                jira_verify(connections, addr.clone()),
+            )
+            .await
+        }
         JiraCommand::Creds {
             connection,
             format: CredsFormat::Env,
             addr,
             timeout,
-        } => within(timeout, addr.as_deref(), jira_creds_env(connection, addr.clone())).await,
+        } => {
+            within(
+                timeout,
+                addr.as_deref(),
+                jira_creds_env(connection, addr.clone()),
+            )
+            .await
+        }
     }
 }
 

@@ -49,8 +49,6 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf)
-            .map(Some)
-            .map_err(crate::status::undecodable)
+        U::decode(buf).map(Some).map_err(crate::status::undecodable)
     }
 }

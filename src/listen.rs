@@ -12,13 +12,14 @@
 //! - the socket directory's checks, a lock beside the socket, and removing at shutdown
 //!   only the socket this process created.
 
+use futures_util::task::AtomicWaker;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -26,7 +27,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use futures_util::task::AtomicWaker;
 use tokio::time::Sleep;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
@@ -197,14 +197,22 @@ fn lock_beside(path: &Path) -> Result<File, ListenError> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&lock_path)
         .map_err(|source| ListenError::Bind {
-            what: format!("socket `{}` (its lock `{}`)", path.display(), lock_path.display()),
+            what: format!(
+                "socket `{}` (its lock `{}`)",
+                path.display(),
+                lock_path.display()
+            ),
             source,
         })?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(ListenError::Locked(lock_path)),
         Err(err) => Err(ListenError::Bind {
-            what: format!("socket `{}` (locking `{}`)", path.display(), lock_path.display()),
+            what: format!(
+                "socket `{}` (locking `{}`)",
+                path.display(),
+                lock_path.display()
+            ),
             source: err.into(),
         }),
     }
@@ -261,7 +269,9 @@ impl Waiting {
     fn push(&self, handshake: Arc<Handshake>, max: usize) {
         let mut queue = self.lock();
         if queue.len() >= 2 * max {
-            queue.retain(|entry| Arc::strong_count(entry) > 1 && !entry.done.load(Ordering::Acquire));
+            queue.retain(|entry| {
+                Arc::strong_count(entry) > 1 && !entry.done.load(Ordering::Acquire)
+            });
         }
         queue.push_back(handshake);
     }
@@ -281,7 +291,9 @@ impl Waiting {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Handshake>>> {
         // The queue holds no invariant a panicking holder could break.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -336,7 +348,10 @@ pub(crate) fn incoming<L: Accept>(
             waiting.push(handshake.clone(), limits.max_connections);
             let guarded = Guarded {
                 inner: stream,
-                handshake: Some((Box::pin(tokio::time::sleep(limits.handshake_timeout)), handshake)),
+                handshake: Some((
+                    Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                    handshake,
+                )),
                 received: 0,
                 _slot: permit,
             };
@@ -456,7 +471,10 @@ mod tests {
         let dir = dir_with_mode(0o777);
         let me = rustix::process::geteuid().as_raw();
         let err = check_socket_dir(&dir.path().join("vb.sock"), me).unwrap_err();
-        assert!(matches!(err, ListenError::WorldWritableDir { mode: 0o777, .. }), "{err}");
+        assert!(
+            matches!(err, ListenError::WorldWritableDir { mode: 0o777, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod +t"), "{err}");
     }
 

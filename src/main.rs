@@ -30,7 +30,14 @@ fn main() -> ExitCode {
                 addr,
                 newline,
                 timeout,
-            } => cli::within(timeout, addr.as_deref(), cli::get(name, addr.clone(), newline)).await,
+            } => {
+                cli::within(
+                    timeout,
+                    addr.as_deref(),
+                    cli::get(name, addr.clone(), newline),
+                )
+                .await
+            }
             Command::Check { config, resolve } => cli::check(config, resolve).await,
             Command::Health { addr, timeout } => {
                 cli::within(timeout, addr.as_deref(), cli::health(addr.clone())).await

@@ -288,7 +288,11 @@ impl ProtectionOverrides {
         {
             match text.trim().parse::<u32>() {
                 Ok(failures @ 0..=1_000) => overrides.breaker_failures = Some(failures),
-                _ => section.expected(value, "breaker_failures", "a number of failures in a row from 1 to 1000 (0 turns the breaker off)"),
+                _ => section.expected(
+                    value,
+                    "breaker_failures",
+                    "a number of failures in a row from 1 to 1000 (0 turns the breaker off)",
+                ),
             }
         }
         let mut cooldown = Protection::DEFAULT.breaker_cooldown;

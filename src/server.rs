@@ -1,14 +1,14 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
 use crate::config::{Config, ServerLimits};
-use crate::listen::{self, ListenError};
-use crate::status::OversizeLayer;
 use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
+use crate::listen::{self, ListenError};
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
 use crate::registry;
 use crate::resolver::{self, Resolver};
 use crate::service::SecretsService;
+use crate::status::OversizeLayer;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -89,7 +89,8 @@ pub(crate) async fn serve(
             .max_decoding_message_size(max_request),
     )
     .add_service(
-        JiraServer::new(JiraGrpc::new(jira, stop_rx.clone())).max_decoding_message_size(max_request),
+        JiraServer::new(JiraGrpc::new(jira, stop_rx.clone()))
+            .max_decoding_message_size(max_request),
     )
     .add_service(health_service.max_decoding_message_size(max_request))
     .add_service(reflection_v1.max_decoding_message_size(max_request))

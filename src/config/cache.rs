@@ -93,7 +93,11 @@ pub(super) fn check(raw: Option<&RawCache>, checker: &mut Checker<'_>) -> CacheC
     {
         match text.trim().replace('_', "").parse::<u64>() {
             Ok(max) if max > 0 => cache.max_entries = max,
-            _ => section.expected(value, "max_entries", "a whole number of entries, at least 1"),
+            _ => section.expected(
+                value,
+                "max_entries",
+                "a whole number of entries, at least 1",
+            ),
         }
     }
     if let Some(value) = &raw.warm_up

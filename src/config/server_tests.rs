@@ -86,7 +86,11 @@ fn a_socket_mode_that_lets_others_in_is_refused() {
 fn a_tcp_address_beyond_loopback_is_warned_about() {
     for address in ["127.0.0.1:1", "[::1]:1", "127.0.0.2:1"] {
         let config = parse(&format!("server:\n  tcp: \"{address}\"\n")).expect("valid");
-        assert!(config.warnings.is_empty(), "{address}: {:?}", config.warnings);
+        assert!(
+            config.warnings.is_empty(),
+            "{address}: {:?}",
+            config.warnings
+        );
     }
     for address in ["0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051"] {
         let config = parse(&format!("server:\n  tcp: \"{address}\"\n")).expect("valid");
@@ -104,59 +108,173 @@ fn a_tcp_address_beyond_loopback_is_warned_about() {
 /// reported under. Left out: fields any text is valid for (names, ids, a Jira site URL,
 /// which takes any host), where no error can quote them.
 const KNOBS: &[(&str, &str)] = &[
-    ("server.unix_socket_mode", "server:\n  unix_socket: vb.sock\n  unix_socket_mode: \"{V}\"\n"),
+    (
+        "server.unix_socket_mode",
+        "server:\n  unix_socket: vb.sock\n  unix_socket_mode: \"{V}\"\n",
+    ),
     ("server.tcp", "server:\n  tcp: \"{V}\"\n"),
-    ("server.shutdown_grace", "server:\n  tcp: 127.0.0.1:1\n  shutdown_grace: \"{V}\"\n"),
-    ("server.max_connections", "server:\n  tcp: 127.0.0.1:1\n  max_connections: \"{V}\"\n"),
-    ("server.max_concurrent_streams", "server:\n  tcp: 127.0.0.1:1\n  max_concurrent_streams: \"{V}\"\n"),
-    ("server.handshake_timeout", "server:\n  tcp: 127.0.0.1:1\n  handshake_timeout: \"{V}\"\n"),
-    ("server.idle_timeout", "server:\n  tcp: 127.0.0.1:1\n  idle_timeout: \"{V}\"\n"),
-    ("server.max_request_size", "server:\n  tcp: 127.0.0.1:1\n  max_request_size: \"{V}\"\n"),
-    ("server.request_timeout", "server:\n  tcp: 127.0.0.1:1\n  request_timeout: \"{V}\"\n"),
+    (
+        "server.shutdown_grace",
+        "server:\n  tcp: 127.0.0.1:1\n  shutdown_grace: \"{V}\"\n",
+    ),
+    (
+        "server.max_connections",
+        "server:\n  tcp: 127.0.0.1:1\n  max_connections: \"{V}\"\n",
+    ),
+    (
+        "server.max_concurrent_streams",
+        "server:\n  tcp: 127.0.0.1:1\n  max_concurrent_streams: \"{V}\"\n",
+    ),
+    (
+        "server.handshake_timeout",
+        "server:\n  tcp: 127.0.0.1:1\n  handshake_timeout: \"{V}\"\n",
+    ),
+    (
+        "server.idle_timeout",
+        "server:\n  tcp: 127.0.0.1:1\n  idle_timeout: \"{V}\"\n",
+    ),
+    (
+        "server.max_request_size",
+        "server:\n  tcp: 127.0.0.1:1\n  max_request_size: \"{V}\"\n",
+    ),
+    (
+        "server.request_timeout",
+        "server:\n  tcp: 127.0.0.1:1\n  request_timeout: \"{V}\"\n",
+    ),
     ("cache.ttl", "{M}cache:\n  ttl: \"{V}\"\n"),
     ("cache.max_entries", "{M}cache:\n  max_entries: \"{V}\"\n"),
     ("cache.warm_up", "{M}cache:\n  warm_up: \"{V}\"\n"),
     ("cache.max_stale", "{M}cache:\n  max_stale: \"{V}\"\n"),
-    ("cache.refresh_ahead", "{M}cache:\n  refresh_ahead: \"{V}\"\n"),
+    (
+        "cache.refresh_ahead",
+        "{M}cache:\n  refresh_ahead: \"{V}\"\n",
+    ),
     ("cache.negative_ttl", "{M}cache:\n  negative_ttl: \"{V}\"\n"),
-    ("cache.max_in_flight", "{M}cache:\n  max_in_flight: \"{V}\"\n"),
-    ("cache.breaker_failures", "{M}cache:\n  breaker_failures: \"{V}\"\n"),
-    ("cache.breaker_cooldown", "{M}cache:\n  breaker_cooldown: \"{V}\"\n"),
-    ("cache.breaker_max_cooldown", "{M}cache:\n  breaker_max_cooldown: \"{V}\"\n"),
-    ("backends.e.max_in_flight", "{M}    max_in_flight: \"{V}\"\n"),
-    ("backends.e.breaker_failures", "{M}    breaker_failures: \"{V}\"\n"),
-    ("backends.e.breaker_cooldown", "{M}    breaker_cooldown: \"{V}\"\n"),
-    ("backends.e.type", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: \"{V}\"\n"),
-    ("backends.f.format", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\n    format: \"{V}\"\n"),
-    ("backends.f.change_check_interval", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\n    change_check_interval: \"{V}\"\n"),
-    ("definitions.d.backend", "{M}definitions:\n  d:\n    backend: \"{V}\"\n    secret: X\n"),
-    ("definitions.d.ttl", "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    ttl: \"{V}\"\n"),
-    ("definitions.d.max_stale", "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    max_stale: \"{V}\"\n"),
-    ("definitions.d.refresh_ahead", "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    refresh_ahead: \"{V}\"\n"),
-    ("definitions.d.negative_ttl", "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    negative_ttl: \"{V}\"\n"),
-    ("definitions.d.trim", "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    trim: \"{V}\"\n"),
-    ("jira.expiry_warning", "{M}jira:\n  expiry_warning: \"{V}\"\n"),
-    ("jira.failure_threshold", "{M}jira:\n  failure_threshold: \"{V}\"\n"),
-    ("jira.connections.j.deployment", "{M}definitions:\n  t:\n    backend: e\n    secret: T\njira:\n  connections:\n    j:\n      url: https://x.atlassian.net\n      deployment: \"{V}\"\n      email: a@b.c\n      token: t\n"),
-    ("jira.connections.j.expires_at", "{M}definitions:\n  t:\n    backend: e\n    secret: T\njira:\n  connections:\n    j:\n      url: https://x.atlassian.net\n      email: a@b.c\n      token: t\n      expires_at: \"{V}\"\n"),
+    (
+        "cache.max_in_flight",
+        "{M}cache:\n  max_in_flight: \"{V}\"\n",
+    ),
+    (
+        "cache.breaker_failures",
+        "{M}cache:\n  breaker_failures: \"{V}\"\n",
+    ),
+    (
+        "cache.breaker_cooldown",
+        "{M}cache:\n  breaker_cooldown: \"{V}\"\n",
+    ),
+    (
+        "cache.breaker_max_cooldown",
+        "{M}cache:\n  breaker_max_cooldown: \"{V}\"\n",
+    ),
+    (
+        "backends.e.max_in_flight",
+        "{M}    max_in_flight: \"{V}\"\n",
+    ),
+    (
+        "backends.e.breaker_failures",
+        "{M}    breaker_failures: \"{V}\"\n",
+    ),
+    (
+        "backends.e.breaker_cooldown",
+        "{M}    breaker_cooldown: \"{V}\"\n",
+    ),
+    (
+        "backends.e.type",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  e:\n    type: \"{V}\"\n",
+    ),
+    (
+        "backends.f.format",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\n    format: \"{V}\"\n",
+    ),
+    (
+        "backends.f.change_check_interval",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  f:\n    type: file\n    path: s.yaml\n    change_check_interval: \"{V}\"\n",
+    ),
+    (
+        "definitions.d.backend",
+        "{M}definitions:\n  d:\n    backend: \"{V}\"\n    secret: X\n",
+    ),
+    (
+        "definitions.d.ttl",
+        "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    ttl: \"{V}\"\n",
+    ),
+    (
+        "definitions.d.max_stale",
+        "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    max_stale: \"{V}\"\n",
+    ),
+    (
+        "definitions.d.refresh_ahead",
+        "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    refresh_ahead: \"{V}\"\n",
+    ),
+    (
+        "definitions.d.negative_ttl",
+        "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    negative_ttl: \"{V}\"\n",
+    ),
+    (
+        "definitions.d.trim",
+        "{M}definitions:\n  d:\n    backend: e\n    secret: X\n    trim: \"{V}\"\n",
+    ),
+    (
+        "jira.expiry_warning",
+        "{M}jira:\n  expiry_warning: \"{V}\"\n",
+    ),
+    (
+        "jira.failure_threshold",
+        "{M}jira:\n  failure_threshold: \"{V}\"\n",
+    ),
+    (
+        "jira.connections.j.deployment",
+        "{M}definitions:\n  t:\n    backend: e\n    secret: T\njira:\n  connections:\n    j:\n      url: https://x.atlassian.net\n      deployment: \"{V}\"\n      email: a@b.c\n      token: t\n",
+    ),
+    (
+        "jira.connections.j.expires_at",
+        "{M}definitions:\n  t:\n    backend: e\n    secret: T\njira:\n  connections:\n    j:\n      url: https://x.atlassian.net\n      email: a@b.c\n      token: t\n      expires_at: \"{V}\"\n",
+    ),
     #[cfg(feature = "aws")]
-    ("backends.a.endpoint_url", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    endpoint_url: \"{V}\"\n"),
+    (
+        "backends.a.endpoint_url",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    endpoint_url: \"{V}\"\n",
+    ),
     #[cfg(feature = "aws")]
-    ("backends.a.role_arn", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    role_arn: \"{V}\"\n"),
+    (
+        "backends.a.role_arn",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    role_arn: \"{V}\"\n",
+    ),
     #[cfg(feature = "aws")]
-    ("backends.a.max_attempts", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    max_attempts: \"{V}\"\n"),
+    (
+        "backends.a.max_attempts",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    max_attempts: \"{V}\"\n",
+    ),
     #[cfg(feature = "aws")]
-    ("backends.a.operation_timeout", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    operation_timeout: \"{V}\"\n"),
+    (
+        "backends.a.operation_timeout",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  a:\n    type: aws_secrets_manager\n    region: eu-west-1\n    operation_timeout: \"{V}\"\n",
+    ),
     #[cfg(feature = "azure")]
-    ("backends.k.vault_url", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: \"{V}\"\n    credential: azure_cli\n"),
+    (
+        "backends.k.vault_url",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: \"{V}\"\n    credential: azure_cli\n",
+    ),
     #[cfg(feature = "azure")]
-    ("backends.k.credential", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: \"{V}\"\n"),
+    (
+        "backends.k.credential",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: \"{V}\"\n",
+    ),
     #[cfg(feature = "azure")]
-    ("backends.k.authority_host", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    authority_host: \"{V}\"\n"),
+    (
+        "backends.k.authority_host",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    authority_host: \"{V}\"\n",
+    ),
     #[cfg(feature = "azure")]
-    ("backends.k.request_timeout", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    request_timeout: \"{V}\"\n"),
+    (
+        "backends.k.request_timeout",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    request_timeout: \"{V}\"\n",
+    ),
     #[cfg(feature = "azure")]
-    ("backends.k.resolve.x.vault.azure.net", "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    resolve:\n      x.vault.azure.net: \"{V}\"\n"),
+    (
+        "backends.k.resolve.x.vault.azure.net",
+        "server:\n  tcp: 127.0.0.1:1\nbackends:\n  k:\n    type: azure_key_vault\n    vault_url: https://x.vault.azure.net\n    credential: azure_cli\n    resolve:\n      x.vault.azure.net: \"{V}\"\n",
+    ),
 ];
 
 /// A value no knob accepts, standing in for a secret someone put in the wrong variable.

@@ -208,7 +208,11 @@ pub(crate) fn check(raw: &RawJira, definitions: &[&str], checker: &mut Checker<'
     {
         match text.trim().parse::<u32>() {
             Ok(threshold @ 1..=100) => jira.failure_threshold = threshold,
-            _ => section.expected(value, "failure_threshold", "a number of failures from 1 to 100"),
+            _ => section.expected(
+                value,
+                "failure_threshold",
+                "a number of failures from 1 to 100",
+            ),
         }
     }
     for (name, raw) in &raw.connections {

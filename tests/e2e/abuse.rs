@@ -34,7 +34,10 @@ fn get_plain(daemon: &Daemon) -> Duration {
         &[],
     );
     let took = started.elapsed();
-    assert_eq!(code, 0, "a well-behaved get failed after {took:?}: {stderr}");
+    assert_eq!(
+        code, 0,
+        "a well-behaved get failed after {took:?}: {stderr}"
+    );
     assert_eq!(stdout, b"plain-e2e-value");
     took
 }
@@ -139,7 +142,12 @@ async fn connections_that_never_start_http2_are_closed_and_starve_no_one() {
     wait_until_async(
         Duration::from_secs(60),
         async || (settled.load(Ordering::SeqCst) == FLOOD).then_some(()),
-        || format!("{} of {FLOOD} connects settled", settled.load(Ordering::SeqCst)),
+        || {
+            format!(
+                "{} of {FLOOD} connects settled",
+                settled.load(Ordering::SeqCst)
+            )
+        },
     )
     .await;
     let connected = FLOOD - refused.load(Ordering::SeqCst);
@@ -151,14 +159,16 @@ async fn connections_that_never_start_http2_are_closed_and_starve_no_one() {
         (result, started.elapsed())
     });
     let ((code, stdout, stderr), health_took) = health.await.unwrap();
-    let share_so_far = (cpu_ticks(pid) - cpu_before) as f64
-        / TICKS_PER_SECOND
-        / started.elapsed().as_secs_f64();
+    let share_so_far =
+        (cpu_ticks(pid) - cpu_before) as f64 / TICKS_PER_SECOND / started.elapsed().as_secs_f64();
     eprintln!(
         "{FLOOD} silent connections ({connected} connected): health exit {code} after {health_took:?}; daemon CPU so far {:.0} % of one core",
         share_so_far * 100.0
     );
-    assert_eq!(code, 0, "health failed during the flood after {health_took:?}: {stderr}");
+    assert_eq!(
+        code, 0,
+        "health failed during the flood after {health_took:?}: {stderr}"
+    );
     assert_eq!(String::from_utf8_lossy(&stdout).trim(), "SERVING");
     let get_took = tokio::task::block_in_place(|| get_plain(&daemon));
 
@@ -180,7 +190,10 @@ async fn connections_that_never_start_http2_are_closed_and_starve_no_one() {
         "{FLOOD} silent connections ({connected} connected): health {health_took:?}, get {get_took:?}, all closed by the daemon after {wall:.1} s, daemon CPU {cpu:.2} s ({:.0} % of one core)",
         share * 100.0
     );
-    assert!(health_took < Duration::from_secs(5), "health took {health_took:?}");
+    assert!(
+        health_took < Duration::from_secs(5),
+        "health took {health_took:?}"
+    );
     assert!(
         share < 0.25,
         "the daemon used {:.0} % of a core while the connections sat idle",
@@ -229,7 +242,11 @@ async fn grpc_status(daemon: &Daemon, path: &str, payload: &[u8]) -> (Code, Stri
     while let Some(chunk) = body.data().await {
         let _ = chunk;
     }
-    let trailers = body.trailers().await.expect("trailers").expect("some trailers");
+    let trailers = body
+        .trailers()
+        .await
+        .expect("trailers")
+        .expect("some trailers");
     read(&trailers).expect("a grpc-status trailer")
 }
 
@@ -280,6 +297,9 @@ async fn an_oversized_request_is_resource_exhausted_and_garbage_is_invalid_argum
         assert!(message.contains("not a valid message"), "{path}: {message}");
     }
     // Still serving, and the 5 MB were not kept.
-    assert_eq!(daemon.resolve("plain").await.unwrap().value, b"plain-e2e-value");
+    assert_eq!(
+        daemon.resolve("plain").await.unwrap().value,
+        b"plain-e2e-value"
+    );
     tokio::task::block_in_place(|| assert_memory_returns(&daemon, baseline));
 }

@@ -13,7 +13,10 @@ fn check(setup: &Setup, text: &str, extra: &[&str], env: &[(&str, &str)]) -> (i3
     let mut args = vec!["check", "--config", config.to_str().unwrap()];
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = run_cli(&args, env);
-    (code, format!("{}{stderr}", String::from_utf8_lossy(&stdout)))
+    (
+        code,
+        format!("{}{stderr}", String::from_utf8_lossy(&stdout)),
+    )
 }
 
 const SECRET: &str = "s3cr3t-in-the-wrong-variable";
@@ -24,23 +27,30 @@ fn config_errors_quote_a_variable_as_written_never_its_value() {
     for (field, text) in [
         ("cache.ttl", "cache:\n  ttl: \"${S}\"\n"),
         ("cache.max_entries", "cache:\n  max_entries: \"${S}\"\n"),
-        ("cache.refresh_ahead", "cache:\n  refresh_ahead: \"x${S}\"\n"),
+        (
+            "cache.refresh_ahead",
+            "cache:\n  refresh_ahead: \"x${S}\"\n",
+        ),
     ] {
         let config = setup.config_text().replace("cache:\n  ttl: 10m\n", text);
         let (code, output) = check(&setup, &config, &[], &[("S", SECRET)]);
         assert_eq!(code, 1, "{field}: {output}");
         assert!(output.contains(&format!(" {field}: expected ")), "{output}");
         assert!(output.contains("${S}`"), "{field}: {output}");
-        assert!(!output.contains(SECRET), "{field} printed the value: {output}");
+        assert!(
+            !output.contains(SECRET),
+            "{field} printed the value: {output}"
+        );
     }
 }
 
 #[test]
 fn a_socket_mode_for_others_is_refused_and_tcp_beyond_loopback_is_warned_about() {
     let setup = Setup::new();
-    let config = setup
-        .config_text()
-        .replace("  unix_socket: vb.sock\n", "  unix_socket: vb.sock\n  unix_socket_mode: \"0666\"\n");
+    let config = setup.config_text().replace(
+        "  unix_socket: vb.sock\n",
+        "  unix_socket: vb.sock\n  unix_socket_mode: \"0666\"\n",
+    );
     let (code, output) = check(&setup, &config, &[], &[]);
     assert_eq!(code, 1, "{output}");
     assert!(
@@ -118,6 +128,9 @@ fn get_and_health_give_up_on_a_daemon_that_never_answers() {
         let (code, stdout, _) = run_cli(&[command, "--help"], &[]);
         assert_eq!(code, 0);
         let help = String::from_utf8(stdout).unwrap();
-        assert!(help.contains("--timeout") && help.contains("[default: 10s]"), "{help}");
+        assert!(
+            help.contains("--timeout") && help.contains("[default: 10s]"),
+            "{help}"
+        );
     }
 }

@@ -140,7 +140,12 @@ fn read_frames(mut stream: UnixStream, events: mpsc::Sender<Event>) {
             return;
         }
         let word = |at: usize| {
-            u32::from_be_bytes([payload[at], payload[at + 1], payload[at + 2], payload[at + 3]])
+            u32::from_be_bytes([
+                payload[at],
+                payload[at + 1],
+                payload[at + 2],
+                payload[at + 3],
+            ])
         };
         let event = match kind {
             SETTINGS if flags & ACK == 0 => Event::Settings(

@@ -210,15 +210,17 @@ fn two_daemons_started_together_over_a_stale_socket_do_not_both_serve() {
                 .position(|racer| racer.0.try_wait().unwrap().is_some());
             exited.is_some()
         });
-        assert!(one_exited, "round {round}: both daemons stayed up:\n{}", logs());
+        assert!(
+            one_exited,
+            "round {round}: both daemons stayed up:\n{}",
+            logs()
+        );
         let loser = exited.unwrap();
         let status = racers[loser].0.wait().unwrap();
         assert_eq!(status.code(), Some(1), "round {round}:\n{}", logs());
-        let loser_log =
-            std::fs::read_to_string(dir.join(format!("racer-{loser}.log"))).unwrap();
+        let loser_log = std::fs::read_to_string(dir.join(format!("racer-{loser}.log"))).unwrap();
         assert!(
-            loser_log.contains("another vaultbridge holds")
-                && loser_log.contains("vb.sock.lock"),
+            loser_log.contains("another vaultbridge holds") && loser_log.contains("vb.sock.lock"),
             "round {round}: the loser must stop at the lock:\n{}",
             logs()
         );
@@ -234,6 +236,9 @@ fn two_daemons_started_together_over_a_stale_socket_do_not_both_serve() {
         signal_term(&winner.0);
         let status = wait_with_timeout(&mut winner.0, Duration::from_secs(20));
         assert_eq!(status.code(), Some(0), "round {round}:\n{}", logs());
-        assert!(!socket.exists(), "round {round}: the winner removes its socket");
+        assert!(
+            !socket.exists(),
+            "round {round}: the winner removes its socket"
+        );
     }
 }

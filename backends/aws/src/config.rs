@@ -72,14 +72,22 @@ pub(crate) fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<
         if url.starts_with("https://") || url.starts_with("http://") {
             config.endpoint_url = Some(url);
         } else {
-            section.expected(value, "endpoint_url", "a URL starting with https:// (or http:// for a local emulator)");
+            section.expected(
+                value,
+                "endpoint_url",
+                "a URL starting with https:// (or http:// for a local emulator)",
+            );
         }
     }
     let role_arn = section.optional_text(raw.role_arn.as_ref(), "role_arn");
     if let (Some(arn), Some(value)) = (&role_arn, &raw.role_arn)
         && !arn.starts_with("arn:")
     {
-        section.expected(value, "role_arn", "a role ARN such as `arn:aws:iam::123456789012:role/reader`");
+        section.expected(
+            value,
+            "role_arn",
+            "a role ARN such as `arn:aws:iam::123456789012:role/reader`",
+        );
     }
     let external_id = section.optional_text(raw.external_id.as_ref(), "external_id");
     let session_name = section.optional_text(raw.session_name.as_ref(), "session_name");

@@ -147,7 +147,11 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
     };
     let vault_url = section.text(url_text, "vault_url")?;
     if !vault_url.starts_with("https://") {
-        section.expected(url_text, "vault_url", "an https:// vault URL such as https://<name>.vault.azure.net");
+        section.expected(
+            url_text,
+            "vault_url",
+            "an https:// vault URL such as https://<name>.vault.azure.net",
+        );
     }
     let credential = credential(&raw, section)?;
     let mut config = AzureConfig::new(vault_url, credential);
@@ -157,7 +161,11 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
         if host.starts_with("https://") {
             config.authority_host = Some(host);
         } else {
-            section.expected(value, "authority_host", "an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us");
+            section.expected(
+                value,
+                "authority_host",
+                "an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us",
+            );
         }
     }
     if let Some(value) = &raw.ca_file {
@@ -190,7 +198,11 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
         };
         match text.parse::<SocketAddr>() {
             Ok(address) => config.resolve.push((host.clone(), address)),
-            Err(_) => section.expected(value, &field, "an IP address and port such as `10.0.0.5:443`"),
+            Err(_) => section.expected(
+                value,
+                &field,
+                "an IP address and port such as `10.0.0.5:443`",
+            ),
         }
     }
     Some(config)

@@ -493,7 +493,10 @@ mod tests {
         assert_eq!(err, "entry `a` is defined twice at line 1 column 32");
         let err =
             parse_json(r#"{"jira":{"token":"old-hunter2","token":"new-hunter2"}}"#).unwrap_err();
-        assert!(err.starts_with("key `token` of entry `jira` is defined twice at line 1"), "{err}");
+        assert!(
+            err.starts_with("key `token` of entry `jira` is defined twice at line 1"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
         // The same key in two entries is fine.
         let entries = parse_json(r#"{"a":{"k":"1"},"b":{"k":"2"}}"#).unwrap();
