@@ -241,33 +241,25 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
 }
 
 pub async fn jira(command: JiraCommand) -> ExitCode {
-    match command {
-        JiraCommand::Verify {
-            connections,
-            addr,
-            timeout,
-        } => {
-            within(
-                timeout,
-                addr.as_deref(),
-                jira_verify(connections, addr.clone()),
-            )
-            .await
+    let (timeout, addr) = match &command {
+        JiraCommand::Verify { timeout, addr, .. } | JiraCommand::Creds { timeout, addr, .. } => {
+            (*timeout, addr.clone())
         }
-        JiraCommand::Creds {
-            connection,
-            format: CredsFormat::Env,
-            addr,
-            timeout,
-        } => {
-            within(
-                timeout,
-                addr.as_deref(),
-                jira_creds_env(connection, addr.clone()),
-            )
-            .await
+    };
+    let run = async move {
+        match command {
+            JiraCommand::Verify {
+                connections, addr, ..
+            } => jira_verify(connections, addr).await,
+            JiraCommand::Creds {
+                connection,
+                format: CredsFormat::Env,
+                addr,
+                ..
+            } => jira_creds_env(connection, addr).await,
         }
-    }
+    };
+    within(timeout, addr.as_deref(), run).await
 }
 
 async fn jira_verify(connections: Vec<String>, addr: Option<String>) -> ExitCode {

@@ -58,9 +58,9 @@ pub(crate) enum ListenError {
     )]
     ForeignSocket { path: PathBuf, owner: u32, me: u32 },
     #[error(
-        "another vaultbridge holds `{0}`, the lock of this socket: it is starting or serving on the same path"
+        "another vaultbridge is serving or starting on socket `{socket}` (it holds `{lock}`); stop it or choose another `server.unix_socket`"
     )]
-    Locked(PathBuf),
+    Locked { socket: PathBuf, lock: PathBuf },
 }
 
 /// The socket file of a bound listener, with the lock that makes this process its only
@@ -206,7 +206,10 @@ fn lock_beside(path: &Path) -> Result<File, ListenError> {
         })?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(ListenError::Locked(lock_path)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(ListenError::Locked {
+            socket: path.to_path_buf(),
+            lock: lock_path,
+        }),
         Err(err) => Err(ListenError::Bind {
             what: format!(
                 "socket `{}` (locking `{}`)",

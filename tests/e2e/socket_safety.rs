@@ -220,7 +220,7 @@ fn two_daemons_started_together_over_a_stale_socket_do_not_both_serve() {
         assert_eq!(status.code(), Some(1), "round {round}:\n{}", logs());
         let loser_log = std::fs::read_to_string(dir.join(format!("racer-{loser}.log"))).unwrap();
         assert!(
-            loser_log.contains("another vaultbridge holds") && loser_log.contains("vb.sock.lock"),
+            loser_log.contains("another vaultbridge is serving or starting on socket") && loser_log.contains("vb.sock.lock"),
             "round {round}: the loser must stop at the lock:\n{}",
             logs()
         );
