@@ -32,7 +32,7 @@ COPY --from=build --chown=65532:65532 /out/run/ /run/
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
 ENV VAULTBRIDGE_CONFIG=/etc/vaultbridge/config.yaml \
-    VAULTBRIDGE_ADDR=unix:/run/vaultbridge/vaultbridge.sock
+    VAULTBRIDGE_ADDR=unix:/run/vaultbridge/socket/vaultbridge.sock
 # SIGTERM drains in-flight calls within server.shutdown_grace, then exits 0.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \

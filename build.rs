@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "vaultbridge.v1.Secret",
             "vaultbridge.v1.GetCredentialsResponse",
         ])
+        // Undecodable requests are INVALID_ARGUMENT, not tonic-prost's INTERNAL
+        // (src/codec.rs).
+        .codec_path("crate::codec::StrictCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

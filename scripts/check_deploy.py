@@ -108,7 +108,7 @@ def manifest_self_tests(report: Report, manifests: dict[str, list[dict[str, Any]
 
     def other_socket(copy):
         config = configmap(copy, "vaultbridge-config")
-        config["data"]["config.yaml"] = replaced(config["data"]["config.yaml"], "/run/vaultbridge/vaultbridge.sock", "/tmp/vb.sock")
+        config["data"]["config.yaml"] = replaced(config["data"]["config.yaml"], "/run/vaultbridge/socket/vaultbridge.sock", "/tmp/vb.sock")
 
     broken("a config listening elsewhere than the probe asks", "the probe asks", other_socket)
     broken("an AWS sidecar that may fall back to the node's role", "AWS_EC2_METADATA_DISABLED",

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 a failure (a resolve error, an invalid config, a failed
 //! check, a daemon not serving); 2 bad usage; 3 `get` or `health` could not reach the
-//! daemon.
+//! daemon, or it did not answer within `--timeout`.
 
 use crate::client::{self, Address};
 use crate::config::{Config, ConfigError, ProcessVars};
@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use vaultbridge_backend_core::describe_chain;
 
 pub const EXIT_FAILURE: u8 = 1;
@@ -61,6 +62,9 @@ pub enum Command {
         /// End the value with a newline.
         #[arg(long)]
         newline: bool,
+        /// Give up when the daemon has not answered within this (`500ms`, `10s`, `1m`).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Jira credentials from a running daemon.
     Jira {
@@ -72,6 +76,9 @@ pub enum Command {
     Health {
         #[arg(long, env = "VAULTBRIDGE_ADDR")]
         addr: Option<String>,
+        /// Give up when the daemon has not answered within this.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Validate a config, and optionally resolve every definition; prints a table
     /// of definition, backend and status (never values).
@@ -93,6 +100,9 @@ pub enum JiraCommand {
         connections: Vec<String>,
         #[arg(long, env = "VAULTBRIDGE_ADDR")]
         addr: Option<String>,
+        /// Give up when the checks have not finished within this (they call Jira).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Print a connection's credentials for a shell step: `eval "$(vaultbridge jira
     /// creds jira-prod)"` sets JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN and JIRA_PROJECT.
@@ -103,6 +113,9 @@ pub enum JiraCommand {
         format: CredsFormat,
         #[arg(long, env = "VAULTBRIDGE_ADDR")]
         addr: Option<String>,
+        /// Give up when the daemon has not answered within this.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
 }
 
@@ -149,6 +162,27 @@ pub async fn serve(config: Option<PathBuf>) -> ExitCode {
             tracing::error!("{err}");
             eprintln!("vaultbridge: {err}");
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// Runs a command that talks to the daemon, giving up after `timeout`: a daemon that
+/// accepts connections but never answers (hung, or its connection slots held by
+/// someone else) must not hang a shell step or a probe forever.
+pub async fn within(
+    timeout: Duration,
+    addr: Option<&str>,
+    command: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    match tokio::time::timeout(timeout, command).await {
+        Ok(code) => code,
+        Err(_) => {
+            let address = addr.map_or_else(Address::default_local, Address::parse);
+            eprintln!(
+                "vaultbridge: no answer from the daemon at {address} within {}; `--timeout` waits longer",
+                humantime::format_duration(timeout)
+            );
+            ExitCode::from(EXIT_UNREACHABLE)
         }
     }
 }
@@ -207,14 +241,25 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
 }
 
 pub async fn jira(command: JiraCommand) -> ExitCode {
-    match command {
-        JiraCommand::Verify { connections, addr } => jira_verify(connections, addr).await,
-        JiraCommand::Creds {
-            connection,
-            format: CredsFormat::Env,
-            addr,
-        } => jira_creds_env(connection, addr).await,
-    }
+    let (timeout, addr) = match &command {
+        JiraCommand::Verify { timeout, addr, .. } | JiraCommand::Creds { timeout, addr, .. } => {
+            (*timeout, addr.clone())
+        }
+    };
+    let run = async move {
+        match command {
+            JiraCommand::Verify {
+                connections, addr, ..
+            } => jira_verify(connections, addr).await,
+            JiraCommand::Creds {
+                connection,
+                format: CredsFormat::Env,
+                addr,
+                ..
+            } => jira_creds_env(connection, addr).await,
+        }
+    };
+    within(timeout, addr.as_deref(), run).await
 }
 
 async fn jira_verify(connections: Vec<String>, addr: Option<String>) -> ExitCode {
@@ -454,6 +499,13 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
     };
     for warning in &config.warnings {
         eprintln!("vaultbridge: warning: {warning}");
+    }
+    if config.definitions.is_empty() {
+        eprintln!(
+            "vaultbridge: {}: no definitions: a daemon serving this config could resolve nothing; add a `definitions` section",
+            config.source
+        );
+        return ExitCode::from(EXIT_FAILURE);
     }
     let backends = match registry::build_all(&config.backends).await {
         Ok(backends) => backends,

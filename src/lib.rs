@@ -14,8 +14,10 @@ pub mod proto;
 pub mod fuzzing;
 
 mod access;
+mod codec;
 mod config;
 mod jira;
+mod listen;
 mod names;
 mod protect;
 mod registry;

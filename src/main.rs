@@ -39,9 +39,19 @@ fn main() -> ExitCode {
                 name,
                 addr,
                 newline,
-            } => cli::get(name, addr, newline).await,
+                timeout,
+            } => {
+                cli::within(
+                    timeout,
+                    addr.as_deref(),
+                    cli::get(name, addr.clone(), newline),
+                )
+                .await
+            }
             Command::Check { config, resolve } => cli::check(config, resolve).await,
-            Command::Health { addr } => cli::health(addr).await,
+            Command::Health { addr, timeout } => {
+                cli::within(timeout, addr.as_deref(), cli::health(addr.clone())).await
+            }
             Command::Jira { command } => cli::jira(command).await,
         }
     })

@@ -280,11 +280,7 @@ impl ProtectionOverrides {
         {
             match text.trim().parse::<usize>() {
                 Ok(limit @ 1..=10_000) => overrides.max_in_flight = Some(limit),
-                _ => section.problem(
-                    value,
-                    "max_in_flight",
-                    format!("expected a number of calls from 1 to 10000, got `{text}`"),
-                ),
+                _ => section.expected(value, "max_in_flight", "a number of calls from 1 to 10000"),
             }
         }
         if let Some(value) = &raw.breaker_failures
@@ -292,12 +288,10 @@ impl ProtectionOverrides {
         {
             match text.trim().parse::<u32>() {
                 Ok(failures @ 0..=1_000) => overrides.breaker_failures = Some(failures),
-                _ => section.problem(
+                _ => section.expected(
                     value,
                     "breaker_failures",
-                    format!(
-                        "expected a number of failures in a row from 1 to 1000 (0 turns the breaker off), got `{text}`"
-                    ),
+                    "a number of failures in a row from 1 to 1000 (0 turns the breaker off)",
                 ),
             }
         }

@@ -1,24 +1,22 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
 use crate::access::Access;
-use crate::config::{Config, ProcessVars};
+use crate::config::{Config, ProcessVars, ServerLimits};
 use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
+use crate::listen::{self, ListenError};
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
 use crate::registry;
 use crate::resolver::{self, Resolver};
 use crate::service::SecretsService;
+use crate::status::OversizeLayer;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// The name health checks use for the secrets service.
@@ -31,18 +29,8 @@ pub(crate) enum ServeError {
     Backend(#[from] registry::BuildError),
     #[error(transparent)]
     Resolver(#[from] resolver::SetupError),
-    #[error("cannot listen on {what}: {source}")]
-    Bind {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "another process is listening on socket `{0}`; stop it or choose another `server.unix_socket`"
-    )]
-    SocketInUse(PathBuf),
-    #[error("`{0}` exists and is not a socket; refusing to replace it")]
-    NotASocket(PathBuf),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error(transparent)]
     Access(#[from] crate::access::SetupError),
     #[error(transparent)]
@@ -63,6 +51,11 @@ pub(crate) async fn serve(
     let backends = registry::build_all(&config.backends).await?;
     let resolver = Arc::new(Resolver::new(&config, &backends)?);
     let definition_count = config.definitions.len();
+    if definition_count == 0 {
+        // `vaultbridge check` refuses this config; serving it stays possible (an image
+        // whose definitions come later), but every call will be NOT_FOUND.
+        tracing::warn!("the config has no definitions: every resolve will be NOT_FOUND");
+    }
     // The resolver holds its own copy of every definition; keeping the config's as
     // well costs about 330 bytes per definition for the daemon's whole life.
     config.definitions = BTreeMap::new();
@@ -101,48 +94,52 @@ pub(crate) async fn serve(
         config.jira.failure_threshold,
         resolver.clone(),
     ));
-    let routes = tonic::service::Routes::new(SecretsServer::new(SecretsService::new(
-        resolver,
-        stop_rx.clone(),
-        access.clone(),
-    )))
-    .add_service(JiraServer::new(JiraGrpc::new(
-        jira,
-        stop_rx.clone(),
-        access.clone(),
-    )))
-    .add_service(health_service)
-    .add_service(reflection_v1)
-    .add_service(reflection_v1alpha);
+    let limits = config.server.limits;
+    let max_request = limits.max_request_size;
+    let routes = tonic::service::Routes::new(
+        SecretsServer::new(SecretsService::new(
+            resolver,
+            stop_rx.clone(),
+            access.clone(),
+        ))
+        .max_decoding_message_size(max_request),
+    )
+    .add_service(
+        JiraServer::new(JiraGrpc::new(jira, stop_rx.clone(), access.clone()))
+            .max_decoding_message_size(max_request),
+    )
+    .add_service(health_service.max_decoding_message_size(max_request))
+    .add_service(reflection_v1.max_decoding_message_size(max_request))
+    .add_service(reflection_v1alpha.max_decoding_message_size(max_request));
 
     let mut servers = JoinSet::new();
-    let mut socket_path = None;
+    let mut socket = None;
+    let accept = listen::Limits {
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+    };
 
     if let Some(path) = &config.server.unix_socket {
-        let listener = bind_unix(path, config.server.unix_socket_mode)?;
-        socket_path = Some(path.clone());
+        let (listener, file) = listen::bind_unix(path, config.server.unix_socket_mode)?;
         tracing::info!(socket = %path.display(), "listening on Unix socket");
-        let server = tonic::transport::Server::builder()
+        let incoming = listen::incoming(listener, accept, "unix");
+        socket = Some(file);
+        let server = grpc_server(&limits)
             .add_routes(routes.clone())
-            .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listener),
-                stopped(stop_rx.clone()),
-            );
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         servers.spawn(server);
     }
     if let Some(addr) = config.server.tcp {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                what: format!("TCP {addr}"),
-                source,
-            })?;
-        let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+        let bind_error = |source| ListenError::Bind {
             what: format!("TCP {addr}"),
             source,
-        })?;
-        let server = tonic::transport::Server::builder().add_routes(routes.clone());
+        };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let bound = listener.local_addr().map_err(bind_error)?;
+        let server = grpc_server(&limits).add_routes(routes.clone());
         match &config.server.tls {
+            // TLS connections have their own handshake deadline (`crate::tls`); the
+            // listener's preface check would read TLS records, not HTTP/2.
             Some(tls) => {
                 let (acceptor, key) = crate::tls::acceptor(tls)?;
                 tokio::spawn(key.watch(stop_rx.clone()));
@@ -157,7 +154,7 @@ pub(crate) async fn serve(
             }
             None => {
                 tracing::info!(address = %bound, "listening on TCP");
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = listen::incoming(listener, accept, "tcp");
                 servers
                     .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
             }
@@ -199,14 +196,25 @@ pub(crate) async fn serve(
     for task in [token_watch, limit_upkeep].into_iter().flatten() {
         let _ = task.await;
     }
-    if let Some(path) = socket_path
-        && let Err(err) = std::fs::remove_file(&path)
-        && err.kind() != io::ErrorKind::NotFound
-    {
-        tracing::warn!(socket = %path.display(), error = %err, "could not remove the socket file");
+    if let Some(socket) = socket {
+        socket.remove();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// tonic's server with the configured limits. tonic leaves the concurrent-stream limit
+/// unset (hyper's own default of 200 never applies), so it is always set here.
+fn grpc_server(
+    limits: &ServerLimits,
+) -> tonic::transport::Server<tower::layer::util::Stack<OversizeLayer, tower::layer::util::Identity>>
+{
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .timeout(limits.request_timeout)
+        .http2_keepalive_interval(Some(limits.idle_timeout))
+        .http2_keepalive_timeout(Some(crate::config::KEEPALIVE_TIMEOUT))
+        .layer(OversizeLayer)
 }
 
 /// The overall status (service "") and the secrets service's move together.
@@ -249,35 +257,6 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-/// Binds the socket, replacing a stale socket file left by a crashed run but never a
-/// live socket or a file that is not a socket.
-fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if !meta.file_type().is_socket() {
-            return Err(ServeError::NotASocket(path.to_path_buf()));
-        }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ServeError::SocketInUse(path.to_path_buf()));
-        }
-        tracing::info!(socket = %path.display(), "replacing a stale socket file");
-        std::fs::remove_file(path).map_err(|source| ServeError::Bind {
-            what: format!("socket `{}` (removing the stale file)", path.display()),
-            source,
-        })?;
-    }
-    let bind_error = |source| ServeError::Bind {
-        what: format!("socket `{}`", path.display()),
-        source,
-    };
-    let listener = UnixListener::bind(path).map_err(bind_error)?;
-    // The process umask (0077, set at start) already made the socket private; this
-    // applies the configured mode, which may open it to a group.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
-    Ok(listener)
-}
-
 /// Resolves when SIGTERM or SIGINT arrives.
 pub(crate) async fn termination_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -304,7 +283,7 @@ mod tests {
         let text = format!(
             "server:\n  tcp: 127.0.0.1:1\nbackends:\n{backends}definitions:\n  s:\n    backend: kv\n    secret: s\n"
         );
-        Config::parse(&text, "test.yaml", Path::new(""), &ProcessVars).unwrap()
+        Config::parse(&text, "test.yaml", std::path::Path::new(""), &ProcessVars).unwrap()
     }
 
     #[cfg(feature = "azure")]

@@ -96,6 +96,70 @@ impl From<AccessError> for Status {
     }
 }
 
+/// A request that is not valid protobuf for its method (see `crate::codec`). prost's
+/// message names the field and the wire problem, never the bytes.
+pub(crate) fn undecodable(err: prost::DecodeError) -> Status {
+    Status::invalid_argument(format!("the request is not a valid message: {err}"))
+}
+
+/// Answers tonic's OUT_OF_RANGE, which it gives a request over `server.max_request_size`
+/// (`max_decoding_message_size`), as RESOURCE_EXHAUSTED, the code grpc's own servers
+/// give an oversized message and the one the README documents. tonic decides the code
+/// before any handler runs, so the only place to change it is the response: a unary
+/// call's error travels in the response headers (trailers-only). Nothing else in the
+/// daemon answers OUT_OF_RANGE, so the code alone identifies the case.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OversizeLayer;
+
+impl<S> tower::Layer<S> for OversizeLayer {
+    type Service = Oversize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Oversize(inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Oversize<S>(S);
+
+type Response<B> = tonic::codegen::http::Response<B>;
+
+impl<S, R, B> tower::Service<R> for Oversize<S>
+where
+    S: tower::Service<R, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = futures_util::future::MapOk<S::Future, fn(Response<B>) -> Response<B>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        use futures_util::TryFutureExt;
+        self.0.call(request).map_ok(oversize_is_resource_exhausted)
+    }
+}
+
+fn oversize_is_resource_exhausted<B>(mut response: Response<B>) -> Response<B> {
+    let out_of_range = Code::OutOfRange as i32;
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == out_of_range.to_string().as_bytes())
+    {
+        let exhausted = (Code::ResourceExhausted as i32).to_string();
+        if let Ok(value) = tonic::codegen::http::HeaderValue::from_str(&exhausted) {
+            headers.insert("grpc-status", value);
+        }
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

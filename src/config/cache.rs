@@ -93,10 +93,10 @@ pub(super) fn check(raw: Option<&RawCache>, checker: &mut Checker<'_>) -> CacheC
     {
         match text.trim().replace('_', "").parse::<u64>() {
             Ok(max) if max > 0 => cache.max_entries = max,
-            _ => section.problem(
+            _ => section.expected(
                 value,
                 "max_entries",
-                format!("expected a whole number of entries, at least 1, got `{text}`"),
+                "a whole number of entries, at least 1",
             ),
         }
     }
@@ -154,13 +154,7 @@ pub(super) fn refresh_ahead(
     match trimmed.strip_suffix('%').map(|n| n.trim().parse::<u8>()) {
         Some(Ok(share @ 1..=99)) => Some(Some(RefreshAhead(share))),
         _ => {
-            section.problem(
-                value,
-                field,
-                format!(
-                    "expected a share of the TTL from `1%` to `99%` (when a value being read is refreshed in the background), or `off`, got `{text}`"
-                ),
-            );
+            section.expected(value, field, "a share of the TTL from `1%` to `99%` (when a value being read is refreshed in the background), or `off`");
             None
         }
     }

@@ -23,7 +23,7 @@ pub(crate) use clients::{
     AuditConfig, AuditSink, ClientConfig, ClientsConfig, RateLimit, TokenSource,
 };
 pub(crate) use definitions::DefinitionConfig;
-pub(crate) use server::ServerConfig;
+pub(crate) use server::{KEEPALIVE_TIMEOUT, Limits as ServerLimits, ServerConfig};
 pub(crate) use tls::TlsConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
 
@@ -246,5 +246,7 @@ mod clients_tests;
 mod jira_network_tests;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod tests;

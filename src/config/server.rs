@@ -1,4 +1,5 @@
-//! The `server` section: where the daemon listens and how it shuts down.
+//! The `server` section: where the daemon listens, the limits that hold when a caller
+//! misbehaves, and how it shuts down.
 
 use super::clients::{RateLimit, RawRateLimit, check_rate_limit};
 use super::tls::{self, RawTls, TlsConfig};
@@ -10,6 +11,28 @@ use vaultbridge_backend_core::config::{Checker, Location, Section, Text};
 
 pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
+/// The bench's widest runs use 64 connections; four times that leaves room for a
+/// node's worth of runners, and 256 connections stay well under the usual 1,024 open
+/// files.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// RFC 9113 asks for at least 100. The bench's busiest connection carries 64 calls at
+/// once (concurrency 64 on one connection); a stream that never sends its body holds
+/// about 9 KB, so 100 cap one connection near 1 MB.
+pub(crate) const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// A local client sends its preface within a millisecond of connecting (the bench's
+/// connection set-up is a few ms on 2 shared cores); 5 s is generous for a loaded host.
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After this long without a frame from the peer the daemon pings it, and closes the
+/// connection when the ping is not answered within [`KEEPALIVE_TIMEOUT`].
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The largest legitimate request is a full batch: 256 items of a 256-byte name and a
+/// freshness, about 70 KB. 256 KiB leaves room; tonic's own default is 4 MiB.
+pub(crate) const DEFAULT_MAX_REQUEST_SIZE: usize = 256 * 1024;
+/// A call still unanswered after this is cancelled, whether it waits for a body that
+/// never comes or for a backend. Backend calls give up well before (their timeouts
+/// and retries come to seconds); a `Watch` stream is not cut, only its start.
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServerConfig {
@@ -24,6 +47,34 @@ pub(crate) struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Calls each caller may make, unless its client has a limit of its own.
     pub rate_limit: Option<RateLimit>,
+    pub limits: Limits,
+}
+
+/// The limits each listener applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Open connections per listener; at the cap, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Streams (calls) open at once on one connection, advertised in HTTP/2 SETTINGS.
+    pub max_concurrent_streams: u32,
+    /// Time from accept to the client's HTTP/2 preface and first frame.
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_request_size: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +86,12 @@ pub(super) struct RawServer {
     shutdown_grace: Option<Text>,
     tls: Option<RawTls>,
     rate_limit: Option<RawRateLimit>,
+    max_connections: Option<Text>,
+    max_concurrent_streams: Option<Text>,
+    handshake_timeout: Option<Text>,
+    idle_timeout: Option<Text>,
+    max_request_size: Option<Text>,
+    request_timeout: Option<Text>,
 }
 
 pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
@@ -46,6 +103,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         tls: None,
         rate_limit: None,
+        limits: Limits::default(),
     };
     let mut section = checker.section("server", Location::START);
     let Some(raw) = raw else {
@@ -70,12 +128,10 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
                 server.tcp = Some(addr);
                 server.tcp_at = value.at;
             }
-            Err(_) => section.problem(
+            Err(_) => section.expected(
                 value,
                 "tcp",
-                format!(
-                    "expected an IP address and port such as `127.0.0.1:50051` or `[::1]:50051`, got `{text}`"
-                ),
+                "an IP address and port such as `127.0.0.1:50051` or `[::1]:50051`",
             ),
         }
     }
@@ -95,21 +151,113 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         let mut limit_section = section.section("rate_limit", section.at());
         server.rate_limit = check_rate_limit(raw_limit, &mut limit_section);
     }
+    limits(raw, &mut section, &mut server.limits);
     if raw.unix_socket.is_none() && raw.tcp.is_none() {
         section.section_problem("no listener: set `unix_socket`, `tcp` or both");
     }
     server
 }
 
+fn limits(raw: &RawServer, section: &mut Section<'_, '_>, limits: &mut Limits) {
+    if let Some(value) = &raw.max_connections
+        && let Some(max) = count(value, "max_connections", 1, 100_000, section)
+    {
+        limits.max_connections = max as usize;
+    }
+    if let Some(value) = &raw.max_concurrent_streams
+        && let Some(max) = count(value, "max_concurrent_streams", 1, 10_000, section)
+    {
+        limits.max_concurrent_streams = max as u32;
+    }
+    section.timeout(
+        raw.handshake_timeout.as_ref(),
+        "handshake_timeout",
+        &mut limits.handshake_timeout,
+    );
+    section.timeout(
+        raw.idle_timeout.as_ref(),
+        "idle_timeout",
+        &mut limits.idle_timeout,
+    );
+    section.timeout(
+        raw.request_timeout.as_ref(),
+        "request_timeout",
+        &mut limits.request_timeout,
+    );
+    if let Some(value) = &raw.max_request_size
+        && let Some(size) = byte_size(value, "max_request_size", section)
+    {
+        limits.max_request_size = size;
+    }
+}
+
+/// A whole number from `min` to `max`.
+fn count(
+    value: &Text,
+    field: &str,
+    min: u64,
+    max: u64,
+    section: &mut Section<'_, '_>,
+) -> Option<u64> {
+    let text = section.text(value, field)?;
+    match text.trim().replace('_', "").parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            section.expected(value, field, &format!("a whole number from {min} to {max}"));
+            None
+        }
+    }
+}
+
+/// Bytes, with an optional `KiB` or `MiB` suffix: 1 KiB to 64 MiB.
+fn byte_size(value: &Text, field: &str, section: &mut Section<'_, '_>) -> Option<usize> {
+    let text = section.text(value, field)?;
+    let text = text.trim();
+    let (number, unit) = if let Some(n) = text.strip_suffix("MiB") {
+        (n, 1024 * 1024)
+    } else if let Some(n) = text.strip_suffix("KiB") {
+        (n, 1024)
+    } else {
+        (text, 1)
+    };
+    match number.trim().parse::<usize>().map(|n| n.checked_mul(unit)) {
+        Ok(Some(size)) if (1024..=64 * 1024 * 1024).contains(&size) => Some(size),
+        _ => {
+            section.expected(
+                value,
+                field,
+                "a size from 1KiB to 64MiB such as `256KiB`, `1MiB` or `65536`",
+            );
+            None
+        }
+    }
+}
+
+/// The bits of `unix_socket_mode` that are refused: any permission for "others". The
+/// socket's mode is the daemon's only access control today, and every local user is
+/// an "other"; a workload under another user joins through the group (`0660`).
+const REFUSED_SOCKET_BITS: u32 = 0o007;
+
 fn socket_mode(value: &Text, section: &mut Section<'_, '_>) -> Option<u32> {
     let text = section.text(value, "unix_socket_mode")?;
     match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
-        Ok(mode) if mode <= 0o777 => Some(mode),
-        _ => {
+        Ok(mode) if mode <= 0o777 && mode & REFUSED_SOCKET_BITS == 0 => Some(mode),
+        Ok(mode) if mode <= 0o777 => {
             section.problem(
                 value,
                 "unix_socket_mode",
-                format!("expected octal permission bits such as `0600` or `0660`, got `{text}`"),
+                format!(
+                    "`{}` lets every local user connect and resolve every definition; give access through the socket's group instead (`0660`), and clear the last digit",
+                    value.value
+                ),
+            );
+            None
+        }
+        _ => {
+            section.expected(
+                value,
+                "unix_socket_mode",
+                "octal permission bits such as `0600` or `0660`",
             );
             None
         }

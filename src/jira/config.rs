@@ -231,10 +231,10 @@ pub(crate) fn check(raw: &RawJira, definitions: &[&str], checker: &mut Checker<'
     {
         match text.trim().parse::<u32>() {
             Ok(threshold @ 1..=100) => jira.failure_threshold = threshold,
-            _ => section.problem(
+            _ => section.expected(
                 value,
                 "failure_threshold",
-                format!("expected a number of failures from 1 to 100, got `{text}`"),
+                "a number of failures from 1 to 100",
             ),
         }
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 mod access;
 mod airflow;
 #[cfg(feature = "aws")]
@@ -17,15 +18,19 @@ mod fault_proxy;
 mod grpc;
 mod hardening;
 mod harness;
+mod hygiene;
 mod jira;
 mod jira_tls;
 mod leaks;
 mod lifecycle;
+mod procfs;
 mod python;
 #[cfg(feature = "azure")]
 mod python_client;
+mod raw_h2;
 #[cfg(feature = "aws")]
 mod resilience;
+mod socket_safety;
 #[cfg(feature = "aws")]
 mod startup_probe;
 mod tls;

@@ -72,10 +72,10 @@ pub(crate) fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<
         if url.starts_with("https://") || url.starts_with("http://") {
             config.endpoint_url = Some(url);
         } else {
-            section.problem(
+            section.expected(
                 value,
                 "endpoint_url",
-                format!("expected a URL starting with https:// (or http:// for a local emulator), got `{url}`"),
+                "a URL starting with https:// (or http:// for a local emulator)",
             );
         }
     }
@@ -83,12 +83,10 @@ pub(crate) fn check(raw: RawAwsConfig, section: &mut Section<'_, '_>) -> Option<
     if let (Some(arn), Some(value)) = (&role_arn, &raw.role_arn)
         && !arn.starts_with("arn:")
     {
-        section.problem(
+        section.expected(
             value,
             "role_arn",
-            format!(
-                "expected a role ARN such as `arn:aws:iam::123456789012:role/reader`, got `{arn}`"
-            ),
+            "a role ARN such as `arn:aws:iam::123456789012:role/reader`",
         );
     }
     let external_id = section.optional_text(raw.external_id.as_ref(), "external_id");

@@ -147,10 +147,10 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
     };
     let vault_url = section.text(url_text, "vault_url")?;
     if !vault_url.starts_with("https://") {
-        section.problem(
+        section.expected(
             url_text,
             "vault_url",
-            format!("expected an https:// vault URL such as https://<name>.vault.azure.net, got `{vault_url}`"),
+            "an https:// vault URL such as https://<name>.vault.azure.net",
         );
     }
     let credential = credential(&raw, section)?;
@@ -161,10 +161,10 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
         if host.starts_with("https://") {
             config.authority_host = Some(host);
         } else {
-            section.problem(
+            section.expected(
                 value,
                 "authority_host",
-                format!("expected an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us, got `{host}`"),
+                "an https:// Microsoft Entra endpoint such as https://login.microsoftonline.us",
             );
         }
     }
@@ -198,10 +198,10 @@ pub(crate) fn check(raw: RawAzureConfig, section: &mut Section<'_, '_>) -> Optio
         };
         match text.parse::<SocketAddr>() {
             Ok(address) => config.resolve.push((host.clone(), address)),
-            Err(_) => section.problem(
+            Err(_) => section.expected(
                 value,
                 &field,
-                format!("expected an IP address and port such as `10.0.0.5:443`, got `{text}`"),
+                "an IP address and port such as `10.0.0.5:443`",
             ),
         }
     }

@@ -165,6 +165,13 @@ impl<'de> Deserialize<'de> for FieldValue {
 }
 
 fn parse_json(text: &str) -> Result<Entries, String> {
+    let mut check = serde_json::Deserializer::from_str(text);
+    if let Err(err) = de::DeserializeSeed::deserialize(Unique(None), &mut check) {
+        let message = err.to_string();
+        if let Some(safe) = message.strip_prefix(SAFE_MARK) {
+            return Err(safe.to_owned());
+        }
+    }
     let mut document: serde_json::Value = serde_json::from_str(text).map_err(|err| {
         format!(
             "not valid JSON at line {}, column {}",
@@ -175,6 +182,71 @@ fn parse_json(text: &str) -> Result<Entries, String> {
     let entries = json_entries(&document);
     vaultbridge_backend_core::wipe_json(&mut document);
     entries
+}
+
+/// Walks a JSON document only to refuse a name or key written twice: serde_json keeps
+/// the last silently, so a stale value left above an edit would hide the edit (the
+/// YAML parser refuses the same). Messages name the entry and key, never a value.
+struct Unique<'a>(Option<&'a str>);
+
+impl<'de> de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(safe_error(match self.0 {
+                    None => format!("entry `{key}` is defined twice"),
+                    Some(entry) => format!("key `{key}` of entry `{entry}` is defined twice"),
+                }));
+            }
+            access.next_value_seed(Unique(Some(self.0.unwrap_or(&key))))?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        while access.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 fn json_entries(document: &serde_json::Value) -> Result<Entries, String> {
@@ -413,6 +485,22 @@ mod tests {
         assert!(err.contains("line"), "{err}");
         let err = parse_yaml("a: x\na: hunter2\n").unwrap_err();
         assert!(err.contains("twice") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn json_names_and_keys_written_twice_are_refused_without_their_values() {
+        let err = parse_json(r#"{"a":"first-hunter2","b":"x","a":"second-hunter2"}"#).unwrap_err();
+        assert_eq!(err, "entry `a` is defined twice at line 1 column 32");
+        let err =
+            parse_json(r#"{"jira":{"token":"old-hunter2","token":"new-hunter2"}}"#).unwrap_err();
+        assert!(
+            err.starts_with("key `token` of entry `jira` is defined twice at line 1"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        // The same key in two entries is fine.
+        let entries = parse_json(r#"{"a":{"k":"1"},"b":{"k":"2"}}"#).unwrap();
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]

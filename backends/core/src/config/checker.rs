@@ -3,7 +3,7 @@
 
 use super::node::{Node, read_node};
 use super::text::{Location, Text};
-use super::vars::{Vars, interpolate};
+use super::vars::{Vars, interpolate, references};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,6 +76,9 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// The shortest expansion [`Section::problem`] hides.
+const MIN_HIDDEN_LEN: usize = 4;
+
 /// The checks of one config section. Field names are relative to the section.
 #[derive(Debug)]
 pub struct Section<'c, 'a> {
@@ -110,8 +113,27 @@ impl<'a> Section<'_, 'a> {
     }
 
     /// A problem with the value `at`, in `field` (empty: the section itself).
+    ///
+    /// Checks quote values as written ([`Self::expected`]); as a second line, any
+    /// expansion of a `${VAR}` in `at` that a message still carries is put back as
+    /// written, so that no check, present or future, can print a variable's value.
+    /// Values under 4 bytes are left: they cannot be secrets worth the garbled message
+    /// (`from ${N} to ${N}0`) that replacing a `1` would make.
     pub fn problem(&mut self, at: &Text, field: &str, message: impl Into<String>) {
         let path = self.field_path(field);
+        let mut message = message.into();
+        if at.value.contains("${") {
+            let mut expansions = references(&at.value, self.checker.vars);
+            if let Ok(whole) = interpolate(&at.value, self.checker.vars) {
+                expansions.push((at.value.clone(), whole));
+            }
+            expansions.sort_by_key(|(_, expanded)| std::cmp::Reverse(expanded.len()));
+            for (written, expanded) in expansions {
+                if expanded.len() >= MIN_HIDDEN_LEN && !written.contains(&expanded) {
+                    message = message.replace(&expanded, &written);
+                }
+            }
+        }
         self.checker.problem(at.at, path, message);
     }
 
@@ -123,6 +145,15 @@ impl<'a> Section<'_, 'a> {
 
     pub fn warn(&mut self, message: impl Into<String>) {
         self.checker.warn(message);
+    }
+
+    /// "expected {what}, got `{value}`", quoting the value as written: with `${S}` in
+    /// it, the message shows `${S}`, never what it expanded to, which may be a secret
+    /// (a `cache.ttl: "${S}"` once printed the value of `S`). Every check that refuses
+    /// a value says so through this.
+    pub fn expected(&mut self, value: &Text, field: &str, what: &str) {
+        let message = format!("expected {what}, got `{}`", value.value);
+        self.problem(value, field, message);
     }
 
     /// Reads a section kept as a [`Node`] into its config type. Unknown fields are
@@ -158,7 +189,8 @@ impl<'a> Section<'_, 'a> {
         }
     }
 
-    /// The value with `${VAR}` expanded, or `None` after recording why not.
+    /// The value with `${VAR}` expanded, or `None` after recording why not. A message
+    /// about the value quotes `value.value` (see [`Self::expected`]), never this.
     pub fn text(&mut self, value: &Text, field: &str) -> Option<String> {
         match interpolate(&value.value, self.checker.vars) {
             Ok(text) => Some(text),
@@ -178,11 +210,7 @@ impl<'a> Section<'_, 'a> {
         match humantime::parse_duration(text.trim()) {
             Ok(duration) => Some(duration),
             Err(_) => {
-                self.problem(
-                    value,
-                    field,
-                    format!("expected a duration such as `30s`, `5m` or `1h30m`, got `{text}`"),
-                );
+                self.expected(value, field, "a duration such as `30s`, `5m` or `1h30m`");
                 None
             }
         }
@@ -207,11 +235,7 @@ impl<'a> Section<'_, 'a> {
         match text.trim().parse::<u32>() {
             Ok(attempts @ 1..=10) => Some(attempts),
             _ => {
-                self.problem(
-                    value,
-                    field,
-                    format!("expected a number of attempts from 1 to 10, got `{text}`"),
-                );
+                self.expected(value, field, "a number of attempts from 1 to 10");
                 None
             }
         }
@@ -221,12 +245,8 @@ impl<'a> Section<'_, 'a> {
         match self.text(value, field)?.as_str() {
             "true" => Some(true),
             "false" => Some(false),
-            other => {
-                self.problem(
-                    value,
-                    field,
-                    format!("expected `true` or `false`, got `{other}`"),
-                );
+            _ => {
+                self.expected(value, field, "`true` or `false`");
                 None
             }
         }

@@ -80,6 +80,32 @@ pub(crate) fn interpolate(input: &str, vars: &dyn Vars) -> Result<String, Interp
     Ok(out)
 }
 
+/// Each `${...}` reference in `input` that expands to something, as written and as
+/// expanded, so that a message can put the written form back in place of a value.
+pub(crate) fn references(input: &str, vars: &dyn Vars) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{')
+            && let Some(end) = body.find('}')
+        {
+            let written = &rest[at..at + 2 + end + 1];
+            if let Ok(expanded) = interpolate(written, vars)
+                && !expanded.is_empty()
+            {
+                found.push((written.to_owned(), expanded));
+            }
+            rest = &body[end + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    found
+}
+
 fn valid_var_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -109,6 +135,18 @@ mod tests {
             "$HOME $5 v"
         );
         assert_eq!(interpolate("${UNSET:-}", &env).unwrap(), "");
+    }
+
+    #[test]
+    fn references_pair_each_variable_as_written_with_its_value() {
+        let env = vars(&[("A", "alpha"), ("EMPTY", "")]);
+        assert_eq!(
+            references("x${A}y$${A}${EMPTY}${B:-dflt}${NOPE}", &env),
+            vec![
+                ("${A}".to_owned(), "alpha".to_owned()),
+                ("${B:-dflt}".to_owned(), "dflt".to_owned()),
+            ]
+        );
     }
 
     #[test]

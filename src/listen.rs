@@ -1,0 +1,561 @@
+//! The listeners below gRPC: binding the Unix socket safely, and accepting connections
+//! under limits that hold when a local process misbehaves.
+//!
+//! What tonic and hyper do not give us, written here by hand:
+//! - a cap on open connections (at the cap, a connection that has not started HTTP/2
+//!   makes room, else accepting waits and the kernel's backlog queues the rest);
+//! - a deadline for a new connection to send its HTTP/2 preface and first frame, so a
+//!   connection that never speaks gives its slot back;
+//! - a pause after an accept fails for lack of file descriptors or memory (tonic's
+//!   accept loop retries at once, which spun a core at 95 % under 2,000 idle
+//!   connections and a 1,024-file limit);
+//! - the socket directory's checks, a lock beside the socket, and removing at shutdown
+//!   only the socket this process created.
+
+use futures_util::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ListenError {
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another process is listening on socket `{0}`; stop it or choose another `server.unix_socket`"
+    )]
+    SocketInUse(PathBuf),
+    #[error("`{0}` exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error(
+        "the socket's directory `{dir}` can be written by every user (mode {mode:04o}) and has no sticky bit, so any local user could replace the socket; use a private directory, or `chmod +t` it"
+    )]
+    WorldWritableDir { dir: PathBuf, mode: u32 },
+    #[error(
+        "the socket's directory `{dir}` belongs to uid {owner}, who could replace the socket; use a directory owned by the daemon's user (uid {me}) or root"
+    )]
+    ForeignDir { dir: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "a stale socket `{path}` belongs to uid {owner}, not to the daemon's user (uid {me}); refusing to replace it"
+    )]
+    ForeignSocket { path: PathBuf, owner: u32, me: u32 },
+    #[error(
+        "another vaultbridge is serving or starting on socket `{socket}` (it holds `{lock}`); stop it or choose another `server.unix_socket`"
+    )]
+    Locked { socket: PathBuf, lock: PathBuf },
+}
+
+/// The socket file of a bound listener, with the lock that makes this process its only
+/// owner and the identity (device and inode) of the file it created.
+#[derive(Debug)]
+pub(crate) struct UnixSocket {
+    path: PathBuf,
+    created: (u64, u64),
+    // Held, never read: the lock lasts as long as the file stays open.
+    _lock: File,
+}
+
+impl UnixSocket {
+    /// Removes the socket file if it is still the one this process bound. Another
+    /// file at the path (someone moved ours away and put theirs there) is left alone.
+    pub(crate) fn remove(self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if (meta.dev(), meta.ino()) == self.created => {
+                if let Err(err) = std::fs::remove_file(&self.path) {
+                    tracing::warn!(socket = %self.path.display(), error = %err, "could not remove the socket file");
+                }
+            }
+            Ok(_) => tracing::warn!(
+                socket = %self.path.display(),
+                "the socket path now holds a file this process did not create; leaving it alone"
+            ),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                tracing::warn!(socket = %self.path.display(), error = %err, "could not look at the socket file")
+            }
+        }
+    }
+}
+
+/// Binds the socket: checks its directory, takes the lock beside it, replaces a stale
+/// socket file left by a crashed run (but never a live socket, a file that is not a
+/// socket, or another user's socket), and applies `mode`.
+pub(crate) fn bind_unix(path: &Path, mode: u32) -> Result<(UnixListener, UnixSocket), ListenError> {
+    let me = rustix::process::geteuid().as_raw();
+    create_socket_dir(path, mode)?;
+    check_socket_dir(path, me)?;
+    let lock = lock_beside(path)?;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(ListenError::NotASocket(path.to_path_buf()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(ListenError::SocketInUse(path.to_path_buf()));
+        }
+        if meta.uid() != me && me != 0 {
+            return Err(ListenError::ForeignSocket {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                me,
+            });
+        }
+        // The lock makes this safe: a second daemon would have failed to take it, so
+        // nobody binds between this check and the bind below.
+        tracing::info!(socket = %path.display(), "replacing a stale socket file");
+        std::fs::remove_file(path).map_err(|source| ListenError::Bind {
+            what: format!("socket `{}` (removing the stale file)", path.display()),
+            source,
+        })?;
+    }
+    let bind_error = |source| ListenError::Bind {
+        what: format!("socket `{}`", path.display()),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    // The process umask (0077, set at start) already made the socket private; this
+    // applies the configured mode, which may open it to a group.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
+    let meta = std::fs::symlink_metadata(path).map_err(bind_error)?;
+    let socket = UnixSocket {
+        path: path.to_path_buf(),
+        created: (meta.dev(), meta.ino()),
+        _lock: lock,
+    };
+    Ok((listener, socket))
+}
+
+/// Creates the socket's directory when it is missing (its parent must exist), private
+/// to the daemon's user, with group access when the socket's mode grants it. A volume
+/// every container may write (a Kubernetes `emptyDir` is created `0777`) is then the
+/// parent, not the directory the socket sits in.
+fn create_socket_dir(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    let mode = if socket_mode & 0o060 != 0 {
+        0o750
+    } else {
+        0o700
+    };
+    let created = std::fs::DirBuilder::new()
+        .mode(mode)
+        .create(dir)
+        // The umask (0077) narrowed the mode; set it as meant.
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)));
+    match created {
+        Ok(()) => {
+            tracing::info!(dir = %dir.display(), mode = format!("{mode:04o}"), "created the socket's directory");
+            Ok(())
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(ListenError::Bind {
+            what: format!("socket `{}` (creating its directory)", path.display()),
+            source,
+        }),
+    }
+}
+
+/// Whoever may write the socket's directory may rename the socket away and serve their
+/// own at its path. Refused: a directory of another user (root excepted), and one that
+/// every user may write without the sticky bit (which would stop them renaming files
+/// they do not own). A group-writable directory without the sticky bit is allowed with
+/// a warning: a shared group is a deliberate choice, often the point of the socket.
+pub(crate) fn check_socket_dir(path: &Path, me: u32) -> Result<(), ListenError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let meta = std::fs::metadata(&dir).map_err(|source| ListenError::Bind {
+        what: format!("socket `{}` (its directory)", path.display()),
+        source,
+    })?;
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(ListenError::ForeignDir {
+            dir,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    if mode & 0o002 != 0 && !sticky {
+        return Err(ListenError::WorldWritableDir { dir, mode });
+    }
+    if mode & 0o020 != 0 && !sticky {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = format!("{mode:04o}"),
+            "the socket's directory is writable by its group, whose members could replace the socket"
+        );
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `<socket>.lock`, held for the daemon's life. Two daemons
+/// started together over a stale socket both saw it stale, both replaced it and both
+/// served (1 start in 12); the lock lets one through. The lock file is never removed:
+/// unlinking it would let a third daemon lock a new file while the second still holds
+/// the old one.
+fn lock_beside(path: &Path) -> Result<File, ListenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&lock_path)
+        .map_err(|source| ListenError::Bind {
+            what: format!(
+                "socket `{}` (its lock `{}`)",
+                path.display(),
+                lock_path.display()
+            ),
+            source,
+        })?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(ListenError::Locked {
+            socket: path.to_path_buf(),
+            lock: lock_path,
+        }),
+        Err(err) => Err(ListenError::Bind {
+            what: format!(
+                "socket `{}` (locking `{}`)",
+                path.display(),
+                lock_path.display()
+            ),
+            source: err.into(),
+        }),
+    }
+}
+
+/// The per-connection limits every listener applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// A listener tonic can accept from.
+pub(crate) trait Accept: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    async fn accept(&self) -> io::Result<UnixStream> {
+        UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    async fn accept(&self) -> io::Result<TcpStream> {
+        let (stream, _) = TcpListener::accept(self).await?;
+        // Small answers must not wait for Nagle's algorithm.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// How long the accept loop pauses after running out of file descriptors or memory:
+/// long enough not to spin, short enough that a freed slot is used soon.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// One connection's HTTP/2 handshake as the accept loop sees it, to close it early.
+#[derive(Debug, Default)]
+struct Handshake {
+    done: AtomicBool,
+    evicted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The connections of one listener still waiting for their handshake, oldest first.
+/// Entries of closed or handshaken connections are dropped as they are met.
+#[derive(Debug, Default)]
+struct Waiting(Mutex<VecDeque<Arc<Handshake>>>);
+
+impl Waiting {
+    fn push(&self, handshake: Arc<Handshake>, max: usize) {
+        let mut queue = self.lock();
+        if queue.len() >= 2 * max {
+            queue.retain(|entry| {
+                Arc::strong_count(entry) > 1 && !entry.done.load(Ordering::Acquire)
+            });
+        }
+        queue.push_back(handshake);
+    }
+
+    /// Closes the oldest connection that has not finished its handshake, if any.
+    fn evict_oldest(&self) -> bool {
+        let mut queue = self.lock();
+        while let Some(entry) = queue.pop_front() {
+            if Arc::strong_count(&entry) > 1 && !entry.done.load(Ordering::Acquire) {
+                entry.evicted.store(true, Ordering::Release);
+                entry.waker.wake();
+                return true;
+            }
+        }
+        false
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Handshake>>> {
+        // The queue holds no invariant a panicking holder could break.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The accepted connections of `listener`, each holding one of `limits.max_connections`
+/// slots until it closes. At the cap, the oldest connection that has not yet started
+/// HTTP/2 is closed to make room: a flood of silent connections then costs a
+/// well-behaved caller (whose preface arrives with its connection) nothing but its
+/// turn in the backlog. When every slot holds a working connection, accepting waits
+/// for one to close.
+pub(crate) fn incoming<L: Accept>(
+    listener: L,
+    limits: Limits,
+    what: &'static str,
+) -> impl Stream<Item = io::Result<Guarded<L::Stream>>> + Send + 'static {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let waiting = Arc::new(Waiting::default());
+    futures_util::stream::unfold(
+        (listener, slots, waiting, false),
+        move |(listener, slots, waiting, mut full)| async move {
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    full = false;
+                    permit
+                }
+                Err(_) => {
+                    let evicted = waiting.evict_oldest();
+                    if !full {
+                        tracing::warn!(
+                            listener = what,
+                            max_connections = limits.max_connections,
+                            "connection limit reached; closing connections that have not started HTTP/2, and holding new ones until one closes"
+                        );
+                        full = true;
+                    }
+                    tracing::debug!(listener = what, evicted, "at the connection limit");
+                    // The semaphore is never closed, so this waits for a slot.
+                    slots.clone().acquire_owned().await.ok()?
+                }
+            };
+            let stream = loop {
+                match listener.accept().await {
+                    Ok(stream) => break stream,
+                    Err(err) if exhausted(&err) => {
+                        tracing::warn!(listener = what, error = %err, "cannot accept a connection; pausing");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                    // A connection reset before it was accepted: nothing to do.
+                    Err(err) => tracing::debug!(listener = what, error = %err, "accept failed"),
+                }
+            };
+            let handshake = Arc::new(Handshake::default());
+            waiting.push(handshake.clone(), limits.max_connections);
+            let guarded = Guarded {
+                inner: stream,
+                handshake: Some((
+                    Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+                    handshake,
+                )),
+                received: 0,
+                _slot: permit,
+            };
+            Some((Ok(guarded), (listener, slots, waiting, full)))
+        },
+    )
+}
+
+fn exhausted(err: &io::Error) -> bool {
+    use rustix::io::Errno;
+    err.raw_os_error().is_some_and(|code| {
+        let errno = Errno::from_raw_os_error(code);
+        [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&errno)
+    })
+}
+
+/// The 24-byte HTTP/2 client preface and the 9-byte header of the SETTINGS frame that
+/// must follow it: once that much has arrived, the client has started its handshake
+/// and hyper's own timers take over.
+const HANDSHAKE_BYTES: usize = 24 + 9;
+
+/// An accepted connection: its slot, and the deadline for its HTTP/2 handshake.
+#[derive(Debug)]
+pub(crate) struct Guarded<S> {
+    inner: S,
+    handshake: Option<(Pin<Box<Sleep>>, Arc<Handshake>)>,
+    received: usize,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The caller's identity code reads the inner stream's connect info (the peer's
+/// credentials on the socket, its address on TCP) from request extensions, so the
+/// wrapper hands on exactly that type.
+impl<S: Connected> Connected for Guarded<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some((deadline, handshake)) = &mut this.handshake {
+            handshake.waker.register(cx.waker());
+            let reason = if handshake.evicted.load(Ordering::Acquire) {
+                Some("closed to make room: no HTTP/2 handshake yet at the connection limit")
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                Some("no HTTP/2 handshake within server.handshake_timeout")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                tracing::debug!(reason, "closing a connection");
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)));
+            }
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.received += buf.filled().len() - before;
+        if this.received >= HANDSHAKE_BYTES
+            && let Some((_, handshake)) = this.handshake.take()
+        {
+            handshake.done.store(true, Ordering::Release);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with_mode(mode: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_world_writable_directory_without_the_sticky_bit_is_refused() {
+        let dir = dir_with_mode(0o777);
+        let me = rustix::process::geteuid().as_raw();
+        let err = check_socket_dir(&dir.path().join("vb.sock"), me).unwrap_err();
+        assert!(
+            matches!(err, ListenError::WorldWritableDir { mode: 0o777, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod +t"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_socket_directory_is_created_private_inside_a_shared_volume() {
+        // An emptyDir: every container may write it, and it has no sticky bit.
+        let volume = dir_with_mode(0o777);
+        for (socket_mode, dir_mode) in [(0o660, 0o750), (0o600, 0o700)] {
+            let dir = volume.path().join(format!("sock-{socket_mode:o}"));
+            let path = dir.join("vb.sock");
+            let (_listener, socket) = bind_unix(&path, socket_mode).unwrap();
+            let mode = std::fs::metadata(&dir).unwrap().mode() & 0o7777;
+            assert_eq!(mode, dir_mode, "{socket_mode:o}");
+            socket.remove();
+        }
+        // The volume itself is still refused as the socket's directory.
+        assert!(bind_unix(&volume.path().join("vb.sock"), 0o660).is_err());
+    }
+
+    #[test]
+    fn a_sticky_world_writable_directory_and_a_private_one_are_accepted() {
+        let me = rustix::process::geteuid().as_raw();
+        for mode in [0o1777, 0o700, 0o750, 0o770] {
+            let dir = dir_with_mode(mode);
+            check_socket_dir(&dir.path().join("vb.sock"), me)
+                .unwrap_or_else(|err| panic!("{mode:o}: {err}"));
+        }
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let dir = dir_with_mode(0o700);
+        let me = rustix::process::geteuid().as_raw();
+        // As root, hand the directory to `nobody`; as anyone else, look at it as a
+        // daemon of another (non-root) user would.
+        let daemon = if me == 0 {
+            std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+            0
+        } else {
+            me + 1
+        };
+        let err = check_socket_dir(&dir.path().join("vb.sock"), daemon).unwrap_err();
+        assert!(matches!(err, ListenError::ForeignDir { .. }), "{err}");
+    }
+}
