@@ -12,6 +12,7 @@ pub mod proto;
 mod access;
 mod config;
 mod jira;
+mod metrics;
 mod names;
 mod protect;
 mod registry;

@@ -1,5 +1,6 @@
 //! The `server` section: where the daemon listens and how it shuts down.
 
+use super::metrics::{self, MetricsConfig, RawMetrics};
 use super::tls::{self, RawTls, TlsConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ pub(crate) struct ServerConfig {
     pub shutdown_grace: Duration,
     /// TLS on the TCP listener.
     pub tls: Option<TlsConfig>,
+    /// The Prometheus listener.
+    pub metrics: Option<MetricsConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +34,7 @@ pub(super) struct RawServer {
     tcp: Option<Text>,
     shutdown_grace: Option<Text>,
     tls: Option<RawTls>,
+    metrics: Option<RawMetrics>,
 }
 
 pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
@@ -41,6 +45,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         tcp_at: Location::START,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         tls: None,
+        metrics: None,
     };
     let mut section = checker.section("server", Location::START);
     let Some(raw) = raw else {
@@ -85,6 +90,10 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         if raw.tcp.is_none() {
             tls_section.section_problem("TLS applies to the TCP listener: set `server.tcp` too");
         }
+    }
+    if let Some(raw_metrics) = &raw.metrics {
+        let mut metrics_section = section.section("metrics", section.at());
+        server.metrics = metrics::check(raw_metrics, server.tcp, &mut metrics_section);
     }
     if raw.unix_socket.is_none() && raw.tcp.is_none() {
         section.section_problem("no listener: set `unix_socket`, `tcp` or both");

@@ -15,10 +15,13 @@ mod fake_jira;
 mod fault_proxy;
 mod grpc;
 mod harness;
+#[cfg(feature = "aws")]
+mod herd;
 mod jira;
 mod jira_tls;
 mod leaks;
 mod lifecycle;
+mod metrics;
 mod python;
 #[cfg(feature = "aws")]
 mod resilience;
