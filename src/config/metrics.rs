@@ -96,9 +96,9 @@ mod tests {
             "server:\n  unix_socket: /tmp/vb.sock\n  metrics:\n    address: localhost:9464\nbackends:\n  e:\n    type: env\n",
         );
         assert_eq!(
-            lines[1..],
+            lines,
             [
-                "  test.yaml:4:14: server.metrics.address: expected an IP address and port such as `127.0.0.1:9464` or `[::1]:9464`, got `localhost:9464`"
+                "test.yaml:4:14: server.metrics.address: expected an IP address and port such as `127.0.0.1:9464` or `[::1]:9464`, got `localhost:9464`"
             ],
             "{lines:?}"
         );

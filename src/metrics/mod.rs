@@ -47,6 +47,8 @@ struct Families {
     requests_in_flight: Family<Labels, Gauge>,
     resolves: Family<Labels, Counter>,
     refreshes_ahead: Family<Labels, Counter>,
+    /// Without `per_definition`, one counter (a family of one would print `{}`).
+    refreshes_ahead_all: Counter,
     backend_calls: Family<Labels, Counter>,
     backend_duration: Family<Labels, Histogram, fn() -> Histogram>,
     backend_in_flight: Family<Labels, Gauge>,
@@ -75,6 +77,7 @@ impl Metrics {
             requests_in_flight: Family::default(),
             resolves: Family::default(),
             refreshes_ahead: Family::default(),
+            refreshes_ahead_all: Counter::default(),
             backend_calls: Family::default(),
             backend_duration: Family::new_with_constructor(duration_histogram),
             backend_in_flight: Family::default(),
@@ -106,11 +109,21 @@ impl Metrics {
             "Definitions resolved, by what the cache did: hit, miss (waited for a backend call, its own or a shared one), stale (the backend failed for a temporary reason; the last good value was served), negative (a remembered not-found)",
             families.resolves.clone(),
         );
-        registry.register(
-            "refreshes_ahead",
-            "Background refreshes asked for by a read past an entry's refresh point",
-            families.refreshes_ahead.clone(),
-        );
+        let refreshes_help =
+            "Background refreshes asked for by a read past an entry's refresh point";
+        if per_definition {
+            registry.register(
+                "refreshes_ahead",
+                refreshes_help,
+                families.refreshes_ahead.clone(),
+            );
+        } else {
+            registry.register(
+                "refreshes_ahead",
+                refreshes_help,
+                families.refreshes_ahead_all.clone(),
+            );
+        }
         registry.register(
             "backend_calls",
             "Calls made to a backend, by backend, operation (fetch, fetch_many) and outcome (ok, or the error's kind)",
@@ -183,7 +196,11 @@ impl Metrics {
                 miss: counter("miss"),
                 stale: counter("stale"),
                 negative: counter("negative"),
-                refresh_ahead: families.refreshes_ahead.get_or_create_owned(&labels(extra)),
+                refresh_ahead: if families.per_definition {
+                    families.refreshes_ahead.get_or_create_owned(&labels(extra))
+                } else {
+                    families.refreshes_ahead_all.clone()
+                },
             })))
         };
         if families.per_definition {
