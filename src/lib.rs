@@ -18,6 +18,7 @@ mod codec;
 mod config;
 mod jira;
 mod listen;
+mod metrics;
 mod names;
 mod protect;
 mod registry;

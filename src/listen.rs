@@ -517,8 +517,8 @@ mod tests {
         assert!(err.to_string().contains("chmod +t"), "{err}");
     }
 
-    #[test]
-    fn a_missing_socket_directory_is_created_private_inside_a_shared_volume() {
+    #[tokio::test]
+    async fn a_missing_socket_directory_is_created_private_inside_a_shared_volume() {
         // An emptyDir: every container may write it, and it has no sticky bit.
         let volume = dir_with_mode(0o777);
         for (socket_mode, dir_mode) in [(0o660, 0o750), (0o600, 0o700)] {

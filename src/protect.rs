@@ -5,6 +5,7 @@
 //! The breaker counts only temporary failures: a not-found or a denial is an answer,
 //! and proves the backend is up.
 
+use crate::metrics::{BackendMeter, BreakerState, Operation};
 use async_trait::async_trait;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,6 +64,7 @@ pub(crate) struct Protected {
     permits: Semaphore,
     breaker: Mutex<Breaker>,
     jitter: std::collections::hash_map::RandomState,
+    meter: BackendMeter,
 }
 
 impl std::fmt::Debug for Protected {
@@ -84,7 +86,14 @@ impl Protected {
             permits: Semaphore::new(settings.max_in_flight.max(1)),
             breaker: Mutex::new(Breaker::Closed { failures: 0 }),
             jitter: std::collections::hash_map::RandomState::new(),
+            meter: BackendMeter::default(),
         }
+    }
+
+    /// Counts this backend's calls and breaker state into `meter`.
+    pub(crate) fn metered(mut self, meter: BackendMeter) -> Self {
+        self.meter = meter;
+        self
     }
 
     fn admit(&self) -> Result<Admission, BackendError> {
@@ -100,6 +109,7 @@ impl Protected {
                     Err(self.open_error(until - now))
                 } else {
                     *breaker = Breaker::Probing { cooldown };
+                    self.meter.breaker(BreakerState::HalfOpen);
                     Ok(Admission::Probe)
                 }
             }
@@ -153,6 +163,11 @@ impl Protected {
             (state, true) => state,
         };
         *breaker = next;
+        self.meter.breaker(match next {
+            Breaker::Closed { .. } => BreakerState::Closed,
+            Breaker::Open { .. } => BreakerState::Open,
+            Breaker::Probing { .. } => BreakerState::HalfOpen,
+        });
     }
 
     /// Open for `cooldown`, shortened by up to a tenth at random so that daemons that
@@ -182,13 +197,15 @@ impl Backend for Protected {
     }
 
     async fn fetch(&self, secret: &SecretRef) -> Result<Fetched, BackendError> {
-        let admission = self.admit()?;
+        let admission = self.admit().inspect_err(|_| self.meter.rejected())?;
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| BackendError::internal("the backend's call limit was closed"))?;
+        let call = self.meter.call(Operation::Fetch);
         let result = self.inner.fetch(secret).await;
+        call.end(result.as_ref().map(|_| ()));
         self.record(admission, matches!(&result, Err(err) if err.is_temporary()));
         result
     }
@@ -201,6 +218,7 @@ impl Backend for Protected {
         let admission = match self.admit() {
             Ok(admission) => admission,
             Err(err) => {
+                self.meter.rejected();
                 return secrets
                     .iter()
                     .map(|_| Err(BackendError::new(err.kind(), err.message()).temporary(true)))
@@ -217,7 +235,14 @@ impl Backend for Protected {
                 })
                 .collect();
         };
+        let call = self.meter.call(Operation::FetchMany);
         let results = self.inner.fetch_many(secrets).await;
+        call.end(
+            results
+                .iter()
+                .find_map(|result| result.as_ref().err())
+                .map_or(Ok(()), Err),
+        );
         // One answer of any kind proves the backend is up.
         let failed = !results.is_empty()
             && results

@@ -5,6 +5,7 @@ use crate::config::{Config, ProcessVars, ServerLimits};
 use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
 use crate::listen::{self, ListenError};
+use crate::metrics::Metrics;
 use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
 use crate::registry;
 use crate::resolver::{self, Resolver};
@@ -49,7 +50,14 @@ pub(crate) async fn serve(
         tracing::warn!("{warning}");
     }
     let backends = registry::build_all(&config.backends).await?;
-    let resolver = Arc::new(Resolver::new(&config, &backends)?);
+    let (metrics, metrics_registry) = match &config.server.metrics {
+        Some(settings) => {
+            let (metrics, registry) = Metrics::new(settings.per_definition);
+            (Some(metrics), Some(registry))
+        }
+        None => (None, None),
+    };
+    let resolver = Arc::new(Resolver::metered(&config, &backends, metrics.as_ref())?);
     let definition_count = config.definitions.len();
     if definition_count == 0 {
         // `vaultbridge check` refuses this config; serving it stays possible (an image
@@ -96,18 +104,16 @@ pub(crate) async fn serve(
     ));
     let limits = config.server.limits;
     let max_request = limits.max_request_size;
+    let mut secrets = SecretsService::new(resolver.clone(), stop_rx.clone(), access.clone());
+    let mut jira_grpc = JiraGrpc::new(jira.clone(), stop_rx.clone(), access.clone());
+    if let Some(metrics) = &metrics {
+        secrets = secrets.metered(metrics);
+        jira_grpc = jira_grpc.metered(metrics);
+    }
     let routes = tonic::service::Routes::new(
-        SecretsServer::new(SecretsService::new(
-            resolver,
-            stop_rx.clone(),
-            access.clone(),
-        ))
-        .max_decoding_message_size(max_request),
+        SecretsServer::new(secrets).max_decoding_message_size(max_request),
     )
-    .add_service(
-        JiraServer::new(JiraGrpc::new(jira, stop_rx.clone(), access.clone()))
-            .max_decoding_message_size(max_request),
-    )
+    .add_service(JiraServer::new(jira_grpc).max_decoding_message_size(max_request))
     .add_service(health_service.max_decoding_message_size(max_request))
     .add_service(reflection_v1.max_decoding_message_size(max_request))
     .add_service(reflection_v1alpha.max_decoding_message_size(max_request));
@@ -159,6 +165,24 @@ pub(crate) async fn serve(
                     .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
             }
         }
+    }
+
+    if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
+        registry.register_collector(Box::new(crate::metrics::CacheCollector(resolver)));
+        registry.register_collector(Box::new(crate::metrics::JiraCollector(jira)));
+        let what = || format!("metrics TCP {}", settings.address);
+        let (listener, bound) = crate::metrics::bind(settings.address)
+            .await
+            .map_err(|source| ListenError::Bind {
+                what: what(),
+                source,
+            })?;
+        tracing::info!(address = %bound, "serving Prometheus metrics at /metrics");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            Arc::new(registry),
+            stop_rx.clone(),
+        ));
     }
 
     set_health(&health, ServingStatus::Serving).await;

@@ -1,6 +1,7 @@
 //! The `vaultbridge.v1.Secrets` gRPC service.
 
 use crate::access::{Access, Guard, Target};
+use crate::metrics::{Metrics, ServiceMeter};
 use crate::proto::v1::{self as pb, secrets_server::Secrets};
 use crate::resolver::{CacheOutcome, Change, Definition, Freshness, Resolved, Resolver};
 use crate::status::{RequestError, code_and_message};
@@ -18,6 +19,23 @@ pub(crate) struct SecretsService {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// The `clients` rules and audit trail, when configured.
     access: Option<Arc<Access>>,
+    meter: ServiceMeter,
+}
+
+/// The service's methods, as counted in the metrics; indices into its [`ServiceMeter`].
+mod rpc {
+    pub(super) const METHODS: [&str; 5] = [
+        "Resolve",
+        "ResolveBatch",
+        "ListDefinitions",
+        "Invalidate",
+        "Watch",
+    ];
+    pub(super) const RESOLVE: usize = 0;
+    pub(super) const RESOLVE_BATCH: usize = 1;
+    pub(super) const LIST_DEFINITIONS: usize = 2;
+    pub(super) const INVALIDATE: usize = 3;
+    pub(super) const WATCH: usize = 4;
 }
 
 impl SecretsService {
@@ -30,7 +48,14 @@ impl SecretsService {
             resolver,
             stopping,
             access,
+            meter: ServiceMeter::default(),
         }
+    }
+
+    /// Counts calls into `metrics`.
+    pub(crate) fn metered(mut self, metrics: &Metrics) -> Self {
+        self.meter = metrics.service(crate::server::SECRETS_SERVICE, &rpc::METHODS);
+        self
     }
 
     fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
@@ -161,9 +186,9 @@ impl Watching {
     }
 }
 
-#[tonic::async_trait]
-impl Secrets for SecretsService {
-    async fn resolve(
+/// The calls themselves; the trait's methods count them (see [`crate::metrics`]).
+impl SecretsService {
+    async fn resolve_call(
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
@@ -184,7 +209,7 @@ impl Secrets for SecretsService {
         }))
     }
 
-    async fn resolve_batch(
+    async fn resolve_batch_call(
         &self,
         request: Request<pb::ResolveBatchRequest>,
     ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
@@ -273,7 +298,7 @@ impl Secrets for SecretsService {
         Ok(Response::new(pb::ResolveBatchResponse { results }))
     }
 
-    async fn list_definitions(
+    async fn list_definitions_call(
         &self,
         request: Request<pb::ListDefinitionsRequest>,
     ) -> Result<Response<pb::ListDefinitionsResponse>, Status> {
@@ -305,7 +330,7 @@ impl Secrets for SecretsService {
         Ok(Response::new(pb::ListDefinitionsResponse { definitions }))
     }
 
-    async fn invalidate(
+    async fn invalidate_call(
         &self,
         request: Request<pb::InvalidateRequest>,
     ) -> Result<Response<pb::InvalidateResponse>, Status> {
@@ -353,12 +378,10 @@ impl Secrets for SecretsService {
         Ok(Response::new(pb::InvalidateResponse {}))
     }
 
-    type WatchStream = WatchStream;
-
-    async fn watch(
+    async fn watch_call(
         &self,
         request: Request<pb::WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    ) -> Result<Response<WatchStream>, Status> {
         let guard = self.guard(&request, "Watch")?;
         let names = request.into_inner().names;
         if let Some(guard) = &guard {
@@ -422,6 +445,56 @@ impl Secrets for SecretsService {
     }
 }
 
+#[tonic::async_trait]
+impl Secrets for SecretsService {
+    type WatchStream = WatchStream;
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        self.meter
+            .observe(rpc::RESOLVE, self.resolve_call(request))
+            .await
+    }
+
+    async fn resolve_batch(
+        &self,
+        request: Request<pb::ResolveBatchRequest>,
+    ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
+        self.meter
+            .observe(rpc::RESOLVE_BATCH, self.resolve_batch_call(request))
+            .await
+    }
+
+    async fn list_definitions(
+        &self,
+        request: Request<pb::ListDefinitionsRequest>,
+    ) -> Result<Response<pb::ListDefinitionsResponse>, Status> {
+        self.meter
+            .observe(rpc::LIST_DEFINITIONS, self.list_definitions_call(request))
+            .await
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<pb::InvalidateRequest>,
+    ) -> Result<Response<pb::InvalidateResponse>, Status> {
+        self.meter
+            .observe(rpc::INVALIDATE, self.invalidate_call(request))
+            .await
+    }
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.meter
+            .observe(rpc::WATCH, self.watch_call(request))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +543,7 @@ mod tests {
                 policy: crate::config::CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),
+                meter: Default::default(),
             })
         });
         let (_stop, stopping) = tokio::sync::watch::channel(false);

@@ -42,6 +42,23 @@ pub(crate) fn write_config(
     path
 }
 
+/// A copy of a [`write_config`] config on `socket` instead, with `server.metrics` on a
+/// port the kernel picks.
+pub(crate) fn with_metrics(config: &Path, old_socket: &Path, socket: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(config).expect("read the config");
+    let text = text.replacen(
+        &format!("unix_socket: {}\n", old_socket.display()),
+        &format!(
+            "unix_socket: {}\n  metrics:\n    address: 127.0.0.1:0\n",
+            socket.display()
+        ),
+        1,
+    );
+    let path = config.with_extension("metrics.yaml");
+    std::fs::write(&path, text).expect("write the metrics config");
+    path
+}
+
 /// The variable the `bench-env` definition reads: the same value as `bench`, from the
 /// env backend, which (unlike the file backend) makes no system call on a cache hit.
 const BENCH_ENV_VARIABLE: &str = "VAULTBRIDGE_BENCH_SECRET";

@@ -25,7 +25,7 @@ mod stats;
 use baseline::{baseline_server, start_baseline};
 use clap::Parser;
 use cli::{Args, Mode};
-use daemon::{start_daemon, write_config, write_secrets};
+use daemon::{start_daemon, with_metrics, write_config, write_secrets};
 use load::{Work, drive, interleaved, load, zipf_cdf};
 use report::report;
 use server::{Server, Transport, spawn, wait_serving};
@@ -80,6 +80,11 @@ async fn run(args: Args) {
     let config = write_config(dir.path(), "daemon.yaml", &secrets, 1000, &socket);
     let (daemon, _) = start_daemon(&args, &config, &socket).await;
     let idle_rss = daemon.rss_mb();
+    // The same config with `server.metrics`: the cost of counting, paired run by run.
+    let metrics_socket = dir.path().join("daemon-metrics.sock");
+    let metrics_config = with_metrics(&config, &socket, &metrics_socket);
+    let (metered, _) = start_daemon(&args, &metrics_config, &metrics_socket).await;
+    let mut metrics_cost = Vec::new();
     let mut baseline_runs = Vec::new();
     let mut daemon_runs = Vec::new();
     let highest = args.concurrency.iter().copied().max().unwrap_or(1);
@@ -88,6 +93,7 @@ async fn run(args: Args) {
             let mut contenders = vec![
                 (&baseline, "baseline", work.clone()),
                 (&daemon, "cache hit", work.clone()),
+                (&metered, "cache hit, metrics on", work.clone()),
             ];
             // The same hit through the env backend, at the highest concurrency over the
             // socket: the difference is the file backend's change check (a statx per
@@ -101,10 +107,17 @@ async fn run(args: Args) {
             }
             let mut medians = interleaved(&contenders, transport, concurrency, &args).await;
             baseline_runs.push(medians.remove(0));
+            metrics_cost.push((
+                transport.name(),
+                concurrency,
+                medians[0].cpu_us_per_request,
+                medians[1].cpu_us_per_request,
+            ));
             daemon_runs.extend(medians);
         }
     }
     drop(baseline);
+    drop(metered);
     results.extend(baseline_runs);
     results.extend(daemon_runs);
     let names: Arc<Vec<String>> = Arc::new((0..1000).map(|i| format!("s{i}")).collect());
@@ -185,4 +198,13 @@ async fn run(args: Args) {
     let startup = startups[startups.len() / 2];
 
     report(&args, &results, idle_rss, large_rss, startup);
+    println!(
+        "\n| metrics on vs off, cache hit (same run, medians) | transport | concurrency | CPU µs/req off | CPU µs/req on | on / off |\n|---|---|---:|---:|---:|---:|"
+    );
+    for (transport, concurrency, off, on) in metrics_cost {
+        println!(
+            "| `server.metrics` | {transport} | {concurrency} | {off:.1} | {on:.1} | {:.3} |",
+            on / off
+        );
+    }
 }

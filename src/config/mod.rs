@@ -13,6 +13,7 @@ mod cache;
 mod clients;
 mod definitions;
 mod load;
+mod metrics;
 mod server;
 mod tls;
 

@@ -2,6 +2,7 @@
 //! misbehaves, and how it shuts down.
 
 use super::clients::{RateLimit, RawRateLimit, check_rate_limit};
+use super::metrics::{self, MetricsConfig, RawMetrics};
 use super::tls::{self, RawTls, TlsConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub(crate) struct ServerConfig {
     pub shutdown_grace: Duration,
     /// TLS on the TCP listener.
     pub tls: Option<TlsConfig>,
+    /// The Prometheus listener.
+    pub metrics: Option<MetricsConfig>,
     /// Calls each caller may make, unless its client has a limit of its own.
     pub rate_limit: Option<RateLimit>,
     pub limits: Limits,
@@ -92,6 +95,7 @@ pub(super) struct RawServer {
     idle_timeout: Option<Text>,
     max_request_size: Option<Text>,
     request_timeout: Option<Text>,
+    metrics: Option<RawMetrics>,
 }
 
 pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
@@ -104,6 +108,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         tls: None,
         rate_limit: None,
         limits: Limits::default(),
+        metrics: None,
     };
     let mut section = checker.section("server", Location::START);
     let Some(raw) = raw else {
@@ -152,6 +157,10 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         server.rate_limit = check_rate_limit(raw_limit, &mut limit_section);
     }
     limits(raw, &mut section, &mut server.limits);
+    if let Some(raw_metrics) = &raw.metrics {
+        let mut metrics_section = section.section("metrics", section.at());
+        server.metrics = metrics::check(raw_metrics, server.tcp, &mut metrics_section);
+    }
     if raw.unix_socket.is_none() && raw.tcp.is_none() {
         section.section_problem("no listener: set `unix_socket`, `tcp` or both");
     }

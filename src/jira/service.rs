@@ -5,6 +5,7 @@ use super::connections::{JiraService, StateSnapshot};
 use super::credentials::{Credentials, Scheme};
 use super::verify::ConnectionStatus;
 use crate::access::{Access, Guard, Target};
+use crate::metrics::{Metrics, ServiceMeter};
 use crate::proto::v1::{self as pb, jira_server::Jira};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -16,6 +17,24 @@ pub(crate) struct JiraGrpc {
     stopping: tokio::sync::watch::Receiver<bool>,
     /// The `clients` rules and audit trail, when configured.
     access: Option<Arc<Access>>,
+    meter: ServiceMeter,
+}
+
+/// The service's methods, as counted in the metrics; indices into its [`ServiceMeter`].
+mod rpc {
+    pub(super) const SERVICE: &str = "vaultbridge.v1.Jira";
+    pub(super) const METHODS: [&str; 5] = [
+        "WatchConnections",
+        "GetCredentials",
+        "ListConnections",
+        "VerifyConnection",
+        "ReportAuthFailure",
+    ];
+    pub(super) const WATCH_CONNECTIONS: usize = 0;
+    pub(super) const GET_CREDENTIALS: usize = 1;
+    pub(super) const LIST_CONNECTIONS: usize = 2;
+    pub(super) const VERIFY_CONNECTION: usize = 3;
+    pub(super) const REPORT_AUTH_FAILURE: usize = 4;
 }
 
 impl JiraGrpc {
@@ -28,7 +47,14 @@ impl JiraGrpc {
             jira,
             stopping,
             access,
+            meter: ServiceMeter::default(),
         }
+    }
+
+    /// Counts calls into `metrics`.
+    pub(crate) fn metered(mut self, metrics: &Metrics) -> Self {
+        self.meter = metrics.service(rpc::SERVICE, &rpc::METHODS);
+        self
     }
 
     fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
@@ -119,14 +145,12 @@ pub(crate) fn state_to_proto(state: &StateSnapshot) -> pb::ConnectionState {
     }
 }
 
-#[tonic::async_trait]
-impl Jira for JiraGrpc {
-    type WatchConnectionsStream = EventStream;
-
-    async fn watch_connections(
+/// The calls themselves; the trait's methods count them (see [`crate::metrics`]).
+impl JiraGrpc {
+    async fn watch_connections_call(
         &self,
         request: Request<pb::WatchConnectionsRequest>,
-    ) -> Result<Response<Self::WatchConnectionsStream>, Status> {
+    ) -> Result<Response<EventStream>, Status> {
         use futures_util::StreamExt;
         let guard = self.guard(&request, "WatchConnections")?;
         // Subscribe before the snapshot, so no change falls between the two.
@@ -167,7 +191,7 @@ impl Jira for JiraGrpc {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_credentials(
+    async fn get_credentials_call(
         &self,
         request: Request<pb::GetCredentialsRequest>,
     ) -> Result<Response<pb::GetCredentialsResponse>, Status> {
@@ -180,7 +204,7 @@ impl Jira for JiraGrpc {
         Ok(Response::new(credentials_to_proto(&credentials)))
     }
 
-    async fn list_connections(
+    async fn list_connections_call(
         &self,
         request: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
@@ -207,7 +231,7 @@ impl Jira for JiraGrpc {
         Ok(Response::new(pb::ListConnectionsResponse { connections }))
     }
 
-    async fn verify_connection(
+    async fn verify_connection_call(
         &self,
         request: Request<pb::VerifyConnectionRequest>,
     ) -> Result<Response<pb::VerifyConnectionResponse>, Status> {
@@ -223,7 +247,7 @@ impl Jira for JiraGrpc {
         }))
     }
 
-    async fn report_auth_failure(
+    async fn report_auth_failure_call(
         &self,
         request: Request<pb::ReportAuthFailureRequest>,
     ) -> Result<Response<pb::ReportAuthFailureResponse>, Status> {
@@ -239,5 +263,58 @@ impl Jira for JiraGrpc {
             state: Some(state_to_proto(&outcome.state)),
             credentials: outcome.credentials.as_ref().map(credentials_to_proto),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl Jira for JiraGrpc {
+    type WatchConnectionsStream = EventStream;
+
+    async fn watch_connections(
+        &self,
+        request: Request<pb::WatchConnectionsRequest>,
+    ) -> Result<Response<Self::WatchConnectionsStream>, Status> {
+        self.meter
+            .observe(rpc::WATCH_CONNECTIONS, self.watch_connections_call(request))
+            .await
+    }
+
+    async fn get_credentials(
+        &self,
+        request: Request<pb::GetCredentialsRequest>,
+    ) -> Result<Response<pb::GetCredentialsResponse>, Status> {
+        self.meter
+            .observe(rpc::GET_CREDENTIALS, self.get_credentials_call(request))
+            .await
+    }
+
+    async fn list_connections(
+        &self,
+        request: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        self.meter
+            .observe(rpc::LIST_CONNECTIONS, self.list_connections_call(request))
+            .await
+    }
+
+    async fn verify_connection(
+        &self,
+        request: Request<pb::VerifyConnectionRequest>,
+    ) -> Result<Response<pb::VerifyConnectionResponse>, Status> {
+        self.meter
+            .observe(rpc::VERIFY_CONNECTION, self.verify_connection_call(request))
+            .await
+    }
+
+    async fn report_auth_failure(
+        &self,
+        request: Request<pb::ReportAuthFailureRequest>,
+    ) -> Result<Response<pb::ReportAuthFailureResponse>, Status> {
+        self.meter
+            .observe(
+                rpc::REPORT_AUTH_FAILURE,
+                self.report_auth_failure_call(request),
+            )
+            .await
     }
 }

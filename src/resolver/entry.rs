@@ -19,6 +19,8 @@ pub(crate) struct Definition {
     pub policy: CachePolicy,
     pub trim: bool,
     pub description: String,
+    /// Its resolve counters (shared by all definitions unless `per_definition`).
+    pub meter: crate::metrics::DefinitionMeter,
 }
 
 /// Both maps are keyed by definition names, which come only from the config (a request

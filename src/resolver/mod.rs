@@ -19,6 +19,7 @@ mod entry;
 mod state;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::names::{self, NameError};
 use crate::protect::Protected;
 use entry::NameHasher;
@@ -111,6 +112,15 @@ impl Resolver {
         config: &Config,
         backends: &BTreeMap<String, Arc<dyn Backend>>,
     ) -> Result<Self, SetupError> {
+        Self::metered(config, backends, None)
+    }
+
+    /// [`Resolver::new`], counting into `metrics` when given.
+    pub(crate) fn metered(
+        config: &Config,
+        backends: &BTreeMap<String, Arc<dyn Backend>>,
+        metrics: Option<&Metrics>,
+    ) -> Result<Self, SetupError> {
         // One shared name and one protected instance per backend, not one per definition.
         let named: BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> = backends
             .iter()
@@ -122,11 +132,13 @@ impl Resolver {
                     .map_or(config.cache.protection, |backend| {
                         backend.protection.over(config.cache.protection)
                     });
-                let protected: Arc<dyn Backend> = Arc::new(Protected::new(
-                    shared_name.clone(),
-                    Arc::clone(backend),
-                    protection,
-                ));
+                let meter = metrics
+                    .map(|metrics| metrics.backend(name))
+                    .unwrap_or_default();
+                let protected: Arc<dyn Backend> = Arc::new(
+                    Protected::new(shared_name.clone(), Arc::clone(backend), protection)
+                        .metered(meter),
+                );
                 (name.as_str(), (shared_name, protected))
             })
             .collect();
@@ -147,6 +159,9 @@ impl Resolver {
                 policy: config.policy_of(definition),
                 trim: definition.trim,
                 description: definition.description.clone(),
+                meter: metrics
+                    .map(|metrics| metrics.definition(name))
+                    .unwrap_or_default(),
             }));
         }
         Ok(Self::from_definitions(
@@ -278,6 +293,7 @@ impl Resolver {
             if !freshness.refresh
                 && let Some(err) = self.state.known_missing(&definition.name).await
             {
+                definition.meter.negative();
                 return Lookup::Known(err);
             }
             return Lookup::Fetch(None);
@@ -293,8 +309,10 @@ impl Resolver {
             && age >= after
             && !secret.refresh_asked.swap(true, Ordering::Relaxed)
         {
+            definition.meter.refresh_ahead();
             self.state.refresh_soon(definition);
         }
+        definition.meter.hit();
         Lookup::Hit(Resolved {
             definition: definition.clone(),
             secret,
@@ -314,13 +332,16 @@ impl Resolver {
         result: Result<Arc<CachedSecret>, Arc<BackendError>>,
     ) -> Result<Resolved, ResolveError> {
         match result {
-            Ok(secret) => Ok(Resolved {
-                definition: definition.clone(),
-                age: secret.age(),
-                secret,
-                cache: CacheOutcome::Miss,
-                stale_reason: None,
-            }),
+            Ok(secret) => {
+                definition.meter.miss();
+                Ok(Resolved {
+                    definition: definition.clone(),
+                    age: secret.age(),
+                    secret,
+                    cache: CacheOutcome::Miss,
+                    stale_reason: None,
+                })
+            }
             Err(err) => {
                 if err.is_temporary()
                     && !freshness.demanded()
@@ -328,6 +349,7 @@ impl Resolver {
                 {
                     let age = stale.age();
                     if age < stale.policy.ttl.saturating_add(stale.policy.max_stale) {
+                        definition.meter.stale();
                         self.state.note_stale(definition, &stale, &err);
                         return Ok(Resolved {
                             definition: definition.clone(),
@@ -338,6 +360,7 @@ impl Resolver {
                         });
                     }
                 }
+                definition.meter.miss();
                 Err(backend_error(definition, err))
             }
         }
@@ -383,6 +406,11 @@ impl Resolver {
 
     pub(crate) fn invalidate_all(&self) {
         self.state.invalidate_all();
+    }
+
+    /// How many values are cached and their bytes, walked now (for the metrics).
+    pub(crate) fn cache_usage(&self) -> (u64, u64) {
+        self.state.usage()
     }
 
     /// How many values are cached now (after pending cache maintenance).

@@ -154,6 +154,15 @@ impl State {
         }
     }
 
+    /// Entries and value bytes in the cache, walked now.
+    pub(super) fn usage(&self) -> (u64, u64) {
+        self.cache
+            .iter()
+            .fold((0, 0), |(entries, bytes), (_, secret)| {
+                (entries + 1, bytes + secret.value.expose().len() as u64)
+            })
+    }
+
     pub(super) async fn cached(&self, name: &Arc<str>) -> Option<Arc<CachedSecret>> {
         self.cache.get(name).await
     }

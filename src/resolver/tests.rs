@@ -120,6 +120,7 @@ pub(super) fn definition(
         policy: CachePolicy::ttl_only(ttl),
         trim,
         description: String::new(),
+        meter: Default::default(),
     })
 }
 
@@ -428,6 +429,7 @@ fn batching_definitions(backend: &Arc<BatchingBackend>, names: &[&str]) -> Vec<A
                 policy: CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),
+                meter: Default::default(),
             })
         })
         .collect()

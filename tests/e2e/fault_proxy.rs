@@ -21,6 +21,17 @@ pub(crate) enum Fault {
     Delay(Duration),
     /// Accept and never answer: the client's call times out.
     BlackHole,
+    /// Every byte through, but what the client sends waits while the proxy is held
+    /// ([`FaultProxy::hold`]) and goes on when it is released: connections stay open,
+    /// so a call is held, not failed.
+    Gated,
+}
+
+/// What a relayed chunk waits for before it goes upstream.
+#[derive(Debug, Clone, Copy)]
+enum Pause {
+    Delay(Duration),
+    Gate,
 }
 
 struct Shared {
@@ -29,6 +40,8 @@ struct Shared {
     /// Connections being served, so that a new fault also cuts the open ones (a client
     /// keeping a connection alive must not slip past an outage).
     connections: Mutex<JoinSet<()>>,
+    /// Open (true) unless held; read by [`Fault::Gated`] connections.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 pub(crate) struct FaultProxy {
@@ -48,6 +61,7 @@ impl FaultProxy {
             fault: Mutex::new(Fault::Pass),
             accepted: AtomicUsize::new(0),
             connections: Mutex::new(JoinSet::new()),
+            gate: tokio::sync::watch::Sender::new(true),
         });
         let accept_loop = tokio::spawn({
             let shared = shared.clone();
@@ -58,11 +72,12 @@ impl FaultProxy {
                     };
                     shared.accepted.fetch_add(1, Ordering::SeqCst);
                     let fault = *shared.fault.lock().unwrap();
-                    shared
-                        .connections
-                        .lock()
-                        .unwrap()
-                        .spawn(serve(client, upstream, fault));
+                    shared.connections.lock().unwrap().spawn(serve(
+                        client,
+                        upstream,
+                        fault,
+                        shared.gate.subscribe(),
+                    ));
                 }
             }
         });
@@ -83,6 +98,16 @@ impl FaultProxy {
         self.shared.connections.lock().unwrap().abort_all();
     }
 
+    /// Holds what [`Fault::Gated`] connections send, new and open ones alike.
+    pub(crate) fn hold(&self) {
+        self.shared.gate.send_replace(false);
+    }
+
+    /// Lets held and later chunks through; cuts nothing.
+    pub(crate) fn release(&self) {
+        self.shared.gate.send_replace(true);
+    }
+
     /// Connections accepted so far.
     pub(crate) fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
@@ -96,7 +121,12 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
+async fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    fault: Fault,
+    gate: tokio::sync::watch::Receiver<bool>,
+) {
     match fault {
         Fault::Reset => drop(client),
         Fault::BlackHole => {
@@ -109,31 +139,47 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             };
             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         }
-        Fault::Delay(delay) => {
-            let Ok(server) = TcpStream::connect(upstream).await else {
+        Fault::Delay(delay) => relay(client, upstream, Pause::Delay(delay), gate).await,
+        Fault::Gated => relay(client, upstream, Pause::Gate, gate).await,
+    }
+}
+
+/// Relays chunk by chunk, each one client to server first pausing as told.
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    pause: Pause,
+    mut gate: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream_bound = async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let Ok(read) = client_read.read(&mut buffer).await else {
                 return;
             };
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut server_read, mut server_write) = server.into_split();
-            let upstream_bound = async {
-                let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let Ok(read) = client_read.read(&mut buffer).await else {
-                        return;
-                    };
-                    if read == 0 {
-                        let _ = server_write.shutdown().await;
-                        return;
-                    }
-                    // The delay is the fault under test, not a wait for an event.
-                    tokio::time::sleep(delay).await;
-                    if server_write.write_all(&buffer[..read]).await.is_err() {
+            if read == 0 {
+                let _ = server_write.shutdown().await;
+                return;
+            }
+            match pause {
+                // The delay is the fault under test, not a wait for an event.
+                Pause::Delay(delay) => tokio::time::sleep(delay).await,
+                Pause::Gate => {
+                    if gate.wait_for(|open| *open).await.is_err() {
                         return;
                     }
                 }
-            };
-            let downstream = tokio::io::copy(&mut server_read, &mut client_write);
-            let _ = tokio::join!(upstream_bound, downstream);
+            }
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
         }
-    }
+    };
+    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+    let _ = tokio::join!(upstream_bound, downstream);
 }

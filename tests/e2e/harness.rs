@@ -244,6 +244,21 @@ impl Daemon {
         Address::Tcp(format!("http://{address}"))
     }
 
+    /// The address of the metrics listener (`server.metrics.address: 127.0.0.1:0`), read
+    /// back from the daemon's `serving Prometheus metrics` log line.
+    pub(crate) fn metrics_address(&self) -> SocketAddr {
+        let output = self.output();
+        output
+            .lines()
+            .filter(|line| line.contains("serving Prometheus metrics"))
+            .find_map(|line| {
+                line.split_whitespace()
+                    .find_map(|field| field.strip_prefix("address="))
+                    .and_then(|address| address.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no `serving Prometheus metrics` line:\n{output}"))
+    }
+
     /// Resolves `name` on a new connection.
     pub(crate) async fn resolve(&self, name: &str) -> Result<pb::Secret, tonic::Status> {
         resolve(&mut self.client().await, name).await

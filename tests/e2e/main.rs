@@ -18,11 +18,14 @@ mod fault_proxy;
 mod grpc;
 mod hardening;
 mod harness;
+#[cfg(feature = "aws")]
+mod herd;
 mod hygiene;
 mod jira;
 mod jira_tls;
 mod leaks;
 mod lifecycle;
+mod metrics;
 mod procfs;
 mod python;
 #[cfg(feature = "azure")]

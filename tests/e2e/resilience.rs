@@ -15,7 +15,7 @@ use tonic::Code;
 use vaultbridge::proto::v1::{CacheOutcome, ResolveRequest};
 use vaultbridge_backend_aws::moto::{self, Moto};
 
-fn moto_address(moto: &Moto) -> SocketAddr {
+pub(crate) fn moto_address(moto: &Moto) -> SocketAddr {
     moto.endpoint()
         .trim_start_matches("http://")
         .parse()
@@ -35,10 +35,29 @@ fn start_with_timeouts(
     attempt_timeout: &str,
     operation_timeout: &str,
 ) -> Daemon {
+    start_configured(
+        proxy,
+        "",
+        cache,
+        definitions,
+        attempt_timeout,
+        operation_timeout,
+    )
+}
+
+/// [`start_with_timeouts`] with more of the `server` section (`server` lines, indented).
+pub(crate) fn start_configured(
+    proxy: &FaultProxy,
+    server: &str,
+    cache: &str,
+    definitions: &str,
+    attempt_timeout: &str,
+    operation_timeout: &str,
+) -> Daemon {
     let config = format!(
         r#"server:
   unix_socket: vb.sock
-cache:
+{server}cache:
   breaker_failures: 3
   breaker_cooldown: 200ms
   breaker_max_cooldown: 1s
@@ -64,7 +83,7 @@ definitions:
     setup.start()
 }
 
-async fn seed(client: &Client, name: &str, value: &str) {
+pub(crate) async fn seed(client: &Client, name: &str, value: &str) {
     client
         .create_secret()
         .name(name)
