@@ -73,6 +73,11 @@ pub enum Command {
         #[arg(long, env = "VAULTBRIDGE_ADDR")]
         addr: Option<String>,
     },
+    /// Out-of-process backend plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::plugin_check::PluginCommand,
+    },
     /// Validate a config, and optionally resolve every definition; prints a table
     /// of definition, backend and status (never values).
     Check {

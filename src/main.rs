@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             Command::Check { config, resolve } => cli::check(config, resolve).await,
             Command::Health { addr } => cli::health(addr).await,
             Command::Jira { command } => cli::jira(command).await,
+            Command::Plugin { command } => vaultbridge::plugin_check::run(command).await,
         }
     })
 }
