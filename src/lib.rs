@@ -6,8 +6,8 @@
 // generated protocol; everything else is the daemon's own business, so that the
 // compiler reports what nothing uses.
 pub mod cli;
-pub mod plugin_check;
 pub mod client;
+pub mod plugin_check;
 pub mod proto;
 
 mod access;

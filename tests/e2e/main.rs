@@ -19,6 +19,7 @@ mod jira;
 mod jira_tls;
 mod leaks;
 mod lifecycle;
+mod plugin_pass;
 mod python;
 #[cfg(feature = "aws")]
 mod resilience;

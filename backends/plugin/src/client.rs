@@ -96,8 +96,7 @@ impl PluginBackend {
                     }
                 };
                 let name = format!("`{}`", argv[0]);
-                let supervisor =
-                    Supervisor::start(name, argv.clone(), env.clone(), socket.clone());
+                let supervisor = Supervisor::start(name, argv.clone(), env.clone(), socket.clone());
                 (socket, Some(supervisor), dir)
             }
         };
@@ -156,7 +155,9 @@ impl PluginBackend {
     pub(crate) fn announce_when_ready(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
-            let Some(backend) = weak.upgrade() else { return };
+            let Some(backend) = weak.upgrade() else {
+                return;
+            };
             match backend.ready().await {
                 Ok(()) => tracing::info!(plugin = %backend.name, "plugin ready"),
                 Err(err) => tracing::warn!(plugin = %backend.name, error = %err,
@@ -265,7 +266,10 @@ impl PluginBackend {
             }
             Ok(Ok(answer)) => Ok(answer.into_inner()),
             Ok(Err(status)) => {
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) {
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown
+                ) {
                     // The process may be a new one that was never configured.
                     self.forget_session();
                 }
@@ -299,7 +303,11 @@ impl PluginBackend {
         };
         Ok(v1::SecretRef {
             id: secret.id.clone(),
-            key: if session.keys { secret.key.clone() } else { None },
+            key: if session.keys {
+                secret.key.clone()
+            } else {
+                None
+            },
             version_id,
             version_stage,
         })
@@ -355,15 +363,13 @@ impl PluginBackend {
                             Some(v1::fetch_result::Result::Secret(answer)) => {
                                 Self::fetched(session, secret, answer)
                             }
-                            Some(v1::fetch_result::Result::Error(error)) => {
-                                Err(errors::from_code(
-                                    tonic::Code::from_i32(error.code),
-                                    &error.kind,
-                                    &error.message,
-                                    &secret.id,
-                                    &self.name,
-                                ))
-                            }
+                            Some(v1::fetch_result::Result::Error(error)) => Err(errors::from_code(
+                                tonic::Code::from_i32(error.code),
+                                &error.kind,
+                                &error.message,
+                                &secret.id,
+                                &self.name,
+                            )),
                             None => Err(BackendError::internal(format!(
                                 "plugin {} answered no result for secret `{}`",
                                 self.name, secret.id
@@ -456,7 +462,12 @@ impl Backend for PluginBackend {
         };
         let session = match self.session(&first.id).await {
             Ok(session) => session,
-            Err(err) => return secrets.iter().map(|s| Err(for_secret(&err, &s.id))).collect(),
+            Err(err) => {
+                return secrets
+                    .iter()
+                    .map(|s| Err(for_secret(&err, &s.id)))
+                    .collect();
+            }
         };
         if session.max_batch <= 1 {
             let mut results = Vec::with_capacity(secrets.len());

@@ -75,7 +75,11 @@ mod tests {
             Code::ResourceExhausted,
             Code::Aborted,
         ] {
-            assert_eq!(kind_of(code, ""), (ErrorKind::Unavailable, true), "{code:?}");
+            assert_eq!(
+                kind_of(code, ""),
+                (ErrorKind::Unavailable, true),
+                "{code:?}"
+            );
         }
         for (code, kind) in [
             (Code::NotFound, ErrorKind::NotFound),
@@ -99,6 +103,9 @@ mod tests {
         let err = from_code(Code::NotFound, "", "no such entry", "db/token", "`pass`");
         assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(!err.is_temporary());
-        assert_eq!(err.to_string(), "secret `db/token` (plugin `pass`): no such entry");
+        assert_eq!(
+            err.to_string(),
+            "secret `db/token` (plugin `pass`): no such entry"
+        );
     }
 }

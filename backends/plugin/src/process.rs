@@ -102,7 +102,10 @@ impl Task {
                     "the plugin could not be started; retrying in {backoff:?}"
                 ),
                 Ok(mut child) => {
-                    let pid = child.id().and_then(|id| i32::try_from(id).ok()).unwrap_or(0);
+                    let pid = child
+                        .id()
+                        .and_then(|id| i32::try_from(id).ok())
+                        .unwrap_or(0);
                     self.pid.store(pid, Ordering::Release);
                     self.generation.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(plugin = %self.name, pid, "plugin started");
