@@ -105,7 +105,7 @@ pub async fn run(command: PluginCommand) -> ExitCode {
         for (name, case) in CASES {
             let fixture = fixture.clone();
             let outcome = tokio::spawn(async move { case(fixture.as_ref()).await }).await;
-            report(name, outcome.map_err(|err| panic_message(err)));
+            report(name, outcome.map_err(panic_message));
         }
         std::panic::set_hook(hook);
     }

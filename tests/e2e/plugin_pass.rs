@@ -27,8 +27,8 @@ impl PassStore {
                 .is_ok_and(|status| status.success());
             assert!(
                 found,
-                "`{program}` is not installed: the pass plugin tests need the Debian packages \
-                 `pass` and `gnupg` (scripts/test installs them when it can)"
+                "`{program}` is not installed: the pass plugin tests need the Debian package \
+                 `{package}` (with `pass` and `gnupg`; scripts/test installs them when it can)"
             );
         }
         let store = Self {
