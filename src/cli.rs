@@ -80,6 +80,11 @@ pub enum Command {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Out-of-process backend plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::plugin_check::PluginCommand,
+    },
     /// Validate a config, and optionally resolve every definition; prints a table
     /// of definition, backend and status (never values).
     Check {

@@ -7,6 +7,7 @@
 // compiler reports what nothing uses.
 pub mod cli;
 pub mod client;
+pub mod plugin_check;
 pub mod proto;
 
 #[cfg(feature = "fuzzing")]

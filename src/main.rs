@@ -53,6 +53,7 @@ fn main() -> ExitCode {
                 cli::within(timeout, addr.as_deref(), cli::health(addr.clone())).await
             }
             Command::Jira { command } => cli::jira(command).await,
+            Command::Plugin { command } => vaultbridge::plugin_check::run(command).await,
         }
     })
 }

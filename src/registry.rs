@@ -13,6 +13,8 @@ use vaultbridge_backend_core::{Backend, BackendError, Capabilities};
 const REGISTRY: &[Entry] = &[
     Entry::of::<vaultbridge_backend_env::EnvConfig>(),
     Entry::of::<vaultbridge_backend_file::FileConfig>(),
+    // Always on: its dependencies (tonic, tonic-health, prost) are the daemon's own.
+    Entry::of::<vaultbridge_backend_plugin::PluginConfig>(),
     #[cfg(feature = "aws")]
     Entry::of::<vaultbridge_backend_aws::AwsConfig>(),
     #[cfg(feature = "azure")]

@@ -26,6 +26,7 @@ mod jira_tls;
 mod leaks;
 mod lifecycle;
 mod metrics;
+mod plugin_pass;
 mod procfs;
 mod python;
 #[cfg(feature = "azure")]

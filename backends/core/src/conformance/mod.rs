@@ -31,11 +31,51 @@ pub use errors::{
     not_found_key_missing_and_invalid_config_are_permanent,
 };
 pub use fixture::{Fixture, RefusingAddress, Seed, Stages, Unreachable, Update};
+use std::future::Future;
+use std::pin::Pin;
+
 pub use versions::{
     a_change_moves_a_reported_revision_and_none_stays_none,
     a_pinned_version_id_is_served_if_declared_else_refused,
     a_version_stage_is_served_if_declared_else_refused,
 };
+
+/// One conformance case: runs against a fixture and panics (an assertion) on failure.
+pub type Case = for<'a> fn(&'a dyn Fixture) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Calls `$callback!($args... <every case name>)`: the one list of cases, from which
+/// both [`CASES`] and [`conformance_suite!`](crate::conformance_suite) are made.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_conformance_cases {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! {$($args)* found, not_found, key_found,
+            key_missing, value_not_a_map, binary_safe_value, trailing_whitespace_kept,
+            fetch_many_answers_every_entry_in_order, fetch_many_takes_more_than_max_batch,
+            a_change_moves_a_reported_revision_and_none_stays_none,
+            a_pinned_version_id_is_served_if_declared_else_refused,
+            a_version_stage_is_served_if_declared_else_refused,
+            not_found_key_missing_and_invalid_config_are_permanent,
+            an_unreachable_service_is_unavailable_and_temporary}
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case_table {
+    ($($case:ident),+) => {
+        /// Every case with its name, for runners other than `cargo test` (such as
+        /// `vaultbridge plugin check`).
+        pub const CASES: &[(&str, Case)] = &[$((stringify!($case), {
+            fn run(fixture: &dyn Fixture) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+                Box::pin($crate::conformance::$case(fixture))
+            }
+            run
+        })),+];
+    };
+}
+
+__with_conformance_cases!(__conformance_case_table!());
 
 /// Generates one `#[tokio::test]` per conformance case in a `conformance` module.
 /// `$fixture` is an expression evaluated afresh in every test. The calling crate needs
@@ -49,14 +89,7 @@ macro_rules! conformance_suite {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
-            $crate::conformance_suite!(@case $fixture; found, not_found, key_found,
-                key_missing, value_not_a_map, binary_safe_value, trailing_whitespace_kept,
-                fetch_many_answers_every_entry_in_order, fetch_many_takes_more_than_max_batch,
-                a_change_moves_a_reported_revision_and_none_stays_none,
-                a_pinned_version_id_is_served_if_declared_else_refused,
-                a_version_stage_is_served_if_declared_else_refused,
-                not_found_key_missing_and_invalid_config_are_permanent,
-                an_unreachable_service_is_unavailable_and_temporary);
+            $crate::__with_conformance_cases!(conformance_suite!(@case $fixture;));
         }
     };
     (@case $fixture:expr; $($case:ident),+) => {
