@@ -45,7 +45,7 @@ fn config_errors_quote_a_variable_as_written_never_its_value() {
 }
 
 #[test]
-fn a_socket_mode_for_others_is_refused_and_tcp_beyond_loopback_is_warned_about() {
+fn a_socket_mode_for_others_and_tcp_beyond_loopback_without_authentication_are_refused() {
     let setup = Setup::new();
     let config = setup.config_text().replace(
         "  unix_socket: vb.sock\n",
@@ -62,9 +62,9 @@ fn a_socket_mode_for_others_is_refused_and_tcp_beyond_loopback_is_warned_about()
         .config_text()
         .replace("  unix_socket: vb.sock\n", "  tcp: 0.0.0.0:50051\n");
     let (code, output) = check(&setup, &config, &[], &[]);
-    assert_eq!(code, 0, "{output}");
+    assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("warning: server.tcp `0.0.0.0:50051` is reachable from other hosts"),
+        output.contains("server.tcp: `0.0.0.0:50051` is reachable from other hosts, and no caller authentication is configured"),
         "{output}"
     );
 }
