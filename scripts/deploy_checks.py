@@ -227,15 +227,17 @@ def pod_problems(doc, metadata, spec, configmaps, accounts) -> list[str]:
 
 def socket_problems(spec, sidecar, apps, socket, config) -> list[str]:
     problems = []
-    directory = os.path.dirname(socket)
+    # An emptyDir is world-writable (0777), which the daemon refuses as the socket's own
+    # directory; it creates the socket's directory, private, inside the volume.
+    directory = os.path.dirname(os.path.dirname(socket))
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     mount = next((m for m in sidecar.get("volumeMounts", []) if m["mountPath"] == directory), None)
     if mount is None or "emptyDir" not in volumes.get(mount["name"], {}):
-        return [f"the socket directory `{directory}` must be an emptyDir mounted in the sidecar"]
+        return [f"the socket must sit in a directory of its own inside an emptyDir mounted in the sidecar at `{directory}`"]
     for app in apps:
         shared = any(m["name"] == mount["name"] and m["mountPath"] == directory for m in app.get("volumeMounts", []))
         if not shared:
-            problems.append(f"container `{app.get('name')}` does not mount the socket directory `{directory}`")
+            problems.append(f"container `{app.get('name')}` does not mount the socket directory's volume at `{directory}`")
         for variable in app.get("env", []):
             if variable.get("name") == "VAULTBRIDGE_ADDR" and variable.get("value") != f"unix:{socket}":
                 problems.append(f"container `{app.get('name')}`: VAULTBRIDGE_ADDR is not the probed socket")
