@@ -5,7 +5,7 @@
 use crate::connect_proxy::ConnectProxy;
 use crate::fake_jira::FakeJira;
 use crate::harness::{Daemon, Setup};
-use crate::jira::verify::{status, verify};
+use crate::jira_verify::{status, verify};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use vaultbridge::proto::v1::ConnectionStatus;

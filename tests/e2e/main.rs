@@ -23,6 +23,7 @@ mod herd;
 mod hygiene;
 mod jira;
 mod jira_tls;
+mod jira_verify;
 mod leaks;
 mod lifecycle;
 mod metrics;
