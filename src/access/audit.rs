@@ -1,20 +1,30 @@
 //! The audit trail: one JSON line per resolve, batch item, Jira credential hand-out and
 //! denial, naming the caller, what it asked for and the outcome; never a value, never a
-//! token. Lines are handed to a writer thread over a bounded queue, so a request never
-//! waits for the disk.
+//! token. A request formats its line into a shared buffer; a writer thread of its own
+//! takes the buffer and writes it, so a request never waits for the disk.
+//!
+//! The line is written by hand rather than through serde: it sits on every cache hit,
+//! and serde_json's string escaping, a formatted timestamp per line and the record's
+//! allocations cost more than the rest of the access check together (BENCHMARKS.md,
+//! "Access rules, the audit trail and metrics").
 
 use super::{Identity, SetupError};
 use crate::config::{AuditConfig, AuditSink};
-use serde::Serialize;
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::oneshot;
 
-/// Lines that may wait for the writer. A line is about 250 bytes, so a full queue holds
-/// about 16 MB; past it lines are counted as dropped rather than making callers wait.
-const QUEUE: usize = 65_536;
+/// Bytes of lines that may wait for the writer. A line is about 250 bytes, so this
+/// holds about 65,000 lines; past it lines are counted as dropped rather than making
+/// callers wait.
+const MAX_PENDING: usize = 16 * 1024 * 1024;
+/// How long the writer lets lines gather after the first one arrives, so a busy daemon
+/// pays one wake-up and one `write` per batch rather than per line; a flush (at
+/// shutdown, or by a test) cuts it short.
+const LINGER: Duration = Duration::from_millis(20);
+/// Pending bytes that wake the writer early.
+const HIGH_WATER: usize = 1024 * 1024;
 
 /// What a request was about.
 #[derive(Debug, Clone, Copy)]
@@ -45,82 +55,100 @@ impl Target<'_> {
 }
 
 #[derive(Debug)]
-struct Record {
-    at: SystemTime,
-    caller: Identity,
-    clients: Vec<Arc<str>>,
-    rpc: &'static str,
-    connection: bool,
-    name: String,
-    code: tonic::Code,
-    cache: Option<&'static str>,
-}
-
-#[derive(Debug)]
-enum Message {
-    Record(Box<Record>),
-    Flush(oneshot::Sender<()>),
-}
-
-#[derive(Debug)]
 pub(crate) struct AuditLog {
-    queue: mpsc::Sender<Message>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    lines: Vec<u8>,
+    flushes: Vec<oneshot::Sender<()>>,
+    closed: bool,
+    dropped: u64,
+    clock: Clock,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while a line was formatted leaves at worst a partial line; the
+        // trail goes on.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+enum Sink {
+    File(std::io::BufWriter<std::fs::File>),
+    /// Lines for stderr go through the daemon's log, under their own target, so they
+    /// interleave whole with its other lines and can be filtered apart.
+    Log,
 }
 
 impl AuditLog {
     pub(crate) fn start(config: &AuditConfig) -> Result<Option<Self>, SetupError> {
-        let out: Box<dyn Write + Send> = match (config.sink, &config.file) {
+        let sink = match (config.sink, &config.file) {
             (AuditSink::Off, _) => return Ok(None),
-            (AuditSink::Stderr, _) | (AuditSink::File, None) => Box::new(TracingLines),
-            (AuditSink::File, Some(path)) => Box::new(std::io::BufWriter::new(open(path)?)),
+            (AuditSink::Stderr, _) | (AuditSink::File, None) => Sink::Log,
+            (AuditSink::File, Some(path)) => Sink::File(std::io::BufWriter::new(open(path)?)),
         };
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let counter = dropped.clone();
+        let shared = Arc::new(Shared::default());
+        let writer = shared.clone();
         std::thread::Builder::new()
             .name("vaultbridge-audit".into())
-            .spawn(move || write_lines(receiver, out, &counter))
+            .spawn(move || write_lines(&writer, sink))
             .map_err(|source| SetupError::AuditFile {
                 path: "(writer thread)".into(),
                 source,
             })?;
-        Ok(Some(Self { queue, dropped }))
+        Ok(Some(Self { shared }))
     }
 
-    pub(super) fn record(
+    pub(super) fn record<'c>(
         &self,
         caller: &Identity,
-        clients: Vec<Arc<str>>,
+        clients: impl Iterator<Item = &'c str>,
         rpc: &'static str,
         target: Target<'_>,
         code: tonic::Code,
         cache: Option<&'static str>,
     ) {
-        let record = Record {
-            at: SystemTime::now(),
-            caller: caller.clone(),
-            clients,
-            rpc,
-            connection: matches!(target, Target::Connection(_)),
-            name: target.name().to_owned(),
-            code,
-            cache,
-        };
-        if self
-            .queue
-            .try_send(Message::Record(Box::new(record)))
-            .is_err()
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        let at = SystemTime::now();
+        let mut pending = self.shared.lock();
+        let before = pending.lines.len();
+        if before >= MAX_PENDING {
+            pending.dropped += 1;
+            return;
+        }
+        let Pending { lines, clock, .. } = &mut *pending;
+        clock.write(lines, at);
+        write_line(lines, caller, clients, rpc, target, code, cache);
+        let after = lines.len();
+        drop(pending);
+        // The writer waits for the first line of a batch, and lingers after it unless
+        // the batch grows large; any other line needs no wake-up.
+        if before == 0 || (before < HIGH_WATER && after >= HIGH_WATER) {
+            self.shared.wake.notify_one();
         }
     }
 
     pub(super) async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.queue.send(Message::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.shared.lock().flushes.push(done);
+        self.shared.wake.notify_one();
+        let _ = wait.await;
+    }
+}
+
+impl Drop for AuditLog {
+    /// The writer writes what is left, then ends.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
     }
 }
 
@@ -152,129 +180,256 @@ fn open(path: &std::path::Path) -> Result<std::fs::File, SetupError> {
     Ok(file)
 }
 
-/// Lines for stderr go through the daemon's log, under their own target, so they
-/// interleave whole with its other lines and can be filtered apart.
-struct TracingLines;
-
-impl Write for TracingLines {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let line = String::from_utf8_lossy(line);
-        tracing::info!(target: "vaultbridge::audit", "{}", line.trim_end());
-        Ok(line.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn write_lines(
-    mut receiver: mpsc::Receiver<Message>,
-    mut out: Box<dyn Write + Send>,
-    dropped: &AtomicU64,
-) {
+fn write_lines(shared: &Shared, mut sink: Sink) {
+    let mut batch = Vec::new();
     let mut reported = 0;
-    while let Some(message) = receiver.blocking_recv() {
-        let mut next = Some(message);
-        // Everything already queued, then one flush.
-        while let Some(message) = next.take() {
-            match message {
-                Message::Record(record) => {
-                    let mut line = serde_json::to_vec(&Line::from(&*record)).unwrap_or_default();
-                    line.push(b'\n');
-                    if let Err(err) = out.write_all(&line) {
-                        tracing::error!(error = %err, "cannot write the audit trail");
-                    }
-                }
-                Message::Flush(done) => {
-                    let _ = out.flush();
-                    let _ = done.send(());
-                }
-            }
-            next = receiver.try_recv().ok();
+    loop {
+        let mut pending = shared.lock();
+        while pending.lines.is_empty() && pending.flushes.is_empty() && !pending.closed {
+            pending = shared
+                .wake
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        let _ = out.flush();
-        let now = dropped.load(Ordering::Relaxed);
-        if now != reported {
+        let deadline = Instant::now() + LINGER;
+        while pending.flushes.is_empty() && !pending.closed && pending.lines.len() < HIGH_WATER {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            pending = shared
+                .wake
+                .wait_timeout(pending, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        std::mem::swap(&mut pending.lines, &mut batch);
+        let flushes = std::mem::take(&mut pending.flushes);
+        let closed = pending.closed;
+        let dropped = pending.dropped;
+        drop(pending);
+
+        sink.write(&batch);
+        batch.clear();
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if dropped != reported {
             tracing::warn!(
-                dropped = now - reported,
+                dropped = dropped - reported,
                 "audit lines were dropped: the writer could not keep up"
             );
-            reported = now;
+            reported = dropped;
+        }
+        if closed {
+            return;
         }
     }
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    caller: CallerLine<'a>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    clients: Vec<&'a str>,
-    rpc: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    definition: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jira_connection: Option<&'a str>,
-    code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cache: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum CallerLine<'a> {
-    Unix {
-        uid: u32,
-        gid: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pid: Option<i32>,
-    },
-    UnixUnknown,
-    Certificate {
-        names: &'a [String],
-    },
-    Token {
-        client: &'a str,
-        token: &'a str,
-    },
-    Tcp {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        address: Option<String>,
-    },
-}
-
-impl<'a> From<&'a Record> for Line<'a> {
-    fn from(record: &'a Record) -> Self {
-        let time = time::OffsetDateTime::from(record.at)
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let caller = match &record.caller {
-            Identity::Unix { uid, gid, pid } => CallerLine::Unix {
-                uid: *uid,
-                gid: *gid,
-                pid: *pid,
-            },
-            Identity::UnixUnknown => CallerLine::UnixUnknown,
-            Identity::Certificate { names } => CallerLine::Certificate { names },
-            Identity::Token { client, source } => CallerLine::Token {
-                client,
-                token: source,
-            },
-            Identity::Network { address } => CallerLine::Tcp {
-                address: address.map(|address| address.to_string()),
-            },
-        };
-        Self {
-            time,
-            caller,
-            clients: record.clients.iter().map(|client| &**client).collect(),
-            rpc: record.rpc,
-            definition: (!record.connection && !record.name.is_empty())
-                .then_some(record.name.as_str()),
-            jira_connection: record.connection.then_some(record.name.as_str()),
-            code: crate::status::code_name(record.code),
-            cache: record.cache,
+impl Sink {
+    fn write(&mut self, batch: &[u8]) {
+        match self {
+            Self::File(file) => {
+                if let Err(err) = file.write_all(batch).and_then(|()| file.flush()) {
+                    tracing::error!(error = %err, "cannot write the audit trail");
+                }
+            }
+            Self::Log => {
+                for line in batch.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+                    let line = String::from_utf8_lossy(line);
+                    tracing::info!(target: "vaultbridge::audit", "{line}");
+                }
+            }
         }
+    }
+}
+
+/// The start of each line's `time`, formatted once a second rather than per line.
+#[derive(Debug, Default)]
+struct Clock {
+    second: u64,
+    /// `{"time":"2026-11-30T06:01:02.` for `second`.
+    prefix: Vec<u8>,
+}
+
+impl Clock {
+    fn write(&mut self, out: &mut Vec<u8>, at: SystemTime) {
+        let since = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        if since.as_secs() != self.second || self.prefix.is_empty() {
+            self.second = since.as_secs();
+            let time = time::OffsetDateTime::UNIX_EPOCH
+                + time::Duration::seconds(i64::try_from(self.second).unwrap_or(i64::MAX));
+            self.prefix.clear();
+            // Formatting into a Vec cannot fail; a year past 9999 is not this trail's.
+            let _ = write!(
+                self.prefix,
+                "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                time.year(),
+                u8::from(time.month()),
+                time.day(),
+                time.hour(),
+                time.minute(),
+                time.second()
+            );
+        }
+        out.extend_from_slice(&self.prefix);
+        let millis = since.subsec_millis();
+        out.extend_from_slice(&[
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+            b'"',
+        ]);
+    }
+}
+
+/// The rest of the line after `time`, in the documented field order.
+fn write_line<'c>(
+    out: &mut Vec<u8>,
+    caller: &Identity,
+    clients: impl Iterator<Item = &'c str>,
+    rpc: &'static str,
+    target: Target<'_>,
+    code: tonic::Code,
+    cache: Option<&'static str>,
+) {
+    out.extend_from_slice(b",\"caller\":{\"kind\":");
+    match caller {
+        Identity::Unix { uid, gid, pid } => {
+            out.extend_from_slice(b"\"unix\",\"uid\":");
+            number(out, *uid);
+            out.extend_from_slice(b",\"gid\":");
+            number(out, *gid);
+            if let Some(pid) = pid {
+                out.extend_from_slice(b",\"pid\":");
+                number(out, *pid);
+            }
+        }
+        Identity::UnixUnknown => out.extend_from_slice(b"\"unix_unknown\""),
+        Identity::Certificate { names } => {
+            out.extend_from_slice(b"\"certificate\",\"names\":[");
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                string(out, name);
+            }
+            out.push(b']');
+        }
+        Identity::Token { client, source } => {
+            out.extend_from_slice(b"\"token\",\"client\":");
+            string(out, client);
+            out.extend_from_slice(b",\"token\":");
+            string(out, source);
+        }
+        Identity::Network { address } => {
+            out.extend_from_slice(b"\"tcp\"");
+            if let Some(address) = address {
+                out.extend_from_slice(b",\"address\":\"");
+                // An address needs no escaping.
+                let _ = write!(out, "{address}");
+                out.push(b'"');
+            }
+        }
+    }
+    out.push(b'}');
+    let mut clients = clients.peekable();
+    if clients.peek().is_some() {
+        out.extend_from_slice(b",\"clients\":[");
+        for (i, client) in clients.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, client);
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"rpc\":");
+    known(out, rpc);
+    match target {
+        Target::Connection(name) => {
+            out.extend_from_slice(b",\"jira_connection\":");
+            string(out, name);
+        }
+        Target::Definition(_) | Target::AllDefinitions => {
+            out.extend_from_slice(b",\"definition\":");
+            string(out, target.name());
+        }
+        Target::Unnamed => {}
+    }
+    out.extend_from_slice(b",\"code\":");
+    known(out, crate::status::code_name(code));
+    if let Some(cache) = cache {
+        out.extend_from_slice(b",\"cache\":");
+        known(out, cache);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// One of the daemon's own words (an RPC, a code's name, a cache outcome): plain ASCII
+/// letters and `_`, which JSON takes as they are.
+fn known(out: &mut Vec<u8>, word: &'static str) {
+    debug_assert!(word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    out.push(b'"');
+    out.extend_from_slice(word.as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON string. Names are validated and rarely need escaping, so the common case is
+/// one scan and one copy.
+pub(super) fn string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.extend_from_slice(escaped);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::Clock;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_time_has_milliseconds_and_follows_each_second() {
+        let mut clock = Clock::default();
+        let mut out = Vec::new();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_022_062_045);
+        clock.write(&mut out, at);
+        clock.write(&mut out, at + Duration::from_millis(960));
+        clock.write(&mut out, at + Duration::from_millis(86_400_000));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            concat!(
+                r#"{"time":"2026-11-30T07:01:02.045Z""#,
+                r#"{"time":"2026-11-30T07:01:03.005Z""#,
+                r#"{"time":"2026-12-01T07:01:02.045Z""#,
+            )
+        );
     }
 }

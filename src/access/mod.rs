@@ -372,14 +372,12 @@ impl Access {
         cache: Option<&'static str>,
     ) {
         if let Some(audit) = &self.audit {
-            let clients = match (&self.clients, &caller.clients) {
-                (Some(clients), Some(indices)) => indices
-                    .iter()
-                    .filter_map(|&index| clients.get(index).map(|client| client.name.clone()))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            audit.record(&caller.identity, clients, rpc, target, code, cache);
+            let all = self.clients.as_deref().unwrap_or_default();
+            let indices = caller.clients.as_deref().unwrap_or_default();
+            let names = indices
+                .iter()
+                .filter_map(|&index| all.get(index).map(|client| &*client.name));
+            audit.record(&caller.identity, names, rpc, target, code, cache);
         }
     }
 
@@ -389,7 +387,7 @@ impl Access {
             let caller = Identity::Network { address };
             audit.record(
                 &caller,
-                Vec::new(),
+                std::iter::empty(),
                 rpc,
                 Target::Unnamed,
                 tonic::Code::Unauthenticated,

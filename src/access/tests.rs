@@ -353,3 +353,13 @@ fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
     }
     assert!(admit(2000).is_err());
 }
+
+#[test]
+fn audit_strings_are_escaped_as_json_wants() {
+    let mut out = Vec::new();
+    super::audit::string(&mut out, "a\"b\\c\nd\u{1}é");
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text, r#""a\"b\\c\nd\u0001é""#);
+    let back: String = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, "a\"b\\c\nd\u{1}é");
+}
