@@ -4,9 +4,10 @@
 //! check, a daemon not serving); 2 bad usage; 3 `get` or `health` could not reach the
 //! daemon, or it did not answer within `--timeout`.
 
-use crate::client::{self, Address};
+use crate::client::{self, Address, Credentials};
 use crate::config::{Config, ConfigError, ProcessVars};
 use crate::proto::v1::ResolveRequest;
+use crate::proto::v1::secrets_client::SecretsClient;
 use crate::registry;
 use crate::resolver::Resolver;
 use crate::server;
@@ -19,6 +20,9 @@ use std::time::Duration;
 use vaultbridge_backend_core::describe_chain;
 
 pub const EXIT_FAILURE: u8 = 1;
+/// Bad usage: clap's own code for a bad argument, and ours for credentials that cannot
+/// be used (an unreadable token file, `https://` without `--tls-ca`).
+pub(crate) const EXIT_USAGE: u8 = 2;
 pub(crate) const EXIT_UNREACHABLE: u8 = 3;
 
 #[derive(Debug, Parser)]
@@ -34,6 +38,8 @@ pub struct Cli {
     pub log: String,
     #[arg(long, global = true, env = "VAULTBRIDGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub credentials: Credentials,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -192,19 +198,15 @@ pub async fn within(
     }
 }
 
-pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode {
-    let address = addr
-        .as_deref()
-        .map_or_else(Address::default_local, Address::parse);
-    let mut client = match client::connect(&address).await {
-        Ok(client) => client,
-        Err(err) => {
-            eprintln!(
-                "vaultbridge: cannot reach the daemon at {address}: {}; is `vaultbridge serve` running?",
-                describe_chain(&err)
-            );
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
+pub async fn get(
+    name: String,
+    addr: Option<String>,
+    newline: bool,
+    credentials: &Credentials,
+) -> ExitCode {
+    let mut client = match daemon_channel(addr.as_deref(), credentials).await {
+        Ok(channel) => SecretsClient::new(channel),
+        Err(code) => return code,
     };
     match client
         .resolve(ResolveRequest {
@@ -245,7 +247,7 @@ pub async fn get(name: String, addr: Option<String>, newline: bool) -> ExitCode 
     }
 }
 
-pub async fn jira(command: JiraCommand) -> ExitCode {
+pub async fn jira(command: JiraCommand, credentials: &Credentials) -> ExitCode {
     let (timeout, addr) = match &command {
         JiraCommand::Verify { timeout, addr, .. } | JiraCommand::Creds { timeout, addr, .. } => {
             (*timeout, addr.clone())
@@ -255,24 +257,28 @@ pub async fn jira(command: JiraCommand) -> ExitCode {
         match command {
             JiraCommand::Verify {
                 connections, addr, ..
-            } => jira_verify(connections, addr).await,
+            } => jira_verify(connections, addr, credentials).await,
             JiraCommand::Creds {
                 connection,
                 format: CredsFormat::Env,
                 addr,
                 ..
-            } => jira_creds_env(connection, addr).await,
+            } => jira_creds_env(connection, addr, credentials).await,
         }
     };
     within(timeout, addr.as_deref(), run).await
 }
 
-async fn jira_verify(connections: Vec<String>, addr: Option<String>) -> ExitCode {
+async fn jira_verify(
+    connections: Vec<String>,
+    addr: Option<String>,
+    credentials: &Credentials,
+) -> ExitCode {
     use crate::proto::v1::{
         ConnectionStatus, JiraDeployment, ListConnectionsRequest, VerifyConnectionRequest,
         jira_client::JiraClient,
     };
-    let channel = match daemon_channel(addr.as_deref()).await {
+    let channel = match daemon_channel(addr.as_deref(), credentials).await {
         Ok(channel) => channel,
         Err(code) => return code,
     };
@@ -403,9 +409,13 @@ fn print_rows<const N: usize>(rows: &[[String; N]]) {
     }
 }
 
-async fn jira_creds_env(connection: String, addr: Option<String>) -> ExitCode {
+async fn jira_creds_env(
+    connection: String,
+    addr: Option<String>,
+    credentials: &Credentials,
+) -> ExitCode {
     use crate::proto::v1::{GetCredentialsRequest, jira_client::JiraClient};
-    let channel = match daemon_channel(addr.as_deref()).await {
+    let channel = match daemon_channel(addr.as_deref(), credentials).await {
         Ok(channel) => channel,
         Err(code) => return code,
     };
@@ -453,23 +463,34 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// A channel to the daemon at `addr` (default: the example config's socket), or the
-/// exit code for an unreachable daemon after saying so on stderr.
-async fn daemon_channel(addr: Option<&str>) -> Result<tonic::transport::Channel, ExitCode> {
+/// A channel to the daemon at `addr` (default: the example config's socket) that
+/// sends `credentials`, or the exit code after saying on stderr what went wrong.
+async fn daemon_channel(
+    addr: Option<&str>,
+    credentials: &Credentials,
+) -> Result<client::DaemonChannel, ExitCode> {
     let address = addr.map_or_else(Address::default_local, Address::parse);
-    client::channel(&address).await.map_err(|err| {
-        eprintln!(
-            "vaultbridge: cannot reach the daemon at {address}: {}",
-            describe_chain(&err)
-        );
-        ExitCode::from(EXIT_UNREACHABLE)
-    })
+    client::authenticated_channel(&address, credentials)
+        .await
+        .map_err(|err| match err {
+            client::CredentialsError::Transport(err) => {
+                eprintln!(
+                    "vaultbridge: cannot reach the daemon at {address}: {}; is `vaultbridge serve` running?",
+                    describe_chain(&err)
+                );
+                ExitCode::from(EXIT_UNREACHABLE)
+            }
+            err => {
+                eprintln!("vaultbridge: {}", describe_chain(&err));
+                ExitCode::from(EXIT_USAGE)
+            }
+        })
 }
 
-pub async fn health(addr: Option<String>) -> ExitCode {
+pub async fn health(addr: Option<String>, credentials: &Credentials) -> ExitCode {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = match daemon_channel(addr.as_deref()).await {
+    let channel = match daemon_channel(addr.as_deref(), credentials).await {
         Ok(channel) => channel,
         Err(code) => return code,
     };

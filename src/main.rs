@@ -32,6 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
+    let credentials = cli.credentials;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { config } => cli::serve(config).await,
@@ -44,15 +45,20 @@ fn main() -> ExitCode {
                 cli::within(
                     timeout,
                     addr.as_deref(),
-                    cli::get(name, addr.clone(), newline),
+                    cli::get(name, addr.clone(), newline, &credentials),
                 )
                 .await
             }
             Command::Check { config, resolve } => cli::check(config, resolve).await,
             Command::Health { addr, timeout } => {
-                cli::within(timeout, addr.as_deref(), cli::health(addr.clone())).await
+                cli::within(
+                    timeout,
+                    addr.as_deref(),
+                    cli::health(addr.clone(), &credentials),
+                )
+                .await
             }
-            Command::Jira { command } => cli::jira(command).await,
+            Command::Jira { command } => cli::jira(command, &credentials).await,
             Command::Plugin { command } => vaultbridge::plugin_check::run(command).await,
         }
     })

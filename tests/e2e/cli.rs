@@ -162,3 +162,95 @@ fn health_exits_0_when_serving_and_3_when_unreachable() {
     let (code, _, stderr) = run_cli(&["health", "--addr", gone.to_str().unwrap()], &[]);
     assert_eq!(code, 3, "{stderr}");
 }
+
+/// `vaultbridge get` over a TCP listener that wants tokens: the token comes from a
+/// file, named by `--token-file` or `VAULTBRIDGE_TOKEN_FILE`, never from the command line.
+#[test]
+fn get_over_tcp_sends_the_token_from_its_file() {
+    let mut setup = Setup::new();
+    setup.tcp = true;
+    std::fs::write(setup.dir.path().join("etl.token"), "cli-e2e-bearer\n").unwrap();
+    setup.extra_config =
+        "clients:\n  etl:\n    tokens:\n      - file: etl.token\n    definitions: [plain]\n".into();
+    let daemon = setup.start();
+    let addr = daemon.tcp_address().to_string();
+    let token_file = daemon.setup_dir().join("etl.token");
+    let token_file = token_file.to_str().unwrap();
+
+    let (code, stdout, stderr) = run_cli(&["get", "plain", "--addr", &addr], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("authorization: Bearer <token>"), "{stderr}");
+
+    let (code, stdout, stderr) = run_cli(
+        &["get", "plain", "--addr", &addr, "--token-file", token_file],
+        &[],
+    );
+    assert_eq!(
+        (code, stdout.as_slice()),
+        (0, &b"plain-e2e-value"[..]),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run_cli(
+        &["get", "plain", "--addr", &addr],
+        &[("VAULTBRIDGE_TOKEN_FILE", token_file)],
+    );
+    assert_eq!(
+        (code, stdout.as_slice()),
+        (0, &b"plain-e2e-value"[..]),
+        "{stderr}"
+    );
+    // The token's client reads only what it is granted.
+    let (code, _, stderr) = run_cli(
+        &["get", "pem", "--addr", &addr, "--token-file", token_file],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("client `etl` may not read definition `pem`"),
+        "{stderr}"
+    );
+
+    // Credentials that cannot be used are bad usage (2), said before any connection.
+    let empty = daemon.setup_dir().join("empty.token");
+    std::fs::write(&empty, " \n").unwrap();
+    let (code, _, stderr) = run_cli(
+        &[
+            "get",
+            "plain",
+            "--addr",
+            &addr,
+            "--token-file",
+            empty.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is empty"), "{stderr}");
+    let (code, _, stderr) = run_cli(
+        &[
+            "get",
+            "plain",
+            "--addr",
+            &addr,
+            "--token-file",
+            "/nonexistent/token",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot read the token file `/nonexistent/token`"),
+        "{stderr}"
+    );
+    let https = addr.replace("http://", "https://");
+    let (code, _, stderr) = run_cli(&["get", "plain", "--addr", &https], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("needs `--tls-ca`"), "{stderr}");
+
+    let output = daemon.output();
+    assert!(
+        !output.contains("cli-e2e-bearer"),
+        "a token reached the log"
+    );
+}

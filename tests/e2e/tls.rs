@@ -265,3 +265,81 @@ async fn a_renewed_server_certificate_is_served_without_a_restart() {
     let output = daemon.output();
     assert!(!output.contains("PRIVATE KEY"), "{output}");
 }
+
+/// `vaultbridge get` and `health` over mutual TLS, with the CA, certificate and key
+/// from the command line; the same call without a client certificate is refused.
+#[test]
+fn the_cli_speaks_mutual_tls() {
+    let ca = authority("vaultbridge e2e CA");
+    let server = server_leaf(&ca);
+    let daemon = start(
+        &ca,
+        &server,
+        "clients:\n  etl:\n    certificates: [\"spiffe://e2e.example/ns/etl/sa/runner\"]\n    definitions: [plain]\n",
+    );
+    let dir = daemon.setup_dir().to_path_buf();
+    let (cert, key) = spiffe(&ca, "spiffe://e2e.example/ns/etl/sa/runner");
+    write(&dir, "etl.pem", &cert);
+    write(&dir, "etl.key", &key);
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let addr = tcp_port(&daemon);
+    let tls = [
+        "--tls-ca".to_owned(),
+        path("ca.pem"),
+        "--tls-cert".to_owned(),
+        path("etl.pem"),
+        "--tls-key".to_owned(),
+        path("etl.key"),
+    ];
+    let args = |command: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = command.iter().map(|s| (*s).to_owned()).collect();
+        args.extend(["--addr".to_owned(), addr.clone()]);
+        args.extend(tls.iter().cloned());
+        args
+    };
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::harness::run_cli(&args, &[])
+    };
+
+    let (code, stdout, stderr) = run(args(&["get", "plain"]));
+    assert_eq!(
+        (code, stdout.as_slice()),
+        (0, &b"plain-e2e-value"[..]),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(args(&["health"]));
+    assert_eq!(
+        (code, stdout.as_slice()),
+        (0, &b"SERVING\n"[..]),
+        "{stderr}"
+    );
+    // The server's certificate names `localhost` too.
+    let mut named = args(&["get", "plain"]);
+    named.extend(["--tls-server-name".to_owned(), "localhost".to_owned()]);
+    let (code, _, stderr) = run(named);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Without a client certificate the daemon refuses the handshake.
+    let (code, stdout, stderr) = run(vec![
+        "get".into(),
+        "plain".into(),
+        "--addr".into(),
+        addr.clone(),
+        "--tls-ca".into(),
+        path("ca.pem"),
+    ]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stdout.is_empty());
+    // A key without its certificate is bad usage, caught by the argument parser.
+    let (code, _, stderr) = run(vec![
+        "get".into(),
+        "plain".into(),
+        "--addr".into(),
+        addr.clone(),
+        "--tls-key".into(),
+        path("etl.key"),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+}
