@@ -36,6 +36,8 @@ pub(crate) enum ServeError {
     Access(#[from] crate::access::SetupError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Http(#[from] crate::http::SetupError),
     #[error("cannot serve reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -167,6 +169,26 @@ pub(crate) async fn serve(
         }
     }
 
+    let mut http_socket = None;
+    if let Some(settings) = &config.server.http {
+        let face = crate::http::Face::new(
+            resolver.clone(),
+            access.clone(),
+            settings,
+            metrics.as_ref(),
+            stop_rx.clone(),
+            &ProcessVars,
+        )?;
+        http_socket = crate::http::listen(
+            face,
+            settings,
+            config.server.unix_socket_mode,
+            limits.max_connections,
+            &mut servers,
+        )
+        .await?;
+    }
+
     if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
         registry.register_collector(Box::new(crate::metrics::CacheCollector(resolver)));
         registry.register_collector(Box::new(crate::metrics::JiraCollector(jira)));
@@ -220,7 +242,7 @@ pub(crate) async fn serve(
     for task in [token_watch, limit_upkeep].into_iter().flatten() {
         let _ = task.await;
     }
-    if let Some(socket) = socket {
+    for socket in [socket, http_socket].into_iter().flatten() {
         socket.remove();
     }
     tracing::info!("stopped");
