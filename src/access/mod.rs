@@ -135,10 +135,10 @@ pub(crate) struct Peer<'a> {
 
 impl<'a> Peer<'a> {
     fn of<T>(request: &'a Request<T>) -> Self {
-        let unix = request
-            .extensions()
-            .get::<UdsConnectInfo>()
-            .map(|info| info.peer_cred.map(|cred| (cred.uid(), cred.gid(), cred.pid())));
+        let unix = request.extensions().get::<UdsConnectInfo>().map(|info| {
+            info.peer_cred
+                .map(|cred| (cred.uid(), cred.gid(), cred.pid()))
+        });
         let certificate = request
             .extensions()
             .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -282,7 +282,11 @@ impl Access {
     }
 
     /// [`Self::caller`] for what any listener knows of the sender (the HTTP face's too).
-    pub(crate) fn caller_of(&self, peer: &Peer<'_>, rpc: &'static str) -> Result<Caller, AccessError> {
+    pub(crate) fn caller_of(
+        &self,
+        peer: &Peer<'_>,
+        rpc: &'static str,
+    ) -> Result<Caller, AccessError> {
         let identity = match self.identify(peer) {
             Ok(identity) => identity,
             Err(err) => {

@@ -185,7 +185,9 @@ mod tests {
             "server:\n  unix_socket: /run/vb/vb.sock\n  http:\n    tcp: 127.0.0.1:1\n    port: 80\n{BACKENDS}"
         ));
         assert!(
-            lines.join("\n").contains("test.yaml:5:5: server.http.port: unknown field `port`"),
+            lines
+                .join("\n")
+                .contains("test.yaml:5:5: server.http.port: unknown field `port`"),
             "{lines:?}"
         );
     }
@@ -206,7 +208,9 @@ mod tests {
         ));
         let all = lines.join("\n");
         assert!(
-            all.contains("server.http.tcp: `127.0.0.1:50051` is already the gRPC or the metrics listener"),
+            all.contains(
+                "server.http.tcp: `127.0.0.1:50051` is already the gRPC or the metrics listener"
+            ),
             "{all}"
         );
         assert!(

@@ -233,11 +233,7 @@ fn count(
 }
 
 /// Bytes, with an optional `KiB` or `MiB` suffix: 1 KiB to 64 MiB.
-pub(super) fn byte_size(
-    value: &Text,
-    field: &str,
-    section: &mut Section<'_, '_>,
-) -> Option<usize> {
+pub(super) fn byte_size(value: &Text, field: &str, section: &mut Section<'_, '_>) -> Option<usize> {
     let text = section.text(value, field)?;
     let text = text.trim();
     let (number, unit) = if let Some(n) = text.strip_suffix("MiB") {

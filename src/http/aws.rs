@@ -47,7 +47,9 @@ pub(crate) enum SetupError {
     NoToken,
     #[error("server.http.aws_agent_compat: the token in `{variable}` is empty")]
     EmptyToken { variable: &'static str },
-    #[error("server.http.aws_agent_compat: cannot read the token file `{path}` named by `{variable}`: {source}")]
+    #[error(
+        "server.http.aws_agent_compat: cannot read the token file `{path}` named by `{variable}`: {source}"
+    )]
     TokenFile {
         variable: &'static str,
         path: String,
@@ -138,13 +140,15 @@ impl Compat {
             .iter()
             .filter(|definition| same_secret(&definition.secret.id, id))
             .collect();
-        let pinned = candidates.iter().find(|definition| match &definition.secret.version {
-            VersionSelector::Id(version) => query.version_id.as_ref() == Some(version),
-            VersionSelector::Stage(stage) => {
-                query.version_id.is_none() && query.version_stage.as_ref() == Some(stage)
-            }
-            _ => false,
-        });
+        let pinned = candidates
+            .iter()
+            .find(|definition| match &definition.secret.version {
+                VersionSelector::Id(version) => query.version_id.as_ref() == Some(version),
+                VersionSelector::Stage(stage) => {
+                    query.version_id.is_none() && query.version_stage.as_ref() == Some(stage)
+                }
+                _ => false,
+            });
         let current = || {
             candidates
                 .iter()
@@ -233,7 +237,10 @@ pub(super) async fn get_secret_value(
         max_age: None,
         refresh: query.refresh_now,
     };
-    let result = face.resolver.resolve_with(&definition.name, freshness).await;
+    let result = face
+        .resolver
+        .resolve_with(&definition.name, freshness)
+        .await;
     if let Some(guard) = &guard {
         guard.resolved(rpc, &definition.name, &result);
     }
@@ -330,7 +337,10 @@ mod tests {
         for (configured, asked) in [
             ("pipeline/db", "pipeline/db2"),
             (arn, "pipeline"),
-            ("pipeline/db", "arn:aws:secretsmanager:us-east-1:1:secret:other-AbC123"),
+            (
+                "pipeline/db",
+                "arn:aws:secretsmanager:us-east-1:1:secret:other-AbC123",
+            ),
         ] {
             assert!(!same_secret(configured, asked), "{configured} / {asked}");
         }
@@ -340,7 +350,10 @@ mod tests {
 
     impl Vars for Map {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+            self.0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
         }
     }
 
@@ -354,7 +367,9 @@ mod tests {
         assert!(matches!(compat(vec![]), Err(SetupError::NoToken)));
         assert!(matches!(
             compat(vec![("AWS_SESSION_TOKEN", String::new())]),
-            Err(SetupError::EmptyToken { variable: "AWS_SESSION_TOKEN" })
+            Err(SetupError::EmptyToken {
+                variable: "AWS_SESSION_TOKEN"
+            })
         ));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");

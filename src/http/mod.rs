@@ -42,9 +42,7 @@ pub(crate) enum HttpRequestError {
     NoRoute { path: String },
     #[error("only GET is served, not {method}")]
     MethodNotAllowed { method: String },
-    #[error(
-        "a request carries no body: put the name in the path and the options in the query"
-    )]
+    #[error("a request carries no body: put the name in the path and the options in the query")]
     Body,
     #[error("unknown query parameter `{name}`; this route takes {takes}")]
     UnknownParameter { name: String, takes: &'static str },
@@ -176,7 +174,7 @@ pub(crate) async fn listen<E: Send + 'static>(
     let mut socket = None;
     if let Some(path) = &config.unix_socket {
         let (listener, file) = listen::bind_unix(path, socket_mode)?;
-        tracing::info!(socket = %path.display(), "HTTP listening on Unix socket");
+        tracing::info!(socket = %path.display(), "serving HTTP/1.1 on Unix socket");
         socket = Some(file);
         let incoming = listen::incoming(listener, limits, "http-unix");
         let server = serve(incoming, face.clone(), config.clone());
@@ -192,7 +190,7 @@ pub(crate) async fn listen<E: Send + 'static>(
         };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
-        tracing::info!(address = %bound, aws_agent_compat = face.aws.is_some(), "HTTP listening on TCP");
+        tracing::info!(address = %bound, aws_agent_compat = face.aws.is_some(), "serving HTTP/1.1 on TCP");
         let incoming = listen::incoming(listener, limits, "http-tcp");
         let server = serve(incoming, face.clone(), config.clone());
         servers.spawn(async move {

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 /// Decodes `%XX` escapes (and `+` as a space in a query, as HTML forms and Python's
 /// `urlencode` write it) into UTF-8 text.
-pub(super) fn decode(text: &str, plus_is_space: bool, what: &'static str) -> Result<String, HttpRequestError> {
+pub(super) fn decode(
+    text: &str,
+    plus_is_space: bool,
+    what: &'static str,
+) -> Result<String, HttpRequestError> {
     if !text.contains(['%', '+']) {
         return Ok(text.to_owned());
     }
@@ -39,7 +43,11 @@ pub(super) fn decode(text: &str, plus_is_space: bool, what: &'static str) -> Res
 /// The `name=value` pairs of a query, decoded, each name at most once.
 fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, HttpRequestError> {
     let mut found: Vec<(String, String)> = Vec::new();
-    for pair in query.unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+    for pair in query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode(name, true, "query")?;
         if found.iter().any(|(seen, _)| *seen == name) {
@@ -184,7 +192,10 @@ mod tests {
         ));
         assert!(matches!(
             freshness(Some("max_age=-1s")),
-            Err(HttpRequestError::BadParameter { name: "max_age", .. })
+            Err(HttpRequestError::BadParameter {
+                name: "max_age",
+                ..
+            })
         ));
     }
 

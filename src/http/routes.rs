@@ -55,7 +55,11 @@ fn route<'a>(face: &Face, path: &'a str) -> Option<Route<'a>> {
     }
 }
 
-pub(super) async fn answer(face: &Face, peer: ConnPeer, request: Request<Incoming>) -> Response<Body> {
+pub(super) async fn answer(
+    face: &Face,
+    peer: ConnPeer,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let path = request.uri().path();
     let Some(route) = route(face, path) else {
         return request_error(
@@ -128,7 +132,11 @@ pub(super) fn guard(
         unix: peer.unix,
         certificate: None,
         authorization,
-        agent_token: if peer.unix.is_none() { agent_token } else { None },
+        agent_token: if peer.unix.is_none() {
+            agent_token
+        } else {
+            None
+        },
         address: peer.address,
     };
     Guard::of_peer(face.access.as_ref(), &peer, rpc)
@@ -162,9 +170,7 @@ fn value_response(resolved: &Resolved) -> Response<Body> {
     } else {
         "application/octet-stream"
     };
-    let mut response = Response::new(secret_body(Zeroizing::new(
-        secret.value.expose().to_vec(),
-    )));
+    let mut response = Response::new(secret_body(Zeroizing::new(secret.value.expose().to_vec())));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -215,7 +221,13 @@ fn insert_text(headers: &mut HeaderMap, name: &'static str, text: &str) {
     let value = HeaderValue::from_str(text).unwrap_or_else(|_| {
         let cleaned: String = text
             .chars()
-            .map(|c| if c == '\t' || (' '..='~').contains(&c) { c } else { '?' })
+            .map(|c| {
+                if c == '\t' || (' '..='~').contains(&c) {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("?"))
     });
@@ -255,7 +267,12 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
 /// An error as JSON: `{"code": "NOT_FOUND", "message": …}`, with the message gRPC
 /// callers get. On the agent's routes it also carries the agent's `__type`.
 pub(super) fn error(status: &Status, agent: bool) -> Response<Body> {
-    answer_error(status.code(), http_status(status.code()), status.message(), agent)
+    answer_error(
+        status.code(),
+        http_status(status.code()),
+        status.message(),
+        agent,
+    )
 }
 
 fn request_error(err: &HttpRequestError, agent: bool) -> Response<Body> {
