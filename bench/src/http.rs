@@ -68,7 +68,7 @@ fn answer(body: Bytes) -> hyper::Response<Full<Bytes>> {
         ("x-vaultbridge-stale", "false"),
         ("x-vaultbridge-trimmed", "false"),
         ("x-vaultbridge-age", "12.345"),
-        ("x-vaultbridge-fetched-at", "2026-11-30T08:00:00.123456789Z"),
+        ("x-vaultbridge-fetched-at", "2026-11-30T08:00:00.123456Z"),
         ("x-vaultbridge-backend", "local"),
     ] {
         headers.insert(

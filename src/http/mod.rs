@@ -81,6 +81,8 @@ pub(crate) struct Face {
     stopping: watch::Receiver<bool>,
     /// The agent's routes, when `aws_agent_compat` is on.
     aws: Option<aws::Compat>,
+    /// Each backend's name as a header value, made once.
+    backend_headers: std::collections::HashMap<Arc<str>, hyper::header::HeaderValue>,
 }
 
 /// The methods as the metrics count them; indices into [`Face::meter`].
@@ -109,7 +111,16 @@ impl Face {
         } else {
             None
         };
+        let backend_headers = resolver
+            .definitions()
+            .iter()
+            .filter_map(|definition| {
+                let value = hyper::header::HeaderValue::from_str(&definition.backend_name).ok()?;
+                Some((definition.backend_name.clone(), value))
+            })
+            .collect();
         Ok(Self {
+            backend_headers,
             meter: metrics
                 .map(|metrics| metrics.service(rpc::SERVICE, &rpc::METHODS))
                 .unwrap_or_default(),
@@ -265,4 +276,13 @@ where
 async fn stopped(mut stop: watch::Receiver<bool>) {
     // An error means the sender is gone, which also means stop.
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Every parser of a request's path and query, for the fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_query(text: &str) {
+    let _ = query::decode(text, false, "path");
+    let _ = query::freshness(Some(text));
+    let _ = query::agent(None, Some(text));
+    let _ = query::agent(Some(text.to_owned()), Some(text));
 }

@@ -150,6 +150,21 @@ pub(super) fn agent(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn no_path_or_query_panics(text in ".{0,64}", raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let escaped: String = raw.iter().map(|b| format!("%{b:02X}")).collect();
+            for input in [text.as_str(), escaped.as_str()] {
+                let _ = decode(input, true, "query");
+                let _ = freshness(Some(input));
+                let _ = agent(None, Some(input));
+            }
+            // Escaped bytes come back exactly when they are UTF-8.
+            prop_assert_eq!(decode(&escaped, false, "path").ok(), String::from_utf8(raw).ok());
+        }
+    }
 
     #[test]
     fn escapes_and_plus_are_decoded_and_bad_ones_refused() {

@@ -160,64 +160,138 @@ async fn get_secret(
     if let Some(guard) = &guard {
         guard.resolved(rpc::AUDIT_GET_SECRET, &name, &result);
     }
-    Ok(value_response(&result?))
+    Ok(value_response(face, &result?))
 }
 
-fn value_response(resolved: &Resolved) -> Response<Body> {
+/// Header names made once: `from_static` looks a name up each time it runs.
+const X_CACHE: HeaderName = HeaderName::from_static("x-vaultbridge-cache");
+const X_STALE: HeaderName = HeaderName::from_static("x-vaultbridge-stale");
+const X_TRIMMED: HeaderName = HeaderName::from_static("x-vaultbridge-trimmed");
+const X_AGE: HeaderName = HeaderName::from_static("x-vaultbridge-age");
+const X_FETCHED_AT: HeaderName = HeaderName::from_static("x-vaultbridge-fetched-at");
+const X_BACKEND: HeaderName = HeaderName::from_static("x-vaultbridge-backend");
+const X_VERSION: HeaderName = HeaderName::from_static("x-vaultbridge-version");
+const X_STALE_REASON: HeaderName = HeaderName::from_static("x-vaultbridge-stale-reason");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const FALSE: HeaderValue = HeaderValue::from_static("false");
+
+fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
     let secret = &resolved.secret;
-    let content_type = if secret.value.expose_str().is_some() {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    };
     let mut response = Response::new(secret_body(Zeroizing::new(secret.value.expose().to_vec())));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let text = secret.value.expose_str().is_some();
+    headers.insert(header::CONTENT_TYPE, if text { TEXT } else { BINARY });
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
     let cache = match resolved.cache {
         CacheOutcome::Hit => "hit",
         CacheOutcome::Miss => "miss",
         CacheOutcome::Stale => "stale",
     };
-    headers.insert(
-        HeaderName::from_static("x-vaultbridge-cache"),
-        HeaderValue::from_static(cache),
-    );
-    let flag = |on: bool| HeaderValue::from_static(if on { "true" } else { "false" });
-    headers.insert(
-        HeaderName::from_static("x-vaultbridge-stale"),
-        flag(resolved.cache == CacheOutcome::Stale),
-    );
-    headers.insert(
-        HeaderName::from_static("x-vaultbridge-trimmed"),
-        flag(secret.trimmed),
-    );
-    insert_text(
-        headers,
-        "x-vaultbridge-age",
-        &format!("{:.3}", resolved.age.as_secs_f64()),
-    );
-    if let Ok(fetched) = time::OffsetDateTime::from(secret.fetched_at)
-        .format(&time::format_description::well_known::Rfc3339)
-    {
-        insert_text(headers, "x-vaultbridge-fetched-at", &fetched);
+    headers.insert(X_CACHE, HeaderValue::from_static(cache));
+    let flag = |on: bool| if on { TRUE } else { FALSE };
+    headers.insert(X_STALE, flag(resolved.cache == CacheOutcome::Stale));
+    headers.insert(X_TRIMMED, flag(secret.trimmed));
+    let age = resolved.age;
+    let mut digits = [0u8; 32];
+    let age = decimal(&mut digits, age.as_secs(), age.subsec_millis());
+    headers.insert(X_AGE, header_value(age));
+    let mut at = [0u8; 32];
+    if let Some(fetched) = rfc3339(&mut at, secret.fetched_at) {
+        headers.insert(X_FETCHED_AT, header_value(fetched));
     }
-    insert_text(
-        headers,
-        "x-vaultbridge-backend",
-        &resolved.definition.backend_name,
-    );
+    match face.backend_headers.get(&*resolved.definition.backend_name) {
+        Some(backend) => {
+            headers.insert(X_BACKEND, backend.clone());
+        }
+        None => insert_text(headers, X_BACKEND, &resolved.definition.backend_name),
+    }
     if let Some(version) = &secret.version {
-        insert_text(headers, "x-vaultbridge-version", version);
+        insert_text(headers, X_VERSION, version);
     }
     if let Some(reason) = &resolved.stale_reason {
-        insert_text(headers, "x-vaultbridge-stale-reason", &reason.to_string());
+        insert_text(headers, X_STALE_REASON, &reason.to_string());
     }
     response
 }
 
+/// ASCII digits, dots, dashes, colons and `T`/`Z` always make a header value.
+fn header_value(ascii: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(ascii).unwrap_or_else(|_| HeaderValue::from_static("?"))
+}
+
+/// `secs.mmm` into `buffer`, without the formatting machinery.
+fn decimal(buffer: &mut [u8; 32], secs: u64, millis: u32) -> &[u8] {
+    let mut end = buffer.len();
+    let mut push = |buffer: &mut [u8; 32], byte: u8| {
+        end -= 1;
+        if let Some(slot) = buffer.get_mut(end) {
+            *slot = byte;
+        }
+    };
+    let mut fraction = millis;
+    for _ in 0..3 {
+        push(buffer, b'0' + (fraction % 10) as u8);
+        fraction /= 10;
+    }
+    push(buffer, b'.');
+    let mut whole = secs;
+    loop {
+        push(buffer, b'0' + (whole % 10) as u8);
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    buffer.get(end..).unwrap_or_default()
+}
+
+/// `time` as RFC 3339 in UTC with microseconds (`2026-11-30T08:00:00.123456Z`), written
+/// by hand: the `time` crate's formatter costs more than the rest of the answer.
+fn rfc3339(buffer: &mut [u8; 32], time: std::time::SystemTime) -> Option<&[u8]> {
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).ok()?;
+    let of_day = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let fields = [
+        (year as u64, 4, b'-'),
+        (month as u64, 2, b'-'),
+        (day as u64, 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day / 60 % 60, 2, b':'),
+        (of_day % 60, 2, b'.'),
+        (u64::from(since.subsec_micros()), 6, b'Z'),
+    ];
+    let mut at = 0;
+    for (value, width, after) in fields {
+        let mut rest = value;
+        for position in (0..width).rev() {
+            *buffer.get_mut(at + position)? = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        *buffer.get_mut(at + width)? = after;
+        at += width + 1;
+    }
+    buffer.get(..at)
+}
+
 /// A header whose text may hold characters a header cannot: those become `?`.
-fn insert_text(headers: &mut HeaderMap, name: &'static str, text: &str) {
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, text: &str) {
     let value = HeaderValue::from_str(text).unwrap_or_else(|_| {
         let cleaned: String = text
             .chars()
@@ -231,7 +305,7 @@ fn insert_text(headers: &mut HeaderMap, name: &'static str, text: &str) {
             .collect();
         HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("?"))
     });
-    headers.insert(HeaderName::from_static(name), value);
+    headers.insert(name, value);
 }
 
 /// `GET /v1/health`: 200 while the daemon serves, 503 once it is shutting down.
@@ -287,4 +361,39 @@ fn answer_error(code: Code, http: u16, message: &str, agent: bool) -> Response<B
         body["__type"] = serde_json::Value::from(crate::status::aws_error_type(code));
     }
     json(status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_and_ages_are_written_as_the_time_crate_would() {
+        for secs in [
+            0,
+            951_782_400,
+            1_764_490_441,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, 123_456_789);
+            let mut buffer = [0u8; 32];
+            let ours = std::str::from_utf8(rfc3339(&mut buffer, at).unwrap())
+                .unwrap()
+                .to_owned();
+            let theirs = time::OffsetDateTime::from(at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            // The time crate writes nanoseconds; the header stops at microseconds.
+            assert_eq!(ours, format!("{}Z", &theirs[..theirs.len() - 4]), "{secs}");
+        }
+        let mut buffer = [0u8; 32];
+        assert_eq!(decimal(&mut buffer, 12, 345), b"12.345");
+        assert_eq!(decimal(&mut buffer, 0, 7), b"0.007");
+        assert_eq!(
+            decimal(&mut buffer, u64::MAX, 999),
+            format!("{}.999", u64::MAX).as_bytes()
+        );
+    }
 }
