@@ -61,6 +61,26 @@ pub(crate) enum ListenError {
         "another vaultbridge is serving or starting on socket `{socket}` (it holds `{lock}`); stop it or choose another `server.unix_socket`"
     )]
     Locked { socket: PathBuf, lock: PathBuf },
+    #[error(
+        "cannot give the {what} to {} (`server.unix_socket_owner`/`unix_socket_group`): {source}{}",
+        owner_and_group(*owner, *group),
+        if source.kind() == io::ErrorKind::PermissionDenied { "; only root may give a file to another owner, and a group only to one the daemon's user belongs to" } else { "" }
+    )]
+    Chown {
+        what: String,
+        owner: Option<u32>,
+        group: Option<u32>,
+        source: io::Error,
+    },
+}
+
+fn owner_and_group(owner: Option<u32>, group: Option<u32>) -> String {
+    match (owner, group) {
+        (Some(owner), Some(group)) => format!("uid {owner}, gid {group}"),
+        (Some(owner), None) => format!("uid {owner}"),
+        (None, Some(group)) => format!("gid {group}"),
+        (None, None) => "its current owner".to_owned(),
+    }
 }
 
 /// The socket file of a bound listener, with the lock that makes this process its only
@@ -95,13 +115,56 @@ impl UnixSocket {
     }
 }
 
+/// Who may use the socket file: its mode, and the owner and group to give it (the
+/// daemon's own when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SocketAccess {
+    pub mode: u32,
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+}
+
+impl SocketAccess {
+    #[cfg(test)]
+    pub(crate) fn mode(mode: u32) -> Self {
+        Self {
+            mode,
+            owner: None,
+            group: None,
+        }
+    }
+
+    fn changes_owner(&self) -> bool {
+        self.owner.is_some() || self.group.is_some()
+    }
+
+    /// Gives `path` to the configured owner and group.
+    fn apply_owner(&self, path: &Path, what: &str) -> Result<(), ListenError> {
+        if !self.changes_owner() {
+            return Ok(());
+        }
+        std::os::unix::fs::chown(path, self.owner, self.group).map_err(|source| {
+            ListenError::Chown {
+                what: format!("{what} `{}`", path.display()),
+                owner: self.owner,
+                group: self.group,
+                source,
+            }
+        })
+    }
+}
+
 /// Binds the socket: checks its directory, takes the lock beside it, replaces a stale
 /// socket file left by a crashed run (but never a live socket, a file that is not a
-/// socket, or another user's socket), and applies `mode`.
-pub(crate) fn bind_unix(path: &Path, mode: u32) -> Result<(UnixListener, UnixSocket), ListenError> {
+/// socket, or another user's socket), and gives it its owner, group and mode.
+pub(crate) fn bind_unix(
+    path: &Path,
+    access: &SocketAccess,
+) -> Result<(UnixListener, UnixSocket), ListenError> {
+    let mode = access.mode;
     let me = rustix::process::geteuid().as_raw();
-    create_socket_dir(path, mode)?;
-    check_socket_dir(path, me)?;
+    create_socket_dir(path, access)?;
+    check_socket_dir(path, me, access.owner)?;
     let lock = lock_beside(path)?;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
@@ -131,8 +194,10 @@ pub(crate) fn bind_unix(path: &Path, mode: u32) -> Result<(UnixListener, UnixSoc
         source,
     };
     let listener = UnixListener::bind(path).map_err(bind_error)?;
-    // The process umask (0077, set at start) already made the socket private; this
-    // applies the configured mode, which may open it to a group.
+    // The process umask (0077, set at start) already made the socket private, so it
+    // changes hands before the mode opens it to a group: no one else can connect
+    // in between.
+    access.apply_owner(path, "socket")?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
     let meta = std::fs::symlink_metadata(path).map_err(bind_error)?;
     let socket = UnixSocket {
@@ -144,10 +209,12 @@ pub(crate) fn bind_unix(path: &Path, mode: u32) -> Result<(UnixListener, UnixSoc
 }
 
 /// Creates the socket's directory when it is missing (its parent must exist), private
-/// to the daemon's user, with group access when the socket's mode grants it. A volume
-/// every container may write (a Kubernetes `emptyDir` is created `0777`) is then the
-/// parent, not the directory the socket sits in.
-fn create_socket_dir(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
+/// to the daemon's user (or the socket's configured owner and group), with group
+/// access when the socket's mode grants it. A volume every container may write (a
+/// Kubernetes `emptyDir` is created `0777`) is then the parent, not the directory the
+/// socket sits in.
+fn create_socket_dir(path: &Path, access: &SocketAccess) -> Result<(), ListenError> {
+    let socket_mode = access.mode;
     use std::os::unix::fs::DirBuilderExt;
     let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
         return Ok(());
@@ -167,6 +234,7 @@ fn create_socket_dir(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)));
     match created {
         Ok(()) => {
+            access.apply_owner(dir, "socket directory")?;
             tracing::info!(dir = %dir.display(), mode = format!("{mode:04o}"), "created the socket's directory");
             Ok(())
         }
@@ -183,7 +251,13 @@ fn create_socket_dir(path: &Path, socket_mode: u32) -> Result<(), ListenError> {
 /// every user may write without the sticky bit (which would stop them renaming files
 /// they do not own). A group-writable directory without the sticky bit is allowed with
 /// a warning: a shared group is a deliberate choice, often the point of the socket.
-pub(crate) fn check_socket_dir(path: &Path, me: u32) -> Result<(), ListenError> {
+/// The socket's configured owner (`socket_owner`) may own the directory: it owns the
+/// socket anyway.
+pub(crate) fn check_socket_dir(
+    path: &Path,
+    me: u32,
+    socket_owner: Option<u32>,
+) -> Result<(), ListenError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -194,7 +268,7 @@ pub(crate) fn check_socket_dir(path: &Path, me: u32) -> Result<(), ListenError> 
     })?;
     let mode = meta.mode() & 0o7777;
     let sticky = mode & 0o1000 != 0;
-    if meta.uid() != me && meta.uid() != 0 {
+    if meta.uid() != me && meta.uid() != 0 && Some(meta.uid()) != socket_owner {
         return Err(ListenError::ForeignDir {
             dir,
             owner: meta.uid(),
@@ -496,66 +570,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir_with_mode(mode: u32) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-        dir
-    }
-
-    #[test]
-    fn a_world_writable_directory_without_the_sticky_bit_is_refused() {
-        let dir = dir_with_mode(0o777);
-        let me = rustix::process::geteuid().as_raw();
-        let err = check_socket_dir(&dir.path().join("vb.sock"), me).unwrap_err();
-        assert!(
-            matches!(err, ListenError::WorldWritableDir { mode: 0o777, .. }),
-            "{err}"
-        );
-        assert!(err.to_string().contains("chmod +t"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_missing_socket_directory_is_created_private_inside_a_shared_volume() {
-        // An emptyDir: every container may write it, and it has no sticky bit.
-        let volume = dir_with_mode(0o777);
-        for (socket_mode, dir_mode) in [(0o660, 0o750), (0o600, 0o700)] {
-            let dir = volume.path().join(format!("sock-{socket_mode:o}"));
-            let path = dir.join("vb.sock");
-            let (_listener, socket) = bind_unix(&path, socket_mode).unwrap();
-            let mode = std::fs::metadata(&dir).unwrap().mode() & 0o7777;
-            assert_eq!(mode, dir_mode, "{socket_mode:o}");
-            socket.remove();
-        }
-        // The volume itself is still refused as the socket's directory.
-        assert!(bind_unix(&volume.path().join("vb.sock"), 0o660).is_err());
-    }
-
-    #[test]
-    fn a_sticky_world_writable_directory_and_a_private_one_are_accepted() {
-        let me = rustix::process::geteuid().as_raw();
-        for mode in [0o1777, 0o700, 0o750, 0o770] {
-            let dir = dir_with_mode(mode);
-            check_socket_dir(&dir.path().join("vb.sock"), me)
-                .unwrap_or_else(|err| panic!("{mode:o}: {err}"));
-        }
-    }
-
-    #[test]
-    fn a_directory_of_another_user_is_refused() {
-        let dir = dir_with_mode(0o700);
-        let me = rustix::process::geteuid().as_raw();
-        // As root, hand the directory to `nobody`; as anyone else, look at it as a
-        // daemon of another (non-root) user would.
-        let daemon = if me == 0 {
-            std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
-            0
-        } else {
-            me + 1
-        };
-        let err = check_socket_dir(&dir.path().join("vb.sock"), daemon).unwrap_err();
-        assert!(matches!(err, ListenError::ForeignDir { .. }), "{err}");
-    }
-}
+#[path = "listen_tests.rs"]
+mod tests;

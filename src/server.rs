@@ -128,7 +128,14 @@ pub(crate) async fn serve(
     };
 
     if let Some(path) = &config.server.unix_socket {
-        let (listener, file) = listen::bind_unix(path, config.server.unix_socket_mode)?;
+        let (listener, file) = listen::bind_unix(
+            path,
+            &listen::SocketAccess {
+                mode: config.server.unix_socket_mode,
+                owner: config.server.unix_socket_owner,
+                group: config.server.unix_socket_group,
+            },
+        )?;
         tracing::info!(socket = %path.display(), "listening on Unix socket");
         let incoming = listen::incoming(listener, accept, "unix");
         socket = Some(file);

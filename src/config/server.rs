@@ -40,6 +40,10 @@ pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct ServerConfig {
     pub unix_socket: Option<PathBuf>,
     pub unix_socket_mode: u32,
+    /// The socket file's owner and group, as numeric ids (names are looked up when the
+    /// config is read). Only root may give a file to another owner.
+    pub unix_socket_owner: Option<u32>,
+    pub unix_socket_group: Option<u32>,
     pub tcp: Option<SocketAddr>,
     /// Where `tcp` was written, for checks that involve other sections.
     pub tcp_at: Location,
@@ -88,6 +92,8 @@ impl Default for Limits {
 pub(super) struct RawServer {
     unix_socket: Option<Text>,
     unix_socket_mode: Option<Text>,
+    unix_socket_owner: Option<Text>,
+    unix_socket_group: Option<Text>,
     tcp: Option<Text>,
     shutdown_grace: Option<Text>,
     tls: Option<RawTls>,
@@ -106,6 +112,8 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
     let mut server = ServerConfig {
         unix_socket: None,
         unix_socket_mode: DEFAULT_SOCKET_MODE,
+        unix_socket_owner: None,
+        unix_socket_group: None,
         tcp: None,
         tcp_at: Location::START,
         shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -129,6 +137,27 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         && let Some(mode) = socket_mode(value, &mut section)
     {
         server.unix_socket_mode = mode;
+    }
+    if let Some(value) = &raw.unix_socket_owner {
+        server.unix_socket_owner = account(value, "unix_socket_owner", Account::User, &mut section);
+    }
+    if let Some(value) = &raw.unix_socket_group {
+        server.unix_socket_group =
+            account(value, "unix_socket_group", Account::Group, &mut section);
+    }
+    if raw.unix_socket.is_none() {
+        for (value, field) in [
+            (&raw.unix_socket_owner, "unix_socket_owner"),
+            (&raw.unix_socket_group, "unix_socket_group"),
+        ] {
+            if let Some(value) = value {
+                section.problem(
+                    value,
+                    field,
+                    "applies to the Unix socket: set `server.unix_socket` too",
+                );
+            }
+        }
     }
     if let Some(value) = &raw.tcp
         && let Some(text) = section.text(value, "tcp")
@@ -281,6 +310,62 @@ fn socket_mode(value: &Text, section: &mut Section<'_, '_>) -> Option<u32> {
                 value,
                 "unix_socket_mode",
                 "octal permission bits such as `0600` or `0660`",
+            );
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Account {
+    User,
+    Group,
+}
+
+/// A user or group, by numeric id (as Kubernetes and containers give them) or by name
+/// (looked up in the system's user database, NSS included, when the config is read).
+fn account(value: &Text, field: &str, kind: Account, section: &mut Section<'_, '_>) -> Option<u32> {
+    let text = section.text(value, field)?;
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u32>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                section.expected(value, field, "a numeric id below 4294967296, or a name");
+                None
+            }
+        };
+    }
+    let found = match kind {
+        Account::User => {
+            nix::unistd::User::from_name(text).map(|user| user.map(|u| u.uid.as_raw()))
+        }
+        Account::Group => {
+            nix::unistd::Group::from_name(text).map(|group| group.map(|g| g.gid.as_raw()))
+        }
+    };
+    let what = match kind {
+        Account::User => "user",
+        Account::Group => "group",
+    };
+    match found {
+        Ok(Some(id)) => Some(id),
+        Ok(None) => {
+            section.problem(
+                value,
+                field,
+                format!(
+                    "there is no {what} named `{}` on this machine; give a name it knows or a numeric id",
+                    value.value
+                ),
+            );
+            None
+        }
+        Err(err) => {
+            section.problem(
+                value,
+                field,
+                format!("cannot look up the {what} `{}`: {err}", value.value),
             );
             None
         }

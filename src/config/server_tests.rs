@@ -111,6 +111,14 @@ const KNOBS: &[(&str, &str)] = &[
     ),
     ("server.tcp", "server:\n  tcp: \"{V}\"\n"),
     (
+        "server.unix_socket_owner",
+        "server:\n  unix_socket: vb.sock\n  unix_socket_owner: \"{V}\"\n",
+    ),
+    (
+        "server.unix_socket_group",
+        "server:\n  unix_socket: vb.sock\n  unix_socket_group: \"{V}\"\n",
+    ),
+    (
         "server.shutdown_grace",
         "server:\n  tcp: 127.0.0.1:1\n  shutdown_grace: \"{V}\"\n",
     ),
@@ -310,5 +318,45 @@ fn a_refused_value_is_quoted_as_written() {
     assert!(
         err.contains("cache.ttl: expected a duration such as `30s`, `5m` or `1h30m`, got `${S}`"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_socket_owner_and_group_are_ids_or_names_the_machine_knows() {
+    let config = parse(&format!(
+        "{SOCKET}  unix_socket_owner: root\n  unix_socket_group: \"65534\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        (
+            config.server.unix_socket_owner,
+            config.server.unix_socket_group
+        ),
+        (Some(0), Some(65534))
+    );
+    let config = parse(SOCKET).expect("valid");
+    assert_eq!(
+        (
+            config.server.unix_socket_owner,
+            config.server.unix_socket_group
+        ),
+        (None, None)
+    );
+    let lines = problems(&format!(
+        "{SOCKET}  unix_socket_owner: no-such-user-vb\n  unix_socket_group: \"99999999999\"\n"
+    ));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:22: server.unix_socket_owner: there is no user named `no-such-user-vb` on this machine; give a name it knows or a numeric id",
+            "test.yaml:4:22: server.unix_socket_group: expected a numeric id below 4294967296, or a name, got `99999999999`",
+        ]
+    );
+    let lines = problems("server:\n  tcp: 127.0.0.1:1\n  unix_socket_group: root\n");
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:22: server.unix_socket_group: applies to the Unix socket: set `server.unix_socket` too"
+        ]
     );
 }

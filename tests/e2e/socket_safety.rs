@@ -243,3 +243,51 @@ fn two_daemons_started_together_over_a_stale_socket_do_not_both_serve() {
         );
     }
 }
+
+/// `vaultbridge get` as `uid:gid` (no supplementary groups): its exit code and stderr.
+fn get_as(uid: u32, gid: u32, socket: &Path) -> (i32, String) {
+    let output = Command::new("setpriv")
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+        ])
+        .arg(BINARY)
+        .args(["get", "plain", "--addr"])
+        .arg(socket)
+        .env_remove("VAULTBRIDGE_ADDR")
+        .output()
+        .expect("setpriv (util-linux) runs the CLI as another user");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_root_daemon_gives_its_socket_to_the_configured_owner_and_group() {
+    require_root();
+    let setup = Setup::new();
+    // Anyone may reach the socket through its directory; the socket decides.
+    set_mode(setup.dir.path(), 0o755);
+    let config = setup.config_text().replace(
+        "  unix_socket: vb.sock\n",
+        "  unix_socket: vb.sock\n  unix_socket_mode: \"0660\"\n  unix_socket_owner: nobody\n  unix_socket_group: \"4242\"\n",
+    );
+    let daemon = setup.start_with_config(&config);
+    let meta = std::fs::symlink_metadata(daemon.socket()).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (65534, 4242, 0o660)
+    );
+
+    // The owner, a member of the group, and someone who is neither.
+    let (code, stderr) = get_as(65534, 0, &daemon.socket());
+    assert_eq!(code, 0, "the socket's owner: {stderr}");
+    let (code, stderr) = get_as(65533, 4242, &daemon.socket());
+    assert_eq!(code, 0, "the socket's group: {stderr}");
+    let (code, stderr) = get_as(65533, 0, &daemon.socket());
+    assert_ne!(code, 0, "neither owner nor group");
+    assert!(stderr.contains("ermission denied"), "{stderr}");
+}
