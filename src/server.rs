@@ -186,10 +186,15 @@ pub(crate) async fn serve(
             stop_rx.clone(),
             &ProcessVars,
         )?;
+        let access = listen::SocketAccess {
+            mode: config.server.unix_socket_mode,
+            owner: config.server.unix_socket_owner,
+            group: config.server.unix_socket_group,
+        };
         http_socket = crate::http::listen(
             face,
             settings,
-            config.server.unix_socket_mode,
+            &access,
             limits.max_connections,
             &mut servers,
         )

@@ -22,7 +22,7 @@ pub(crate) struct HttpConfig {
     pub tcp: Option<SocketAddr>,
     /// Where `tcp` was written, for the cross-section authentication check.
     pub tcp_at: Location,
-    /// Uses `server.unix_socket_mode`, like the gRPC socket.
+    /// Gets the gRPC socket's `unix_socket_mode`, `_owner` and `_group`.
     pub unix_socket: Option<PathBuf>,
     /// The AWS Secrets Manager Agent's routes and token check.
     pub aws_agent_compat: bool,

@@ -166,12 +166,13 @@ impl PeerInfo for TcpConnectInfo {
 }
 
 /// Binds the configured listeners and spawns their servers into `servers`; each
-/// server ends once `stop` turns true and its connections have finished. Returns the
-/// Unix socket to remove at shutdown.
+/// server ends once `stop` turns true and its connections have finished. The socket
+/// gets the gRPC socket's mode, owner and group. Returns the Unix socket to remove at
+/// shutdown.
 pub(crate) async fn listen<E: Send + 'static>(
     face: Face,
     config: &HttpConfig,
-    socket_mode: u32,
+    socket: &listen::SocketAccess,
     max_connections: usize,
     servers: &mut JoinSet<Result<(), E>>,
 ) -> Result<Option<UnixSocket>, ListenError> {
@@ -182,9 +183,10 @@ pub(crate) async fn listen<E: Send + 'static>(
         // slot check counts its bytes like an HTTP/2 preface.
         handshake_timeout: config.header_read_timeout,
     };
+    let access = socket;
     let mut socket = None;
     if let Some(path) = &config.unix_socket {
-        let (listener, file) = listen::bind_unix(path, socket_mode)?;
+        let (listener, file) = listen::bind_unix(path, access)?;
         tracing::info!(socket = %path.display(), "serving HTTP/1.1 on Unix socket");
         socket = Some(file);
         let incoming = listen::incoming(listener, limits, "http-unix");
