@@ -32,3 +32,8 @@ pub fn name(text: &str) -> Result<(), String> {
 pub fn jira_site_url(text: &str) -> Result<String, String> {
     crate::jira::config::normalise_site_url(text).map(|normalised| normalised.url)
 }
+
+/// Decodes `text` as a path and parses it as the query of every HTTP route.
+pub fn http_query(text: &str) {
+    crate::http::fuzz_query(text);
+}

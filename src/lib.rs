@@ -17,6 +17,7 @@ pub mod fuzzing;
 mod access;
 mod codec;
 mod config;
+mod http;
 mod jira;
 mod listen;
 mod metrics;

@@ -36,6 +36,8 @@ pub(crate) enum ServeError {
     Access(#[from] crate::access::SetupError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Http(#[from] crate::http::SetupError),
     #[error("cannot serve reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -174,6 +176,31 @@ pub(crate) async fn serve(
         }
     }
 
+    let mut http_socket = None;
+    if let Some(settings) = &config.server.http {
+        let face = crate::http::Face::new(
+            resolver.clone(),
+            access.clone(),
+            settings,
+            metrics.as_ref(),
+            stop_rx.clone(),
+            &ProcessVars,
+        )?;
+        let access = listen::SocketAccess {
+            mode: config.server.unix_socket_mode,
+            owner: config.server.unix_socket_owner,
+            group: config.server.unix_socket_group,
+        };
+        http_socket = crate::http::listen(
+            face,
+            settings,
+            &access,
+            limits.max_connections,
+            &mut servers,
+        )
+        .await?;
+    }
+
     if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
         registry.register_collector(Box::new(crate::metrics::CacheCollector(resolver)));
         registry.register_collector(Box::new(crate::metrics::JiraCollector(jira)));
@@ -227,7 +254,7 @@ pub(crate) async fn serve(
     for task in [token_watch, limit_upkeep].into_iter().flatten() {
         let _ = task.await;
     }
-    if let Some(socket) = socket {
+    for socket in [socket, http_socket].into_iter().flatten() {
         socket.remove();
     }
     tracing::info!("stopped");

@@ -5,6 +5,7 @@
 //! logged and answered without internals.
 
 use crate::access::AccessError;
+use crate::http::HttpRequestError;
 use crate::jira::JiraError;
 use crate::resolver::ResolveError;
 use tonic::{Code, Status};
@@ -160,6 +161,67 @@ fn oversize_is_resource_exhausted<B>(mut response: Response<B>) -> Response<B> {
     response
 }
 
+/// The HTTP face's column of the table (`crate::http`): the HTTP status a code is
+/// answered with. google.rpc's mapping, except FAILED_PRECONDITION, which is 412
+/// there rather than 400: the request was fine, the definition or its backend is not.
+pub(crate) fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::InvalidArgument | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::FailedPrecondition => 412,
+        Code::ResourceExhausted => 429,
+        // nginx's "client closed request", as google.rpc maps CANCELLED.
+        Code::Cancelled => 499,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+    }
+}
+
+/// The AWS Secrets Manager Agent compatibility routes' column: the exception name
+/// (`__type`) the agent's callers see for a code, as Secrets Manager names it.
+pub(crate) fn aws_error_type(code: Code) -> &'static str {
+    match code {
+        Code::NotFound => "ResourceNotFoundException",
+        Code::PermissionDenied | Code::Unauthenticated => "AccessDeniedException",
+        Code::InvalidArgument | Code::OutOfRange => "InvalidParameterException",
+        Code::FailedPrecondition => "InvalidRequestException",
+        Code::ResourceExhausted => "ThrottlingException",
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => "ServiceUnavailable",
+        _ => "InternalFailure",
+    }
+}
+
+impl From<HttpRequestError> for Status {
+    fn from(err: HttpRequestError) -> Self {
+        match err {
+            HttpRequestError::NoRoute { .. } | HttpRequestError::NoAwsDefinition { .. } => {
+                Status::not_found(err.to_string())
+            }
+            HttpRequestError::MethodNotAllowed { .. } => Status::unimplemented(err.to_string()),
+            HttpRequestError::AgentToken => Status::permission_denied(err.to_string()),
+            _ => Status::invalid_argument(err.to_string()),
+        }
+    }
+}
+
+/// The HTTP status of an error of the HTTP layer itself: its code's, except a method
+/// other than GET, which HTTP has a status of its own for.
+pub(crate) fn http_status_of(err: &HttpRequestError) -> (Code, u16) {
+    match err {
+        HttpRequestError::MethodNotAllowed { .. } => (Code::Unimplemented, 405),
+        _ => {
+            let code = Status::from(err.clone()).code();
+            (code, http_status(code))
+        }
+    }
+}
+
 /// A code's name as gRPC's specification spells it, for the audit trail and metrics.
 pub(crate) fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
@@ -258,6 +320,44 @@ mod tests {
     fn internal_errors_hide_their_details() {
         let status = Status::from(backend(BackendError::internal("stack details")));
         assert!(!status.message().contains("stack details"));
+    }
+
+    #[test]
+    fn every_code_has_an_http_status_and_the_documented_ones_hold() {
+        for (code, status) in [
+            (Code::NotFound, 404),
+            (Code::PermissionDenied, 403),
+            (Code::FailedPrecondition, 412),
+            (Code::Unavailable, 503),
+            (Code::InvalidArgument, 400),
+            (Code::Internal, 500),
+            (Code::Unauthenticated, 401),
+            (Code::ResourceExhausted, 429),
+        ] {
+            assert_eq!(http_status(code), status, "{code:?}");
+        }
+        for code in 0..17 {
+            let status = http_status(Code::from_i32(code));
+            assert!((200..600).contains(&status), "{code}: {status}");
+            assert_eq!(status == 200, code == 0);
+        }
+    }
+
+    #[test]
+    fn http_layer_errors_have_their_statuses() {
+        let method = HttpRequestError::MethodNotAllowed {
+            method: "POST".into(),
+        };
+        assert_eq!(http_status_of(&method), (Code::Unimplemented, 405));
+        let body = HttpRequestError::Body;
+        assert_eq!(http_status_of(&body), (Code::InvalidArgument, 400));
+        let route = HttpRequestError::NoRoute { path: "/x".into() };
+        assert_eq!(http_status_of(&route), (Code::NotFound, 404));
+        assert_eq!(
+            http_status_of(&HttpRequestError::AgentToken),
+            (Code::PermissionDenied, 403)
+        );
+        assert_eq!(aws_error_type(Code::NotFound), "ResourceNotFoundException");
     }
 
     #[test]

@@ -83,6 +83,14 @@ pub(crate) enum Mode {
         #[arg(long)]
         payload: usize,
     },
+    /// Internal: serve the HTTP/1.1 baseline (an empty hyper server) until killed.
+    HttpBaselineServer {
+        /// Port 0 lets the kernel pick one, printed as for `baseline-server`.
+        #[arg(long)]
+        tcp: std::net::SocketAddr,
+        #[arg(long)]
+        payload: usize,
+    },
     /// Sends a fixed number of `Resolve` calls to a running server, for profiling it
     /// (scripts/profile runs the daemon and the baseline under callgrind with this).
     Drive {

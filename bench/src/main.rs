@@ -16,6 +16,7 @@ mod cli;
 mod cold_misses;
 mod daemon;
 mod fake_secrets_manager;
+mod http;
 mod load;
 mod refresh_ahead;
 mod report;
@@ -49,6 +50,9 @@ fn main() {
             payload,
         }) => {
             runtime.block_on(baseline_server(socket.clone(), *tcp, *payload));
+        }
+        Some(Mode::HttpBaselineServer { tcp, payload }) => {
+            runtime.block_on(http::http_baseline_server(*tcp, *payload));
         }
         Some(Mode::Drive {
             address,
@@ -140,6 +144,8 @@ async fn run(args: Args) {
     );
     // The cost of access rules and the audit trail on a cache hit, paired.
     results.extend(access::measure(&args, dir.path(), &secrets, &daemon).await);
+    // The HTTP/1.1 face's cache hit, against an empty hyper server.
+    results.extend(http::measure(&args, dir.path(), &secrets).await);
     drop(daemon);
 
     // 4. Cold misses with coalescing.

@@ -123,12 +123,25 @@ pub(crate) enum Reports {
     OnStdout,
     /// The daemon logs it from `vaultbridge::server` at info.
     OnStderr,
+    /// The daemon's HTTP/1.1 listener (`server.http.tcp`), logged from `vaultbridge::http`.
+    HttpOnStderr,
+}
+
+impl Reports {
+    /// The words of the line that carries the address.
+    fn needle(self) -> &'static str {
+        match self {
+            Self::OnStdout | Self::OnStderr => "listening on TCP",
+            Self::HttpOnStderr => "serving HTTP/1.1 on TCP",
+        }
+    }
 }
 
 /// The daemon's log filter when it must report its TCP address: warnings as before,
 /// plus `vaultbridge::server`'s info lines, which it writes only as it starts and
 /// stops.
 const DAEMON_LOG_WITH_ADDRESS: &str = "warn,vaultbridge::server=info";
+const DAEMON_LOG_WITH_HTTP_ADDRESS: &str = "warn,vaultbridge::http=info";
 
 /// As [`spawn`], with the stream that `reports` names piped to a thread that reads
 /// the TCP address from it and then keeps reading (and discarding) to the end, so that
@@ -145,11 +158,18 @@ pub(crate) fn spawn_reporting_tcp(
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .env("VAULTBRIDGE_LOG", DAEMON_LOG_WITH_ADDRESS),
+        Reports::HttpOnStderr => command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("VAULTBRIDGE_LOG", DAEMON_LOG_WITH_HTTP_ADDRESS),
     };
     let mut child = command.spawn().expect("spawn a server");
+    let needle = reports.needle();
     let address = match reports {
-        Reports::OnStdout => watch(child.stdout.take().expect("piped stdout")),
-        Reports::OnStderr => watch(child.stderr.take().expect("piped stderr")),
+        Reports::OnStdout => watch(child.stdout.take().expect("piped stdout"), needle),
+        Reports::OnStderr | Reports::HttpOnStderr => {
+            watch(child.stderr.take().expect("piped stderr"), needle)
+        }
     };
     (child, address)
 }
@@ -177,7 +197,7 @@ impl TcpAddress {
     }
 }
 
-fn watch(pipe: impl Read + Send + 'static) -> TcpAddress {
+fn watch(pipe: impl Read + Send + 'static, needle: &'static str) -> TcpAddress {
     let (sender, receiver) = oneshot::channel();
     std::thread::Builder::new()
         .name("tcp-address".to_owned())
@@ -196,7 +216,7 @@ fn watch(pipe: impl Read + Send + 'static) -> TcpAddress {
                     continue; // Reported: only draining now.
                 };
                 let text = String::from_utf8_lossy(&line);
-                match reported_address(&text) {
+                match reported_address(&text, needle) {
                     Some(address) => {
                         let _ = waiting.send(Ok(address));
                     }
@@ -214,9 +234,10 @@ fn watch(pipe: impl Read + Send + 'static) -> TcpAddress {
     TcpAddress(receiver)
 }
 
-/// The address in a `listening on TCP address=127.0.0.1:PORT` line.
-fn reported_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains("listening on TCP") {
+/// The address in a `listening on TCP address=127.0.0.1:PORT` line (or the line
+/// holding another `needle`).
+fn reported_address(line: &str, needle: &str) -> Option<SocketAddr> {
+    if !line.contains(needle) {
         return None;
     }
     line.split_whitespace()
@@ -232,16 +253,25 @@ mod tests {
     fn the_address_is_read_from_the_daemons_and_the_baselines_line() {
         let daemon = "2025-11-30T03:36:00.000000Z  INFO vaultbridge::server: listening on TCP address=127.0.0.1:40123\n";
         assert_eq!(
-            reported_address(daemon),
+            reported_address(daemon, "listening on TCP"),
             Some(([127, 0, 0, 1], 40123).into())
         );
         assert_eq!(
-            reported_address("listening on TCP address=127.0.0.1:5"),
+            reported_address("listening on TCP address=127.0.0.1:5", "listening on TCP"),
             Some(([127, 0, 0, 1], 5).into())
         );
         assert_eq!(
-            reported_address("INFO vaultbridge::server: listening on Unix socket socket=/tmp/s"),
+            reported_address(
+                "INFO vaultbridge::server: listening on Unix socket socket=/tmp/s",
+                "listening on TCP"
+            ),
             None
         );
+        let http = "INFO vaultbridge::http: serving HTTP/1.1 on TCP address=127.0.0.1:7 aws_agent_compat=false";
+        assert_eq!(
+            reported_address(http, "serving HTTP/1.1 on TCP"),
+            Some(([127, 0, 0, 1], 7).into())
+        );
+        assert_eq!(reported_address(http, "listening on TCP"), None);
     }
 }

@@ -31,6 +31,22 @@ impl Guard {
         }))
     }
 
+    /// [`Self::of`] for what any listener knows of the sender (the HTTP face).
+    pub(crate) fn of_peer(
+        access: Option<&Arc<Access>>,
+        peer: &super::Peer<'_>,
+        rpc: &'static str,
+    ) -> Result<Option<Self>, Status> {
+        let Some(access) = access else {
+            return Ok(None);
+        };
+        let caller = access.caller_of(peer, rpc)?;
+        Ok(Some(Self {
+            access: access.clone(),
+            caller,
+        }))
+    }
+
     pub(crate) fn may_read(&self, definition: &str) -> bool {
         self.access.may_read(&self.caller, definition)
     }

@@ -118,6 +118,45 @@ pub(crate) struct Caller {
     clients: Option<Vec<usize>>,
 }
 
+/// What a listener knows of a request's sender, whatever the protocol.
+#[derive(Debug, Default)]
+pub(crate) struct Peer<'a> {
+    /// `Some` on a Unix socket: the kernel's uid, gid and pid, when it gave them.
+    pub unix: Option<Option<(u32, u32, Option<i32>)>>,
+    /// The names a verified client certificate proves.
+    pub certificate: Option<Vec<String>>,
+    /// The `authorization` header when sent: `None` inside when it is not text.
+    pub authorization: Option<Option<&'a str>>,
+    /// The AWS agent's token (the HTTP face's agent routes over TCP): it identifies a
+    /// client that lists it among its tokens, when no `authorization` header is sent.
+    pub agent_token: Option<&'a str>,
+    pub address: Option<SocketAddr>,
+}
+
+impl<'a> Peer<'a> {
+    fn of<T>(request: &'a Request<T>) -> Self {
+        let unix = request.extensions().get::<UdsConnectInfo>().map(|info| {
+            info.peer_cred
+                .map(|cred| (cred.uid(), cred.gid(), cred.pid()))
+        });
+        let certificate = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|chain| chain.first().map(crate::tls::certificate_names));
+        Self {
+            unix,
+            certificate,
+            authorization: request
+                .metadata()
+                .get("authorization")
+                .map(|value| value.to_str().ok()),
+            agent_token: None,
+            address: request.remote_addr(),
+        }
+    }
+}
+
 /// Names a client may use: exact names and glob patterns.
 #[derive(Debug)]
 struct Grants {
@@ -239,10 +278,19 @@ impl Access {
         request: &Request<T>,
         rpc: &'static str,
     ) -> Result<Caller, AccessError> {
-        let identity = match self.identify(request) {
+        self.caller_of(&Peer::of(request), rpc)
+    }
+
+    /// [`Self::caller`] for what any listener knows of the sender (the HTTP face's too).
+    pub(crate) fn caller_of(
+        &self,
+        peer: &Peer<'_>,
+        rpc: &'static str,
+    ) -> Result<Caller, AccessError> {
+        let identity = match self.identify(peer) {
             Ok(identity) => identity,
             Err(err) => {
-                self.record_refusal(request.remote_addr(), rpc);
+                self.record_refusal(peer.address, rpc);
                 return Err(err);
             }
         };
@@ -290,32 +338,21 @@ impl Access {
         })
     }
 
-    fn identify<T>(&self, request: &Request<T>) -> Result<Identity, AccessError> {
-        if let Some(info) = request.extensions().get::<UdsConnectInfo>() {
-            return Ok(match info.peer_cred {
-                Some(cred) => Identity::Unix {
-                    uid: cred.uid(),
-                    gid: cred.gid(),
-                    pid: cred.pid(),
-                },
+    fn identify(&self, peer: &Peer<'_>) -> Result<Identity, AccessError> {
+        if let Some(cred) = peer.unix {
+            return Ok(match cred {
+                Some((uid, gid, pid)) => Identity::Unix { uid, gid, pid },
                 None => Identity::UnixUnknown,
             });
         }
-        if let Some(certificate) = request
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(TlsConnectInfo::peer_certs)
-            .and_then(|chain| chain.first().map(crate::tls::certificate_names))
-        {
+        if let Some(names) = &peer.certificate {
             return Ok(Identity::Certificate {
-                names: certificate.into(),
+                names: names.clone().into(),
             });
         }
-        match request.metadata().get("authorization") {
+        match peer.authorization {
             Some(value) => {
                 let token = value
-                    .to_str()
-                    .ok()
                     .and_then(|value| value.strip_prefix("Bearer "))
                     .ok_or(AccessError::UnknownToken)?;
                 self.tokens
@@ -323,9 +360,16 @@ impl Access {
                     .map(|(client, source)| Identity::Token { client, source })
                     .ok_or(AccessError::UnknownToken)
             }
-            None if self.clients.is_some() => Err(AccessError::NoToken),
+            None if self.clients.is_some() => match peer.agent_token {
+                Some(token) => self
+                    .tokens
+                    .client_of(token.trim().as_bytes())
+                    .map(|(client, source)| Identity::Token { client, source })
+                    .ok_or(AccessError::UnknownToken),
+                None => Err(AccessError::NoToken),
+            },
             None => Ok(Identity::Network {
-                address: request.remote_addr(),
+                address: peer.address,
             }),
         }
     }

@@ -12,6 +12,7 @@
 mod cache;
 mod clients;
 mod definitions;
+mod http;
 mod load;
 mod metrics;
 mod server;
@@ -24,6 +25,7 @@ pub(crate) use clients::{
     AuditConfig, AuditSink, ClientConfig, ClientsConfig, RateLimit, TokenSource,
 };
 pub(crate) use definitions::DefinitionConfig;
+pub(crate) use http::HttpConfig;
 pub(crate) use server::{KEEPALIVE_TIMEOUT, Limits as ServerLimits, ServerConfig};
 pub(crate) use tls::TlsConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
@@ -203,6 +205,21 @@ fn check_access(
             "server.tcp",
             format!(
                 "`{addr}` is reachable from other hosts, and no caller authentication is configured: give at least one entry of `clients` a `tokens` list (callers then send `authorization: Bearer <token>`), or require client certificates with `server.tls.client_ca_file`, or listen on a loopback address such as `127.0.0.1:{}`",
+                addr.port()
+            ),
+        );
+    }
+    // The HTTP listener has no TLS, so only bearer tokens authenticate its callers.
+    if let Some(http) = &server.http
+        && let Some(addr) = http.tcp
+        && !addr.ip().is_loopback()
+        && !access.any_token()
+    {
+        checker.problem(
+            http.tcp_at,
+            "server.http.tcp",
+            format!(
+                "`{addr}` is reachable from other hosts, and no caller authentication is configured: give at least one entry of `clients` a `tokens` list (callers then send `Authorization: Bearer <token>`), or listen on a loopback address such as `127.0.0.1:{}`",
                 addr.port()
             ),
         );

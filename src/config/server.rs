@@ -2,6 +2,7 @@
 //! misbehaves, and how it shuts down.
 
 use super::clients::{RateLimit, RawRateLimit, check_rate_limit};
+use super::http::{self, HttpConfig, RawHttp};
 use super::metrics::{self, MetricsConfig, RawMetrics};
 use super::tls::{self, RawTls, TlsConfig};
 use serde::Deserialize;
@@ -52,6 +53,8 @@ pub(crate) struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// The Prometheus listener.
     pub metrics: Option<MetricsConfig>,
+    /// The HTTP/1.1 listener.
+    pub http: Option<HttpConfig>,
     /// Calls each caller may make, unless its client has a limit of its own.
     pub rate_limit: Option<RateLimit>,
     pub limits: Limits,
@@ -102,6 +105,7 @@ pub(super) struct RawServer {
     max_request_size: Option<Text>,
     request_timeout: Option<Text>,
     metrics: Option<RawMetrics>,
+    http: Option<RawHttp>,
 }
 
 pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> ServerConfig {
@@ -117,6 +121,7 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         rate_limit: None,
         limits: Limits::default(),
         metrics: None,
+        http: None,
     };
     let mut section = checker.section("server", Location::START);
     let Some(raw) = raw else {
@@ -190,6 +195,15 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
         let mut metrics_section = section.section("metrics", section.at());
         server.metrics = metrics::check(raw_metrics, server.tcp, &mut metrics_section);
     }
+    if let Some(raw_http) = &raw.http {
+        let taken = http::Taken {
+            tcp: server.tcp,
+            metrics: server.metrics.as_ref().map(|metrics| metrics.address),
+            unix_socket: server.unix_socket.as_deref(),
+        };
+        let mut http_section = section.section("http", section.at());
+        server.http = http::check(raw_http, &taken, &mut http_section);
+    }
     if raw.unix_socket.is_none() && raw.tcp.is_none() {
         section.section_problem("no listener: set `unix_socket`, `tcp` or both");
     }
@@ -248,7 +262,7 @@ fn count(
 }
 
 /// Bytes, with an optional `KiB` or `MiB` suffix: 1 KiB to 64 MiB.
-fn byte_size(value: &Text, field: &str, section: &mut Section<'_, '_>) -> Option<usize> {
+pub(super) fn byte_size(value: &Text, field: &str, section: &mut Section<'_, '_>) -> Option<usize> {
     let text = section.text(value, field)?;
     let text = text.trim();
     let (number, unit) = if let Some(n) = text.strip_suffix("MiB") {

@@ -20,6 +20,9 @@ mod hardening;
 mod harness;
 #[cfg(feature = "aws")]
 mod herd;
+mod http;
+#[cfg(feature = "aws")]
+mod http_aws;
 mod hygiene;
 mod jira;
 mod jira_tls;

@@ -41,6 +41,15 @@ pub const MAX_BATCH: usize = 20;
 
 /// The metadata key under which the version's stages are returned, comma-separated.
 pub const VERSION_STAGES: &str = "version_stages";
+/// The metadata keys of the secret's ARN and name as Secrets Manager answered them,
+/// whichever the definition used (the AWS agent's answer carries both).
+pub const ARN: &str = "arn";
+pub const NAME: &str = "name";
+/// When the version was created: seconds since the Unix epoch, with a fraction.
+pub const CREATED_DATE: &str = "created_date";
+/// Set to `true` when the secret is stored as `SecretBinary` (a binary value may be
+/// valid UTF-8, so the bytes alone do not tell).
+pub const SECRET_BINARY: &str = "secret_binary";
 
 pub struct AwsBackend {
     client: Client,
@@ -131,6 +140,7 @@ impl AwsBackend {
             .send()
             .await
             .map_err(|err| error::from_sdk(err, Operation::Get, &self.context(id, version)))?;
+        let facts = Facts::new(output.arn, output.name, output.created_date);
         Raw::new(
             output.secret_string,
             output
@@ -140,6 +150,7 @@ impl AwsBackend {
             output.version_stages.unwrap_or_default(),
             &self.context(id, version),
         )
+        .map(|raw| raw.with(facts))
     }
 
     /// `BatchGetSecretValue` for up to [`MAX_BATCH`] ids of current versions. Ids the
@@ -168,6 +179,7 @@ impl AwsBackend {
                 else {
                     continue;
                 };
+                let facts = Facts::new(entry.arn, entry.name, entry.created_date);
                 let raw = Raw::new(
                     entry.secret_string,
                     entry
@@ -176,7 +188,8 @@ impl AwsBackend {
                     entry.version_id,
                     entry.version_stages.unwrap_or_default(),
                     &self.context(id, &latest),
-                );
+                )
+                .map(|raw| raw.with(facts));
                 found.insert(id.to_owned(), raw);
             }
             for failure in output.errors.unwrap_or_default() {
@@ -252,12 +265,46 @@ fn match_requested<'a>(
         .map(String::as_str)
 }
 
+/// What Secrets Manager says about a secret's version besides its value and stages.
+#[derive(Debug, Default)]
+struct Facts {
+    arn: Option<String>,
+    name: Option<String>,
+    created: Option<String>,
+}
+
+impl Facts {
+    fn new(
+        arn: Option<String>,
+        name: Option<String>,
+        created: Option<aws_sdk_secretsmanager::primitives::DateTime>,
+    ) -> Self {
+        Self {
+            arn,
+            name,
+            created: created.map(|date| epoch_seconds(date.secs(), date.subsec_nanos())),
+        }
+    }
+}
+
+/// Seconds since the epoch as the AWS agent writes `CreatedDate`: a decimal number,
+/// its fraction as far as it goes (`1569534789.046`).
+fn epoch_seconds(secs: i64, nanos: u32) -> String {
+    if nanos == 0 {
+        return secs.to_string();
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{secs}.{}", fraction.trim_end_matches('0'))
+}
+
 /// A secret's value as Secrets Manager returned it, before a key is picked.
 #[derive(Debug)]
 struct Raw {
     value: SecretValue,
     version: Option<String>,
     stages: Vec<String>,
+    binary: bool,
+    facts: Facts,
 }
 
 impl Raw {
@@ -268,6 +315,7 @@ impl Raw {
         stages: Vec<String>,
         context: &Context<'_>,
     ) -> Result<Self, BackendError> {
+        let is_binary = text.is_none();
         let value = match (text, binary) {
             (Some(text), _) => SecretValue::from(text),
             (None, Some(bytes)) => SecretValue::new(bytes),
@@ -282,7 +330,14 @@ impl Raw {
             value,
             version,
             stages,
+            binary: is_binary,
+            facts: Facts::default(),
         })
+    }
+
+    fn with(mut self, facts: Facts) -> Self {
+        self.facts = facts;
+        self
     }
 
     /// The result for one definition: the whole value, or one key of it.
@@ -297,6 +352,18 @@ impl Raw {
         }
         if !self.stages.is_empty() {
             fetched = fetched.with_metadata(VERSION_STAGES, self.stages.join(","));
+        }
+        for (key, fact) in [
+            (ARN, &self.facts.arn),
+            (NAME, &self.facts.name),
+            (CREATED_DATE, &self.facts.created),
+        ] {
+            if let Some(fact) = fact {
+                fetched = fetched.with_metadata(key, fact.clone());
+            }
+        }
+        if self.binary && key.is_none() {
+            fetched = fetched.with_metadata(SECRET_BINARY, "true");
         }
         Ok(fetched)
     }

@@ -1,0 +1,399 @@
+//! One request: its route, the checks every route shares (GET only, no body), the
+//! native routes, and the answers, values and errors alike.
+
+use super::{ConnPeer, Face, HttpRequestError, query, rpc};
+use crate::access::{Guard, Peer, Target};
+use crate::resolver::{CacheOutcome, Resolved};
+use crate::status::{code_name, http_status, http_status_of};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tonic::{Code, Status};
+use zeroize::Zeroizing;
+
+pub(super) type Body = Full<Bytes>;
+
+const NATIVE_PREFIX: &str = "/v1/secrets/";
+const HEALTH: &str = "/v1/health";
+
+/// A secret's bytes on their way out: wiped when hyper drops the body after writing it.
+struct Wiped(Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for Wiped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A body holding secret material.
+pub(super) fn secret_body(bytes: Zeroizing<Vec<u8>>) -> Body {
+    Full::new(Bytes::from_owner(Wiped(bytes)))
+}
+
+enum Route<'a> {
+    Secret(&'a str),
+    Health,
+    AgentQuery,
+    AgentPath(&'a str),
+    AgentPing,
+}
+
+fn route<'a>(face: &Face, path: &'a str) -> Option<Route<'a>> {
+    if let Some(name) = path.strip_prefix(NATIVE_PREFIX) {
+        return Some(Route::Secret(name));
+    }
+    if path == HEALTH {
+        return Some(Route::Health);
+    }
+    face.aws.as_ref()?;
+    match path {
+        "/secretsmanager/get" => Some(Route::AgentQuery),
+        "/ping" => Some(Route::AgentPing),
+        _ => path.strip_prefix("/v1/").map(Route::AgentPath),
+    }
+}
+
+pub(super) async fn answer(
+    face: &Face,
+    peer: ConnPeer,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let path = request.uri().path();
+    let Some(route) = route(face, path) else {
+        return request_error(
+            &HttpRequestError::NoRoute {
+                path: path.to_owned(),
+            },
+            false,
+        );
+    };
+    let agent = matches!(route, Route::AgentQuery | Route::AgentPath(_));
+    if request.method() != Method::GET {
+        let mut response = request_error(
+            &HttpRequestError::MethodNotAllowed {
+                method: request.method().to_string(),
+            },
+            agent,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        return response;
+    }
+    if !request.body().is_end_stream() {
+        return request_error(&HttpRequestError::Body, agent);
+    }
+    let query = request.uri().query();
+    let headers = request.headers();
+    match route {
+        Route::Secret(name) => {
+            let call = get_secret(face, peer, headers, name, query);
+            face.meter
+                .observe(rpc::GET_SECRET, call)
+                .await
+                .unwrap_or_else(|status| error(&status, false))
+        }
+        Route::Health => face
+            .meter
+            .observe(rpc::HEALTH, async { Ok(health(face)) })
+            .await
+            .unwrap_or_else(|status| error(&status, false)),
+        Route::AgentPing => plain(StatusCode::OK, "healthy"),
+        Route::AgentQuery | Route::AgentPath(_) => {
+            let secret_id = match route {
+                Route::AgentPath(id) => Some(id),
+                _ => None,
+            };
+            let call = super::aws::get_secret_value(face, peer, headers, secret_id, query);
+            face.meter
+                .observe(rpc::AWS_GET_SECRET, call)
+                .await
+                .unwrap_or_else(|status| error(&status, true))
+        }
+    }
+}
+
+/// The caller under the access rules, from the connection and the request's headers.
+/// `agent_token`: the AWS agent's token, which over TCP identifies a client that lists
+/// it among its tokens when no `Authorization` header is sent.
+pub(super) fn guard(
+    face: &Face,
+    peer: ConnPeer,
+    headers: &HeaderMap,
+    agent_token: Option<&str>,
+    rpc: &'static str,
+) -> Result<Option<Guard>, Status> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().ok());
+    let peer = Peer {
+        unix: peer.unix,
+        certificate: None,
+        authorization,
+        agent_token: if peer.unix.is_none() {
+            agent_token
+        } else {
+            None
+        },
+        address: peer.address,
+    };
+    Guard::of_peer(face.access.as_ref(), &peer, rpc)
+}
+
+/// `GET /v1/secrets/{name}`: the value as the body, what is known about it in headers.
+async fn get_secret(
+    face: &Face,
+    peer: ConnPeer,
+    headers: &HeaderMap,
+    name: &str,
+    query: Option<&str>,
+) -> Result<Response<Body>, Status> {
+    let guard = guard(face, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
+    let name = query::decode(name, false, "path")?;
+    let freshness = query::freshness(query)?;
+    if let Some(guard) = &guard {
+        guard.check(rpc::AUDIT_GET_SECRET, Target::Definition(&name))?;
+    }
+    let result = face.resolver.resolve_with(&name, freshness).await;
+    if let Some(guard) = &guard {
+        guard.resolved(rpc::AUDIT_GET_SECRET, &name, &result);
+    }
+    Ok(value_response(face, &result?))
+}
+
+/// Header names made once: `from_static` looks a name up each time it runs.
+const X_CACHE: HeaderName = HeaderName::from_static("x-vaultbridge-cache");
+const X_STALE: HeaderName = HeaderName::from_static("x-vaultbridge-stale");
+const X_TRIMMED: HeaderName = HeaderName::from_static("x-vaultbridge-trimmed");
+const X_AGE: HeaderName = HeaderName::from_static("x-vaultbridge-age");
+const X_FETCHED_AT: HeaderName = HeaderName::from_static("x-vaultbridge-fetched-at");
+const X_BACKEND: HeaderName = HeaderName::from_static("x-vaultbridge-backend");
+const X_VERSION: HeaderName = HeaderName::from_static("x-vaultbridge-version");
+const X_STALE_REASON: HeaderName = HeaderName::from_static("x-vaultbridge-stale-reason");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const FALSE: HeaderValue = HeaderValue::from_static("false");
+
+fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
+    let secret = &resolved.secret;
+    let mut response = Response::new(secret_body(Zeroizing::new(secret.value.expose().to_vec())));
+    let headers = response.headers_mut();
+    let text = secret.value.expose_str().is_some();
+    headers.insert(header::CONTENT_TYPE, if text { TEXT } else { BINARY });
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    let cache = match resolved.cache {
+        CacheOutcome::Hit => "hit",
+        CacheOutcome::Miss => "miss",
+        CacheOutcome::Stale => "stale",
+    };
+    headers.insert(X_CACHE, HeaderValue::from_static(cache));
+    let flag = |on: bool| if on { TRUE } else { FALSE };
+    headers.insert(X_STALE, flag(resolved.cache == CacheOutcome::Stale));
+    headers.insert(X_TRIMMED, flag(secret.trimmed));
+    let age = resolved.age;
+    let mut digits = [0u8; 32];
+    let age = decimal(&mut digits, age.as_secs(), age.subsec_millis());
+    headers.insert(X_AGE, header_value(age));
+    let mut at = [0u8; 32];
+    if let Some(fetched) = rfc3339(&mut at, secret.fetched_at) {
+        headers.insert(X_FETCHED_AT, header_value(fetched));
+    }
+    match face.backend_headers.get(&*resolved.definition.backend_name) {
+        Some(backend) => {
+            headers.insert(X_BACKEND, backend.clone());
+        }
+        None => insert_text(headers, X_BACKEND, &resolved.definition.backend_name),
+    }
+    if let Some(version) = &secret.version {
+        insert_text(headers, X_VERSION, version);
+    }
+    if let Some(reason) = &resolved.stale_reason {
+        insert_text(headers, X_STALE_REASON, &reason.to_string());
+    }
+    response
+}
+
+/// ASCII digits, dots, dashes, colons and `T`/`Z` always make a header value.
+fn header_value(ascii: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(ascii).unwrap_or_else(|_| HeaderValue::from_static("?"))
+}
+
+/// `secs.mmm` into `buffer`, without the formatting machinery.
+fn decimal(buffer: &mut [u8; 32], secs: u64, millis: u32) -> &[u8] {
+    let mut end = buffer.len();
+    let mut push = |buffer: &mut [u8; 32], byte: u8| {
+        end -= 1;
+        if let Some(slot) = buffer.get_mut(end) {
+            *slot = byte;
+        }
+    };
+    let mut fraction = millis;
+    for _ in 0..3 {
+        push(buffer, b'0' + (fraction % 10) as u8);
+        fraction /= 10;
+    }
+    push(buffer, b'.');
+    let mut whole = secs;
+    loop {
+        push(buffer, b'0' + (whole % 10) as u8);
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    buffer.get(end..).unwrap_or_default()
+}
+
+/// `time` as RFC 3339 in UTC with microseconds (`2026-11-30T08:00:00.123456Z`), written
+/// by hand: the `time` crate's formatter costs more than the rest of the answer.
+fn rfc3339(buffer: &mut [u8; 32], time: std::time::SystemTime) -> Option<&[u8]> {
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).ok()?;
+    let of_day = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let fields = [
+        (year as u64, 4, b'-'),
+        (month as u64, 2, b'-'),
+        (day as u64, 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day / 60 % 60, 2, b':'),
+        (of_day % 60, 2, b'.'),
+        (u64::from(since.subsec_micros()), 6, b'Z'),
+    ];
+    let mut at = 0;
+    for (value, width, after) in fields {
+        let mut rest = value;
+        for position in (0..width).rev() {
+            *buffer.get_mut(at + position)? = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        *buffer.get_mut(at + width)? = after;
+        at += width + 1;
+    }
+    buffer.get(..at)
+}
+
+/// A header whose text may hold characters a header cannot: those become `?`.
+fn insert_text(headers: &mut HeaderMap, name: HeaderName, text: &str) {
+    let value = HeaderValue::from_str(text).unwrap_or_else(|_| {
+        let cleaned: String = text
+            .chars()
+            .map(|c| {
+                if c == '\t' || (' '..='~').contains(&c) {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("?"))
+    });
+    headers.insert(name, value);
+}
+
+/// `GET /v1/health`: 200 while the daemon serves, 503 once it is shutting down.
+fn health(face: &Face) -> Response<Body> {
+    let (status, text) = if *face.stopping.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+    } else {
+        (StatusCode::OK, "SERVING")
+    };
+    json(status, &serde_json::json!({ "status": text }))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An error as JSON: `{"code": "NOT_FOUND", "message": …}`, with the message gRPC
+/// callers get. On the agent's routes it also carries the agent's `__type`.
+pub(super) fn error(status: &Status, agent: bool) -> Response<Body> {
+    answer_error(
+        status.code(),
+        http_status(status.code()),
+        status.message(),
+        agent,
+    )
+}
+
+fn request_error(err: &HttpRequestError, agent: bool) -> Response<Body> {
+    let (code, http) = http_status_of(err);
+    answer_error(code, http, &err.to_string(), agent)
+}
+
+fn answer_error(code: Code, http: u16, message: &str, agent: bool) -> Response<Body> {
+    let status = StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = serde_json::json!({ "code": code_name(code), "message": message });
+    if agent {
+        body["__type"] = serde_json::Value::from(crate::status::aws_error_type(code));
+    }
+    json(status, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_and_ages_are_written_as_the_time_crate_would() {
+        for secs in [
+            0,
+            951_782_400,
+            1_764_490_441,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            let at = UNIX_EPOCH + Duration::new(secs, 123_456_789);
+            let mut buffer = [0u8; 32];
+            let ours = std::str::from_utf8(rfc3339(&mut buffer, at).unwrap())
+                .unwrap()
+                .to_owned();
+            let theirs = time::OffsetDateTime::from(at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            // The time crate writes nanoseconds; the header stops at microseconds.
+            assert_eq!(ours, format!("{}Z", &theirs[..theirs.len() - 4]), "{secs}");
+        }
+        let mut buffer = [0u8; 32];
+        assert_eq!(decimal(&mut buffer, 12, 345), b"12.345");
+        assert_eq!(decimal(&mut buffer, 0, 7), b"0.007");
+        assert_eq!(
+            decimal(&mut buffer, u64::MAX, 999),
+            format!("{}.999", u64::MAX).as_bytes()
+        );
+    }
+}
