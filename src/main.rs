@@ -34,7 +34,13 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config } => cli::serve(config).await,
+            Command::Serve {
+                config,
+                watch_config,
+            } => cli::serve(config, watch_config).await,
+            Command::Reload { addr, timeout } => {
+                cli::within(timeout, addr.as_deref(), cli::reload(addr.clone())).await
+            }
             Command::Get {
                 name,
                 addr,

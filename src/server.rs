@@ -1,18 +1,21 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
-use crate::access::Access;
-use crate::config::{Config, ProcessVars, ServerLimits};
-use crate::jira::JiraService;
+use crate::admin::AdminService;
+use crate::config::{Config, ServerLimits};
 use crate::jira::service::JiraGrpc;
 use crate::listen::{self, ListenError};
 use crate::metrics::Metrics;
-use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
+use crate::proto::v1::{
+    admin_server::AdminServer, jira_server::JiraServer, secrets_server::SecretsServer,
+};
+use crate::proto::{self};
 use crate::registry;
+use crate::reload::Reloader;
 use crate::resolver::{self, Resolver};
 use crate::service::SecretsService;
 use crate::status::OversizeLayer;
-use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -40,16 +43,26 @@ pub(crate) enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// Where the config came from, and whether to follow its changes.
+#[derive(Debug, Default)]
+pub(crate) struct ConfigSource {
+    /// `None`: the embedded default, which cannot change.
+    pub path: Option<PathBuf>,
+    /// Reload when the file's content changes (`serve --watch-config`).
+    pub watch: bool,
+}
+
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
-/// (for up to `server.shutdown_grace`), and removes the socket file.
+/// (for up to `server.shutdown_grace`), and removes the socket file. SIGHUP and the
+/// `Admin` service's `Reload` reload the config (see [`crate::reload`]).
 pub(crate) async fn serve(
-    mut config: Config,
+    config: Config,
+    source: ConfigSource,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let backends = registry::build_all(&config.backends).await?;
     let (metrics, metrics_registry) = match &config.server.metrics {
         Some(settings) => {
             let (metrics, registry) = Metrics::new(settings.per_definition);
@@ -57,16 +70,28 @@ pub(crate) async fn serve(
         }
         None => (None, None),
     };
-    let resolver = Arc::new(Resolver::metered(&config, &backends, metrics.as_ref())?);
     let definition_count = config.definitions.len();
     if definition_count == 0 {
         // `vaultbridge check` refuses this config; serving it stays possible (an image
         // whose definitions come later), but every call will be NOT_FOUND.
         tracing::warn!("the config has no definitions: every resolve will be NOT_FOUND");
     }
-    // The resolver holds its own copy of every definition; keeping the config's as
-    // well costs about 330 bytes per definition for the daemon's whole life.
-    config.definitions = BTreeMap::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server_config = config.server.clone();
+    let (warm, config_name, backend_count) = (
+        config.cache.warm_up,
+        config.source.clone(),
+        config.backends.len(),
+    );
+    let reloader = Reloader::start(
+        config,
+        source.path.clone(),
+        metrics.as_ref(),
+        stop_rx.clone(),
+    )
+    .await?;
+    let live = reloader.live().clone();
+    let config = server_config;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
@@ -78,8 +103,8 @@ pub(crate) async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    if config.cache.warm_up {
-        warm_up(&resolver).await;
+    if warm {
+        warm_up(&live.load().resolver).await;
     }
     // Loading a large config leaves its parse memory resident under glibc; give it back
     // once, before serving, while nothing else allocates.
@@ -88,24 +113,10 @@ pub(crate) async fn serve(
         .await
         .unwrap_or(false);
     tracing::debug!(released, took = ?trimmed.elapsed(), "returned free heap pages to the kernel");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let access = Access::new(&config.access, &ProcessVars)?;
-    let token_watch = access
-        .as_ref()
-        .and_then(|access| access.spawn_token_watch(stop_rx.clone()));
-    let limit_upkeep = access
-        .as_ref()
-        .and_then(|access| access.spawn_limit_upkeep(stop_rx.clone()));
-    let jira = Arc::new(JiraService::new(
-        config.jira.connections.clone(),
-        config.jira.expiry_warning,
-        config.jira.failure_threshold,
-        resolver.clone(),
-    ));
-    let limits = config.server.limits;
+    let limits = config.limits;
     let max_request = limits.max_request_size;
-    let mut secrets = SecretsService::new(resolver.clone(), stop_rx.clone(), access.clone());
-    let mut jira_grpc = JiraGrpc::new(jira.clone(), stop_rx.clone(), access.clone());
+    let mut secrets = SecretsService::new(live.clone(), stop_rx.clone());
+    let mut jira_grpc = JiraGrpc::new(live.clone(), stop_rx.clone());
     if let Some(metrics) = &metrics {
         secrets = secrets.metered(metrics);
         jira_grpc = jira_grpc.metered(metrics);
@@ -114,6 +125,9 @@ pub(crate) async fn serve(
         SecretsServer::new(secrets).max_decoding_message_size(max_request),
     )
     .add_service(JiraServer::new(jira_grpc).max_decoding_message_size(max_request))
+    .add_service(
+        AdminServer::new(AdminService::new(reloader.clone())).max_decoding_message_size(max_request),
+    )
     .add_service(health_service.max_decoding_message_size(max_request))
     .add_service(reflection_v1.max_decoding_message_size(max_request))
     .add_service(reflection_v1alpha.max_decoding_message_size(max_request));
@@ -125,13 +139,13 @@ pub(crate) async fn serve(
         handshake_timeout: limits.handshake_timeout,
     };
 
-    if let Some(path) = &config.server.unix_socket {
+    if let Some(path) = &config.unix_socket {
         let (listener, file) = listen::bind_unix(
             path,
             &listen::SocketAccess {
-                mode: config.server.unix_socket_mode,
-                owner: config.server.unix_socket_owner,
-                group: config.server.unix_socket_group,
+                mode: config.unix_socket_mode,
+                owner: config.unix_socket_owner,
+                group: config.unix_socket_group,
             },
         )?;
         tracing::info!(socket = %path.display(), "listening on Unix socket");
@@ -142,7 +156,7 @@ pub(crate) async fn serve(
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         servers.spawn(server);
     }
-    if let Some(addr) = config.server.tcp {
+    if let Some(addr) = config.tcp {
         let bind_error = |source| ListenError::Bind {
             what: format!("TCP {addr}"),
             source,
@@ -150,7 +164,7 @@ pub(crate) async fn serve(
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
         let server = grpc_server(&limits).add_routes(routes.clone());
-        match &config.server.tls {
+        match &config.tls {
             // TLS connections have their own handshake deadline (`crate::tls`); the
             // listener's preface check would read TLS records, not HTTP/2.
             Some(tls) => {
@@ -174,9 +188,9 @@ pub(crate) async fn serve(
         }
     }
 
-    if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
-        registry.register_collector(Box::new(crate::metrics::CacheCollector(resolver)));
-        registry.register_collector(Box::new(crate::metrics::JiraCollector(jira)));
+    if let (Some(settings), Some(mut registry)) = (&config.metrics, metrics_registry) {
+        registry.register_collector(Box::new(crate::metrics::CacheCollector(live.clone())));
+        registry.register_collector(Box::new(crate::metrics::JiraCollector(live.clone())));
         let what = || format!("metrics TCP {}", settings.address);
         let (listener, bound) = crate::metrics::bind(settings.address)
             .await
@@ -192,11 +206,28 @@ pub(crate) async fn serve(
         ));
     }
 
+    // Before SERVING: SIGHUP's default action ends the process, and from now on an
+    // operator may send it.
+    spawn_reload_on_hangup(reloader.clone(), stop_rx.clone());
+    if source.watch {
+        match source.path.clone() {
+            Some(path) => {
+                tokio::spawn(crate::reload::watch_config(
+                    reloader.clone(),
+                    path,
+                    stop_rx.clone(),
+                ));
+            }
+            None => tracing::warn!(
+                "--watch-config does nothing without --config: the embedded config cannot change"
+            ),
+        }
+    }
     set_health(&health, ServingStatus::Serving).await;
     tracing::info!(
-        config = %config.source,
+        config = %config_name,
         definitions = definition_count,
-        backends = config.backends.len(),
+        backends = backend_count,
         "vaultbridge is serving"
     );
 
@@ -208,10 +239,10 @@ pub(crate) async fn serve(
         }
     }
 
-    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight calls");
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight calls");
     set_health(&health, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(config.server.shutdown_grace, async {
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
         while let Some(result) = servers.join_next().await {
             report_server_end(result);
         }
@@ -221,12 +252,10 @@ pub(crate) async fn serve(
         tracing::warn!("in-flight calls did not finish within the shutdown grace; exiting anyway");
         servers.abort_all();
     }
-    if let Some(access) = &access {
+    if let Some(access) = &live.load().access {
         access.flush().await;
     }
-    for task in [token_watch, limit_upkeep].into_iter().flatten() {
-        let _ = task.await;
-    }
+    reloader.stopped().await;
     if let Some(socket) = socket {
         socket.remove();
     }
@@ -281,6 +310,30 @@ fn report_server_end(result: Result<Result<(), tonic::transport::Error>, tokio::
         Ok(Err(err)) => tracing::error!(error = %err, "a listener failed"),
         Err(err) => tracing::error!(error = %err, "a listener task ended abnormally"),
     }
+}
+
+/// Reloads the config on each SIGHUP, until the daemon stops.
+fn spawn_reload_on_hangup(reloader: Arc<Reloader>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP; reload with `vaultbridge reload`");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => None,
+                received = hangup.recv() => received,
+            };
+            if received.is_none() {
+                return;
+            }
+            reloader.reload("SIGHUP").await;
+        }
+    });
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

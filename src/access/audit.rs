@@ -62,7 +62,9 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
-#[derive(Debug)]
+/// Clones share one writer: a reload that keeps the audit settings keeps writing
+/// through it.
+#[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
     queue: mpsc::Sender<Message>,
     dropped: Arc<AtomicU64>,

@@ -1,0 +1,1 @@
+//! Which backends and cached values a reload keeps.
