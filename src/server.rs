@@ -397,7 +397,9 @@ mod tests {
     #[test]
     fn a_definition_whose_backend_was_not_built_is_named() {
         let config = config("  kv:\n    type: env\n");
-        let err = ServeError::from(Resolver::new(&config, &BTreeMap::new()).unwrap_err());
+        let err = ServeError::from(
+            Resolver::new(&config, &std::collections::BTreeMap::new()).unwrap_err(),
+        );
         assert!(matches!(
             &err,
             ServeError::Resolver(resolver::SetupError::BackendNotBuilt { definition, backend })

@@ -2,6 +2,7 @@
 //! can apply.
 
 use crate::config::Config;
+use crate::protect::RawProtection;
 use crate::registry::BackendConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use vaultbridge_backend_core::config::{Node, NodeValue};
@@ -29,7 +30,8 @@ pub(super) fn backends(
     for (name, backend) in new {
         match old.get(name) {
             Some(running)
-                if running.kind == backend.kind && same_written(&running.written, &backend.written) =>
+                if running.kind == backend.kind
+                    && same_settings(&running.written, &backend.written) =>
             {
                 plan.kept.insert(name.clone());
             }
@@ -42,6 +44,24 @@ pub(super) fn backends(
         .cloned()
         .collect();
     plan
+}
+
+/// Whether two backends' settings read the same, leaving out how the daemon protects
+/// the backend: new breaker or concurrency settings wrap the kept instance anew.
+fn same_settings(a: &Node, b: &Node) -> bool {
+    let settings = |node: &Node| match &node.value {
+        NodeValue::Map(entries) => entries
+            .iter()
+            .filter(|(key, _)| !RawProtection::FIELDS.contains(&key.value.as_str()))
+            .map(|(key, value)| (key.value.clone(), value.clone()))
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let (a, b) = (settings(a), settings(b));
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|((ka, va), (kb, vb))| ka == kb && same_written(va, vb))
 }
 
 /// Whether two YAML trees hold the same keys and values, wherever they were written.
