@@ -23,7 +23,9 @@ pub(crate) enum AdminError {
         "only the daemon's own user (uid {daemon}) or root may reload it; this caller is uid {caller}"
     )]
     OtherUser { caller: u32, daemon: u32 },
-    #[error("the kernel did not say which user is calling; only the daemon's own user or root may reload it")]
+    #[error(
+        "the kernel did not say which user is calling; only the daemon's own user or root may reload it"
+    )]
     UnknownUser,
 }
 

@@ -501,7 +501,9 @@ pub async fn reload(addr: Option<String>) -> ExitCode {
         eprintln!("vaultbridge: warning: {warning}");
     }
     if answer.outcome() != ReloadOutcome::Applied {
-        eprintln!("vaultbridge: the daemon rejected the config and keeps serving the previous one:");
+        eprintln!(
+            "vaultbridge: the daemon rejected the config and keeps serving the previous one:"
+        );
         for problem in &answer.problems {
             eprintln!("{problem}");
         }

@@ -126,7 +126,8 @@ pub(crate) async fn serve(
     )
     .add_service(JiraServer::new(jira_grpc).max_decoding_message_size(max_request))
     .add_service(
-        AdminServer::new(AdminService::new(reloader.clone())).max_decoding_message_size(max_request),
+        AdminServer::new(AdminService::new(reloader.clone()))
+            .max_decoding_message_size(max_request),
     )
     .add_service(health_service.max_decoding_message_size(max_request))
     .add_service(reflection_v1.max_decoding_message_size(max_request))

@@ -259,10 +259,11 @@ impl Reloader {
     }
 
     async fn apply(&self, current: &mut Current) -> Result<Report, Vec<String>> {
-        let mut config = crate::cli::load_config(self.source.as_ref()).map_err(|err| match err {
-            ConfigError::Invalid { .. } => err.to_string().lines().map(str::to_owned).collect(),
-            ConfigError::Read { .. } => vec![err.to_string()],
-        })?;
+        let mut config =
+            crate::cli::load_config(self.source.as_ref()).map_err(|err| match err {
+                ConfigError::Invalid { .. } => err.to_string().lines().map(str::to_owned).collect(),
+                ConfigError::Read { .. } => vec![err.to_string()],
+            })?;
         if let Some(problem) = diff::unauthenticated_exposure(&current.config, &config) {
             return Err(vec![problem]);
         }

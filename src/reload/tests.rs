@@ -83,10 +83,7 @@ fn backends_written_the_same_are_kept_wherever_they_are_written() {
 #[test]
 fn a_backend_whose_type_changed_is_rebuilt() {
     let dir = secrets_dir();
-    let before = parse(
-        "backends:\n  b: {type: env, prefix: X_}\n",
-        dir.path(),
-    );
+    let before = parse("backends:\n  b: {type: env, prefix: X_}\n", dir.path());
     let after = parse(
         "backends:\n  b: {type: env, prefix: Y_}\n  c: {type: env}\n",
         dir.path(),

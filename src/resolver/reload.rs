@@ -42,9 +42,8 @@ fn bind_backend(
     let meter = metrics
         .map(|metrics| metrics.backend(name))
         .unwrap_or_default();
-    let protected: Arc<dyn Backend> = Arc::new(
-        Protected::new(shared_name.clone(), Arc::clone(raw), protection).metered(meter),
-    );
+    let protected: Arc<dyn Backend> =
+        Arc::new(Protected::new(shared_name.clone(), Arc::clone(raw), protection).metered(meter));
     BoundBackend {
         name: shared_name,
         raw: Arc::clone(raw),
@@ -174,7 +173,9 @@ impl Generation {
     }
 }
 
-fn named(backends: &BTreeMap<String, BoundBackend>) -> BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> {
+fn named(
+    backends: &BTreeMap<String, BoundBackend>,
+) -> BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> {
     backends
         .iter()
         .map(|(name, bound)| {

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tonic::Code;
 
-const SECRETS: &str = "a: \"value-a\"\nb: \"value-b\"\nc: \"value-c\"\nold: \"old-secret\"\nnew: \"new-secret\"\n";
+const SECRETS: &str =
+    "a: \"value-a\"\nb: \"value-b\"\nc: \"value-c\"\nold: \"old-secret\"\nnew: \"new-secret\"\n";
 
 /// The config before any reload; each step edits one thing in it.
 fn config(definitions: &str, extra_server: &str, steady_extra: &str) -> String {
@@ -149,8 +150,14 @@ async fn reloads_under_load_never_fail_a_call_for_a_definition_in_both_configs()
     write(&dir, "config.yaml", &config(&definitions, "", ""));
     let (code, stdout, stderr) = reload_cli(&daemon).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("(generation 2)") && stdout.contains("1 removed"), "{stdout}");
-    assert_eq!(value(&daemon, "doomed").await.unwrap_err().code(), Code::NotFound);
+    assert!(
+        stdout.contains("(generation 2)") && stdout.contains("1 removed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        value(&daemon, "doomed").await.unwrap_err().code(),
+        Code::NotFound
+    );
 
     // 3. `vaultbridge reload`: a definition changed to another secret.
     assert_eq!(value(&daemon, "moving").await.unwrap(), "old-secret");
@@ -165,7 +172,11 @@ async fn reloads_under_load_never_fail_a_call_for_a_definition_in_both_configs()
     // place, and the previous config keeps serving.
     let invalid = definitions.clone() + "  broken: {backend: nowhere, secret: a, ttl: soon}\n";
     let invalid = config(&invalid, "", "");
-    let line = invalid.lines().position(|line| line.contains("broken")).unwrap() + 1;
+    let line = invalid
+        .lines()
+        .position(|line| line.contains("broken"))
+        .unwrap()
+        + 1;
     write(&dir, "config.yaml", &invalid);
     let (code, _, stderr) = reload_cli(&daemon).await;
     assert_eq!(code, 1, "{stderr}");
@@ -183,15 +194,23 @@ async fn reloads_under_load_never_fail_a_call_for_a_definition_in_both_configs()
     );
     assert_eq!(value(&daemon, "moving").await.unwrap(), "new-secret");
     assert_eq!(value(&daemon, "added").await.unwrap(), "value-c");
-    assert_eq!(value(&daemon, "broken").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        value(&daemon, "broken").await.unwrap_err().code(),
+        Code::NotFound
+    );
 
     // 5. SIGHUP: new breaker settings for the kept definition's backend, a description,
     // and a listener setting, which needs a restart and is not applied.
-    let described = definitions.clone() + "  described: {backend: steady, secret: token, description: new}\n";
+    let described =
+        definitions.clone() + "  described: {backend: steady, secret: token, description: new}\n";
     write(
         &dir,
         "config.yaml",
-        &config(&described, "  max_connections: 99\n", "    breaker_failures: 9\n"),
+        &config(
+            &described,
+            "  max_connections: 99\n",
+            "    breaker_failures: 9\n",
+        ),
     );
     hangup(&daemon);
     wait_for_log(&daemon, "config reloaded", 4);
@@ -226,13 +245,18 @@ async fn reloads_under_load_never_fail_a_call_for_a_definition_in_both_configs()
     let scrape = tokio::task::spawn_blocking(move || Scrape::of(metrics))
         .await
         .unwrap();
-    let steady_fetches = [("backend", "steady"), ("operation", "fetch"), ("outcome", "ok")];
+    let steady_fetches = [
+        ("backend", "steady"),
+        ("operation", "fetch"),
+        ("outcome", "ok"),
+    ];
     assert_eq!(
         scrape.value("vaultbridge_backend_calls_total", &steady_fetches),
         2.0,
         "one call for `kept` at the start, one for the new `described`"
     );
-    let reloads = |outcome| scrape.value("vaultbridge_config_reloads_total", &[("outcome", outcome)]);
+    let reloads =
+        |outcome| scrape.value("vaultbridge_config_reloads_total", &[("outcome", outcome)]);
     assert_eq!(reloads("success"), 4.0);
     assert_eq!(reloads("failure"), 1.0);
 }
@@ -266,7 +290,10 @@ async fn watch_config_follows_a_configmap_symlink_swap() {
     std::os::unix::fs::symlink("..data/config.yaml", volume.join("config.yaml")).unwrap();
     let daemon = setup.start_at(&volume.join("config.yaml"));
     daemon.wait_for_output("watching the config file for changes");
-    assert_eq!(value(&daemon, "added").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        value(&daemon, "added").await.unwrap_err().code(),
+        Code::NotFound
+    );
 
     configmap_version(
         &volume,
@@ -284,6 +311,9 @@ async fn watch_config_follows_a_configmap_symlink_swap() {
         log.contains("trigger=\"the config file changed\" generation=2"),
         "{log}"
     );
-    assert_eq!(value(&daemon, "added").await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        value(&daemon, "added").await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert_eq!(value(&daemon, "plain").await.unwrap(), "plain-e2e-value");
 }
