@@ -317,3 +317,85 @@ async fn watch_config_follows_a_configmap_symlink_swap() {
     );
     assert_eq!(value(&daemon, "plain").await.unwrap(), "plain-e2e-value");
 }
+
+#[tokio::test]
+async fn a_watch_follows_a_reload_and_only_the_socket_may_ask_for_one() {
+    use vaultbridge::proto::v1::{
+        ReloadRequest, WatchEventKind, WatchRequest, admin_client::AdminClient,
+    };
+    let mut setup = Setup::new();
+    setup.tcp = true;
+    let daemon = setup.start();
+    let mut events = daemon
+        .client()
+        .await
+        .watch(WatchRequest {
+            names: vec!["plain".into(), "jira-email".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for _ in 0..2 {
+        let event = events.message().await.unwrap().unwrap();
+        assert_eq!(event.kind(), WatchEventKind::Current, "{event:?}");
+    }
+
+    // Over TCP, even from the daemon's own user, a reload is refused.
+    let tcp = vaultbridge::client::channel(&daemon.tcp_address())
+        .await
+        .unwrap();
+    let refused = AdminClient::new(tcp)
+        .reload(ReloadRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused
+            .message()
+            .contains("only over the daemon's Unix socket"),
+        "{}",
+        refused.message()
+    );
+
+    let text = daemon
+        .setup
+        .config_text()
+        .replace(
+            "  plain:\n    backend: local\n    secret: plain\n",
+            "  plain:\n    backend: local\n    secret: jira\n    key: url\n",
+        )
+        .replace(
+            "  jira-email:\n    backend: local\n    secret: jira\n    key: email\n",
+            "",
+        );
+    write(daemon.setup_dir(), "config.yaml", &text);
+    let (code, stdout, stderr) = reload_cli(&daemon).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 removed, 1 changed"), "{stdout}");
+
+    let (mut removed, mut changed) = (false, false);
+    while !(removed && changed) {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.message())
+            .await
+            .expect("the watch's events after the reload")
+            .unwrap()
+            .unwrap();
+        match (event.name.as_str(), event.kind()) {
+            ("jira-email", WatchEventKind::Error) => {
+                assert!(
+                    event
+                        .message
+                        .contains("no secret definition named `jira-email`"),
+                    "{event:?}"
+                );
+                removed = true;
+            }
+            ("plain", WatchEventKind::Changed) => changed = true,
+            _ => panic!("unexpected {event:?}"),
+        }
+    }
+    assert_eq!(
+        value(&daemon, "plain").await.unwrap(),
+        "https://example.atlassian.net"
+    );
+}
