@@ -93,6 +93,12 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if was.unix_socket_mode != is.unix_socket_mode {
         changed.push("server.unix_socket_mode");
     }
+    if was.unix_socket_owner != is.unix_socket_owner {
+        changed.push("server.unix_socket_owner");
+    }
+    if was.unix_socket_group != is.unix_socket_group {
+        changed.push("server.unix_socket_group");
+    }
     if was.tcp != is.tcp {
         changed.push("server.tcp");
     }
