@@ -56,7 +56,7 @@ pub(crate) struct ConfigSource {
 /// (for up to `server.shutdown_grace`), and removes the socket file. SIGHUP and the
 /// `Admin` service's `Reload` reload the config (see [`crate::reload`]).
 pub(crate) async fn serve(
-    config: Config,
+    mut config: Config,
     source: ConfigSource,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -77,21 +77,14 @@ pub(crate) async fn serve(
         tracing::warn!("the config has no definitions: every resolve will be NOT_FOUND");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server_config = config.server.clone();
-    let (warm, config_name, backend_count) = (
-        config.cache.warm_up,
-        config.source.clone(),
-        config.backends.len(),
-    );
     let reloader = Reloader::start(
-        config,
+        &mut config,
         source.path.clone(),
         metrics.as_ref(),
         stop_rx.clone(),
     )
     .await?;
     let live = reloader.live().clone();
-    let config = server_config;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
@@ -103,7 +96,7 @@ pub(crate) async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    if warm {
+    if config.cache.warm_up {
         warm_up(&live.load().resolver).await;
     }
     // Loading a large config leaves its parse memory resident under glibc; give it back
@@ -113,7 +106,7 @@ pub(crate) async fn serve(
         .await
         .unwrap_or(false);
     tracing::debug!(released, took = ?trimmed.elapsed(), "returned free heap pages to the kernel");
-    let limits = config.limits;
+    let limits = config.server.limits;
     let max_request = limits.max_request_size;
     let mut secrets = SecretsService::new(live.clone(), stop_rx.clone());
     let mut jira_grpc = JiraGrpc::new(live.clone(), stop_rx.clone());
@@ -140,13 +133,13 @@ pub(crate) async fn serve(
         handshake_timeout: limits.handshake_timeout,
     };
 
-    if let Some(path) = &config.unix_socket {
+    if let Some(path) = &config.server.unix_socket {
         let (listener, file) = listen::bind_unix(
             path,
             &listen::SocketAccess {
-                mode: config.unix_socket_mode,
-                owner: config.unix_socket_owner,
-                group: config.unix_socket_group,
+                mode: config.server.unix_socket_mode,
+                owner: config.server.unix_socket_owner,
+                group: config.server.unix_socket_group,
             },
         )?;
         tracing::info!(socket = %path.display(), "listening on Unix socket");
@@ -157,7 +150,7 @@ pub(crate) async fn serve(
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         servers.spawn(server);
     }
-    if let Some(addr) = config.tcp {
+    if let Some(addr) = config.server.tcp {
         let bind_error = |source| ListenError::Bind {
             what: format!("TCP {addr}"),
             source,
@@ -165,7 +158,7 @@ pub(crate) async fn serve(
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
         let server = grpc_server(&limits).add_routes(routes.clone());
-        match &config.tls {
+        match &config.server.tls {
             // TLS connections have their own handshake deadline (`crate::tls`); the
             // listener's preface check would read TLS records, not HTTP/2.
             Some(tls) => {
@@ -189,7 +182,7 @@ pub(crate) async fn serve(
         }
     }
 
-    if let (Some(settings), Some(mut registry)) = (&config.metrics, metrics_registry) {
+    if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
         registry.register_collector(Box::new(crate::metrics::CacheCollector(live.clone())));
         registry.register_collector(Box::new(crate::metrics::JiraCollector(live.clone())));
         let what = || format!("metrics TCP {}", settings.address);
@@ -226,9 +219,9 @@ pub(crate) async fn serve(
     }
     set_health(&health, ServingStatus::Serving).await;
     tracing::info!(
-        config = %config_name,
+        config = %config.source,
         definitions = definition_count,
-        backends = backend_count,
+        backends = config.backends.len(),
         "vaultbridge is serving"
     );
 
@@ -240,10 +233,10 @@ pub(crate) async fn serve(
         }
     }
 
-    tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight calls");
+    tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining in-flight calls");
     set_health(&health, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(config.shutdown_grace, async {
+    let drained = tokio::time::timeout(config.server.shutdown_grace, async {
         while let Some(result) = servers.join_next().await {
             report_server_end(result);
         }

@@ -171,15 +171,16 @@ pub(crate) struct Reloader {
 }
 
 impl Reloader {
-    /// Builds the runtime of the config the daemon starts with.
+    /// Builds the runtime of the config the daemon starts with, and leaves `config`
+    /// without its definitions: the resolver holds them.
     pub(crate) async fn start(
-        mut config: Config,
+        config: &mut Config,
         source: Option<PathBuf>,
         metrics: Option<&Metrics>,
         daemon_stop: channel::Receiver<bool>,
     ) -> Result<Arc<Self>, ServeError> {
         let built = registry::build_all(&config.backends).await?;
-        let generation = Generation::first(&config, &built, metrics)?;
+        let generation = Generation::first(config, &built, metrics)?;
         let access = Access::new(&config.access, &ProcessVars)?;
         let jira = Arc::new(JiraService::new(
             config.jira.connections.clone(),
@@ -203,7 +204,7 @@ impl Reloader {
             meter: metrics.map(Metrics::reloads).unwrap_or_default(),
             daemon_stop,
             current: tokio::sync::Mutex::new(Current {
-                config,
+                config: config.clone(),
                 generation,
                 tasks,
             }),
