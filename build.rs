@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/vaultbridge/v1/secrets.proto",
         "proto/vaultbridge/v1/jira.proto",
+        "proto/vaultbridge/v1/admin.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

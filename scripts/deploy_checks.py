@@ -386,11 +386,13 @@ MAX_EXPOSURE = 2.0
 def systemd_problems(unit_text: str, binary: str) -> list[str]:
     """`systemd-analyze verify` (any message fails: it exits 0 on unknown or unparsable
     settings) and `systemd-analyze security --offline=yes` (exposure <= MAX_EXPOSURE).
-    verify needs ExecStart's program to exist, so a copy runs the built binary."""
+    verify needs each Exec*= program to exist, so a copy runs the built binary."""
     problems = []
     with tempfile.TemporaryDirectory() as scratch:
         unit = os.path.join(scratch, "vaultbridge.service")
-        text = unit_text.replace("ExecStart=/usr/local/bin/vaultbridge", f"ExecStart={os.path.abspath(binary)}")
+        text = unit_text
+        for setting in ("ExecStart", "ExecReload"):
+            text = text.replace(f"{setting}=/usr/local/bin/vaultbridge", f"{setting}={os.path.abspath(binary)}")
         with open(unit, "w", encoding="utf-8") as handle:
             handle.write(text)
         verify = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, check=False)

@@ -57,6 +57,20 @@ pub enum Command {
     Serve {
         #[arg(long, env = "VAULTBRIDGE_CONFIG")]
         config: Option<PathBuf>,
+        /// Reload the config when the file's content changes (an edit, a rename over
+        /// it, a Kubernetes ConfigMap update), as SIGHUP does.
+        #[arg(long)]
+        watch_config: bool,
+    },
+    /// Ask the running daemon to re-read and apply its config file; prints what changed,
+    /// or every problem of an invalid config (which the daemon does not apply). Only
+    /// the daemon's own user or root may, over the Unix socket.
+    Reload {
+        #[arg(long, env = "VAULTBRIDGE_ADDR")]
+        addr: Option<String>,
+        /// Give up when the daemon has not answered within this.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
     },
     /// Print one secret's value from a running daemon, with no newline added.
     Get {
@@ -159,15 +173,19 @@ pub(crate) fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError>
     }
 }
 
-pub async fn serve(config: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(config.as_ref()) {
+pub async fn serve(path: Option<PathBuf>, watch_config: bool) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("vaultbridge: invalid config:\n{err}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match server::serve(config, server::termination_signal()).await {
+    let source = server::ConfigSource {
+        path,
+        watch: watch_config,
+    };
+    match server::serve(config, source, server::termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
@@ -485,6 +503,47 @@ async fn daemon_channel(
                 ExitCode::from(EXIT_USAGE)
             }
         })
+}
+
+pub async fn reload(addr: Option<String>, credentials: &Credentials) -> ExitCode {
+    use crate::proto::v1::{ReloadOutcome, ReloadRequest, admin_client::AdminClient};
+    let channel = match daemon_channel(addr.as_deref(), credentials).await {
+        Ok(channel) => channel,
+        Err(code) => return code,
+    };
+    let answer = match AdminClient::new(channel).reload(ReloadRequest {}).await {
+        Ok(answer) => answer.into_inner(),
+        Err(status) => {
+            eprintln!("vaultbridge: {:?}: {}", status.code(), status.message());
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    for warning in &answer.warnings {
+        eprintln!("vaultbridge: warning: {warning}");
+    }
+    if answer.outcome() != ReloadOutcome::Applied {
+        eprintln!(
+            "vaultbridge: the daemon rejected the config and keeps serving the previous one:"
+        );
+        for problem in &answer.problems {
+            eprintln!("{problem}");
+        }
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let summary = answer.summary.unwrap_or_default();
+    let _ = writeln!(
+        std::io::stdout(),
+        "reloaded (generation {}): definitions {} added, {} removed, {} changed, {} kept their cache; backends {} kept, {} built, {} removed",
+        summary.generation,
+        summary.definitions_added,
+        summary.definitions_removed,
+        summary.definitions_changed,
+        summary.definitions_kept,
+        summary.backends_kept,
+        summary.backends_built,
+        summary.backends_removed,
+    );
+    ExitCode::SUCCESS
 }
 
 pub async fn health(addr: Option<String>, credentials: &Credentials) -> ExitCode {

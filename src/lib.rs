@@ -15,6 +15,7 @@ pub mod proto;
 pub mod fuzzing;
 
 mod access;
+mod admin;
 mod codec;
 mod config;
 mod http;
@@ -24,6 +25,7 @@ mod metrics;
 mod names;
 mod protect;
 mod registry;
+mod reload;
 mod resolver;
 mod server;
 mod service;

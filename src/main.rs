@@ -35,7 +35,18 @@ fn main() -> ExitCode {
     let credentials = cli.credentials;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config } => cli::serve(config).await,
+            Command::Serve {
+                config,
+                watch_config,
+            } => cli::serve(config, watch_config).await,
+            Command::Reload { addr, timeout } => {
+                cli::within(
+                    timeout,
+                    addr.as_deref(),
+                    cli::reload(addr.clone(), &credentials),
+                )
+                .await
+            }
             Command::Get {
                 name,
                 addr,

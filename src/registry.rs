@@ -72,6 +72,9 @@ pub(crate) struct BackendConfig {
     pub settings: Arc<dyn BackendSettings>,
     /// Over the `cache` section's protection settings.
     pub protection: ProtectionOverrides,
+    /// The settings as written, before `${VAR}` expansion: a reload keeps the backend
+    /// built from them when they read the same (see `crate::reload`).
+    pub written: Node,
 }
 
 impl BackendConfig {
@@ -115,6 +118,7 @@ pub(crate) fn check(
             kind: entry.kind,
             settings,
             protection,
+            written: node.clone(),
         });
     }
     match OPTIONAL.iter().find(|(optional, _, _)| *optional == kind) {

@@ -1,18 +1,21 @@
 //! Running the daemon: listeners, health, reflection, graceful shutdown.
 
-use crate::access::Access;
+use crate::admin::AdminService;
 use crate::config::{Config, ProcessVars, ServerLimits};
-use crate::jira::JiraService;
 use crate::jira::service::JiraGrpc;
 use crate::listen::{self, ListenError};
 use crate::metrics::Metrics;
-use crate::proto::{self, v1::jira_server::JiraServer, v1::secrets_server::SecretsServer};
+use crate::proto::v1::{
+    admin_server::AdminServer, jira_server::JiraServer, secrets_server::SecretsServer,
+};
+use crate::proto::{self};
 use crate::registry;
+use crate::reload::Reloader;
 use crate::resolver::{self, Resolver};
 use crate::service::SecretsService;
 use crate::status::OversizeLayer;
-use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -42,16 +45,26 @@ pub(crate) enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// Where the config came from, and whether to follow its changes.
+#[derive(Debug, Default)]
+pub(crate) struct ConfigSource {
+    /// `None`: the embedded default, which cannot change.
+    pub path: Option<PathBuf>,
+    /// Reload when the file's content changes (`serve --watch-config`).
+    pub watch: bool,
+}
+
 /// Runs until `shutdown` completes, then stops accepting, lets in-flight calls finish
-/// (for up to `server.shutdown_grace`), and removes the socket file.
+/// (for up to `server.shutdown_grace`), and removes the socket file. SIGHUP and the
+/// `Admin` service's `Reload` reload the config (see [`crate::reload`]).
 pub(crate) async fn serve(
     mut config: Config,
+    source: ConfigSource,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let backends = registry::build_all(&config.backends).await?;
     let (metrics, metrics_registry) = match &config.server.metrics {
         Some(settings) => {
             let (metrics, registry) = Metrics::new(settings.per_definition);
@@ -59,16 +72,21 @@ pub(crate) async fn serve(
         }
         None => (None, None),
     };
-    let resolver = Arc::new(Resolver::metered(&config, &backends, metrics.as_ref())?);
     let definition_count = config.definitions.len();
     if definition_count == 0 {
         // `vaultbridge check` refuses this config; serving it stays possible (an image
         // whose definitions come later), but every call will be NOT_FOUND.
         tracing::warn!("the config has no definitions: every resolve will be NOT_FOUND");
     }
-    // The resolver holds its own copy of every definition; keeping the config's as
-    // well costs about 330 bytes per definition for the daemon's whole life.
-    config.definitions = BTreeMap::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let reloader = Reloader::start(
+        &mut config,
+        source.path.clone(),
+        metrics.as_ref(),
+        stop_rx.clone(),
+    )
+    .await?;
+    let live = reloader.live().clone();
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
@@ -81,7 +99,7 @@ pub(crate) async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     if config.cache.warm_up {
-        warm_up(&resolver).await;
+        warm_up(&live.load().resolver).await;
     }
     // Loading a large config leaves its parse memory resident under glibc; give it back
     // once, before serving, while nothing else allocates.
@@ -90,24 +108,10 @@ pub(crate) async fn serve(
         .await
         .unwrap_or(false);
     tracing::debug!(released, took = ?trimmed.elapsed(), "returned free heap pages to the kernel");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let access = Access::new(&config.access, &ProcessVars)?;
-    let token_watch = access
-        .as_ref()
-        .and_then(|access| access.spawn_token_watch(stop_rx.clone()));
-    let limit_upkeep = access
-        .as_ref()
-        .and_then(|access| access.spawn_limit_upkeep(stop_rx.clone()));
-    let jira = Arc::new(JiraService::new(
-        config.jira.connections.clone(),
-        config.jira.expiry_warning,
-        config.jira.failure_threshold,
-        resolver.clone(),
-    ));
     let limits = config.server.limits;
     let max_request = limits.max_request_size;
-    let mut secrets = SecretsService::new(resolver.clone(), stop_rx.clone(), access.clone());
-    let mut jira_grpc = JiraGrpc::new(jira.clone(), stop_rx.clone(), access.clone());
+    let mut secrets = SecretsService::new(live.clone(), stop_rx.clone());
+    let mut jira_grpc = JiraGrpc::new(live.clone(), stop_rx.clone());
     if let Some(metrics) = &metrics {
         secrets = secrets.metered(metrics);
         jira_grpc = jira_grpc.metered(metrics);
@@ -116,6 +120,10 @@ pub(crate) async fn serve(
         SecretsServer::new(secrets).max_decoding_message_size(max_request),
     )
     .add_service(JiraServer::new(jira_grpc).max_decoding_message_size(max_request))
+    .add_service(
+        AdminServer::new(AdminService::new(reloader.clone()))
+            .max_decoding_message_size(max_request),
+    )
     .add_service(health_service.max_decoding_message_size(max_request))
     .add_service(reflection_v1.max_decoding_message_size(max_request))
     .add_service(reflection_v1alpha.max_decoding_message_size(max_request));
@@ -179,8 +187,7 @@ pub(crate) async fn serve(
     let mut http_socket = None;
     if let Some(settings) = &config.server.http {
         let face = crate::http::Face::new(
-            resolver.clone(),
-            access.clone(),
+            live.clone(),
             settings,
             metrics.as_ref(),
             stop_rx.clone(),
@@ -202,8 +209,8 @@ pub(crate) async fn serve(
     }
 
     if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
-        registry.register_collector(Box::new(crate::metrics::CacheCollector(resolver)));
-        registry.register_collector(Box::new(crate::metrics::JiraCollector(jira)));
+        registry.register_collector(Box::new(crate::metrics::CacheCollector(live.clone())));
+        registry.register_collector(Box::new(crate::metrics::JiraCollector(live.clone())));
         let what = || format!("metrics TCP {}", settings.address);
         let (listener, bound) = crate::metrics::bind(settings.address)
             .await
@@ -219,6 +226,23 @@ pub(crate) async fn serve(
         ));
     }
 
+    // Before SERVING: SIGHUP's default action ends the process, and from now on an
+    // operator may send it.
+    spawn_reload_on_hangup(reloader.clone(), stop_rx.clone());
+    if source.watch {
+        match source.path.clone() {
+            Some(path) => {
+                tokio::spawn(crate::reload::watch_config(
+                    reloader.clone(),
+                    path,
+                    stop_rx.clone(),
+                ));
+            }
+            None => tracing::warn!(
+                "--watch-config does nothing without --config: the embedded config cannot change"
+            ),
+        }
+    }
     set_health(&health, ServingStatus::Serving).await;
     tracing::info!(
         config = %config.source,
@@ -248,12 +272,10 @@ pub(crate) async fn serve(
         tracing::warn!("in-flight calls did not finish within the shutdown grace; exiting anyway");
         servers.abort_all();
     }
-    if let Some(access) = &access {
+    if let Some(access) = &live.load().access {
         access.flush().await;
     }
-    for task in [token_watch, limit_upkeep].into_iter().flatten() {
-        let _ = task.await;
-    }
+    reloader.stopped().await;
     for socket in [socket, http_socket].into_iter().flatten() {
         socket.remove();
     }
@@ -308,6 +330,30 @@ fn report_server_end(result: Result<Result<(), tonic::transport::Error>, tokio::
         Ok(Err(err)) => tracing::error!(error = %err, "a listener failed"),
         Err(err) => tracing::error!(error = %err, "a listener task ended abnormally"),
     }
+}
+
+/// Reloads the config on each SIGHUP, until the daemon stops.
+fn spawn_reload_on_hangup(reloader: Arc<Reloader>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP; reload with `vaultbridge reload`");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => None,
+                received = hangup.recv() => received,
+            };
+            if received.is_none() {
+                return;
+            }
+            reloader.reload("SIGHUP").await;
+        }
+    });
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -371,7 +417,9 @@ mod tests {
     #[test]
     fn a_definition_whose_backend_was_not_built_is_named() {
         let config = config("  kv:\n    type: env\n");
-        let err = ServeError::from(Resolver::new(&config, &BTreeMap::new()).unwrap_err());
+        let err = ServeError::from(
+            Resolver::new(&config, &std::collections::BTreeMap::new()).unwrap_err(),
+        );
         assert!(matches!(
             &err,
             ServeError::Resolver(resolver::SetupError::BackendNotBuilt { definition, backend })

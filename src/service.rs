@@ -1,8 +1,9 @@
 //! The `vaultbridge.v1.Secrets` gRPC service.
 
-use crate::access::{Access, Guard, Target};
+use crate::access::{Guard, Target};
 use crate::metrics::{Metrics, ServiceMeter};
 use crate::proto::v1::{self as pb, secrets_server::Secrets};
+use crate::reload::Live;
 use crate::resolver::{CacheOutcome, Change, Definition, Freshness, Resolved, Resolver};
 use crate::status::{RequestError, code_and_message};
 use std::collections::{HashMap, HashSet};
@@ -14,11 +15,10 @@ pub(crate) const MAX_BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SecretsService {
-    resolver: Arc<Resolver>,
+    /// The definitions and access rules being served: each call loads them once.
+    live: Arc<Live>,
     /// Becomes true when the daemon shuts down, to end watch streams.
     stopping: tokio::sync::watch::Receiver<bool>,
-    /// The `clients` rules and audit trail, when configured.
-    access: Option<Arc<Access>>,
     meter: ServiceMeter,
 }
 
@@ -39,15 +39,10 @@ mod rpc {
 }
 
 impl SecretsService {
-    pub(crate) fn new(
-        resolver: Arc<Resolver>,
-        stopping: tokio::sync::watch::Receiver<bool>,
-        access: Option<Arc<Access>>,
-    ) -> Self {
+    pub(crate) fn new(live: Arc<Live>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
         Self {
-            resolver,
+            live,
             stopping,
-            access,
             meter: ServiceMeter::default(),
         }
     }
@@ -56,10 +51,6 @@ impl SecretsService {
     pub(crate) fn metered(mut self, metrics: &Metrics) -> Self {
         self.meter = metrics.service(crate::server::SECRETS_SERVICE, &rpc::METHODS);
         self
-    }
-
-    fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
-        Guard::of(self.access.as_ref(), request, rpc)
     }
 }
 
@@ -130,7 +121,10 @@ fn event(
 
 /// What one watch stream holds between events.
 struct Watching {
+    /// The resolver of the config being served; replaced when a reload is applied.
     resolver: Arc<Resolver>,
+    live: Arc<Live>,
+    generations: tokio::sync::watch::Receiver<u64>,
     definitions: Vec<Arc<Definition>>,
     names: HashSet<Arc<str>>,
     changes: tokio::sync::broadcast::Receiver<Change>,
@@ -146,19 +140,25 @@ impl Watching {
             if let Some(event) = self.pending.pop_front() {
                 return Some((Ok(event), self));
             }
+            if self.definitions.is_empty() {
+                return None;
+            }
             enum Woke {
                 Stopping,
                 Tick,
+                Reloaded,
                 Change(Result<Change, RecvError>),
             }
             let woke = tokio::select! {
                 _ = self.stopping.wait_for(|stop| *stop) => Woke::Stopping,
+                Ok(()) = self.generations.changed() => Woke::Reloaded,
                 _ = self.tick.tick() => Woke::Tick,
                 change = self.changes.recv() => Woke::Change(change),
             };
             match woke {
                 Woke::Stopping | Woke::Change(Err(RecvError::Closed)) => return None,
                 Woke::Tick => self.resolver.keep_fresh(&self.definitions).await,
+                Woke::Reloaded => self.follow_reload(),
                 Woke::Change(Ok(change)) => {
                     if self.names.contains(&change.name) {
                         let changed = event(
@@ -186,20 +186,46 @@ impl Watching {
     }
 }
 
+impl Watching {
+    /// Moves the watch to the reloaded config: a definition changed there is watched as
+    /// it is now defined (the cache's change events say when its value differs), and
+    /// one removed gets an `ERROR` event and is watched no more. The stream ends when
+    /// none is left.
+    fn follow_reload(&mut self) {
+        let runtime = self.live.load();
+        self.resolver = runtime.resolver.clone();
+        let mut watched = Vec::with_capacity(self.definitions.len());
+        for definition in std::mem::take(&mut self.definitions) {
+            match self.resolver.definition(&definition.name) {
+                Ok(current) => watched.push(current.clone()),
+                Err(err) => {
+                    self.names.remove(&definition.name);
+                    self.pending.push_back(pb::WatchEvent {
+                        message: code_and_message(&err).1,
+                        ..event(&definition.name, pb::WatchEventKind::Error, None, None)
+                    });
+                }
+            }
+        }
+        self.definitions = watched;
+    }
+}
+
 /// The calls themselves; the trait's methods count them (see [`crate::metrics`]).
 impl SecretsService {
     async fn resolve_call(
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
-        let guard = self.guard(&request, "Resolve")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "Resolve")?;
         let request = request.into_inner();
         let freshness = freshness(&request)?;
         let name = request.name;
         if let Some(guard) = &guard {
             guard.check("Resolve", Target::Definition(&name))?;
         }
-        let result = self.resolver.resolve_with(&name, freshness).await;
+        let result = runtime.resolver.resolve_with(&name, freshness).await;
         if let Some(guard) = &guard {
             guard.resolved("Resolve", &name, &result);
         }
@@ -213,7 +239,8 @@ impl SecretsService {
         &self,
         request: Request<pb::ResolveBatchRequest>,
     ) -> Result<Response<pb::ResolveBatchResponse>, Status> {
-        let guard = self.guard(&request, "ResolveBatch")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "ResolveBatch")?;
         let request = request.into_inner();
         let requests: Vec<(String, Freshness)> =
             match (request.names.is_empty(), request.items.is_empty()) {
@@ -243,7 +270,7 @@ impl SecretsService {
             .collect();
         // Duplicate names coalesce in the resolver's single-flight.
         let resolved = if allowed.iter().all(|allowed| *allowed) {
-            self.resolver.resolve_many(&requests).await
+            runtime.resolver.resolve_many(&requests).await
         } else {
             let permitted: Vec<(String, Freshness)> = requests
                 .iter()
@@ -251,7 +278,7 @@ impl SecretsService {
                 .filter(|(_, allowed)| **allowed)
                 .map(|(request, _)| request.clone())
                 .collect();
-            self.resolver.resolve_many(&permitted).await
+            runtime.resolver.resolve_many(&permitted).await
         };
         let mut resolved = resolved.into_iter();
         let error = |code: tonic::Code, message: String| {
@@ -302,8 +329,9 @@ impl SecretsService {
         &self,
         request: Request<pb::ListDefinitionsRequest>,
     ) -> Result<Response<pb::ListDefinitionsResponse>, Status> {
-        let guard = self.guard(&request, "ListDefinitions")?;
-        let definitions = self
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "ListDefinitions")?;
+        let definitions = runtime
             .resolver
             .definitions()
             .iter()
@@ -334,13 +362,14 @@ impl SecretsService {
         &self,
         request: Request<pb::InvalidateRequest>,
     ) -> Result<Response<pb::InvalidateResponse>, Status> {
-        let guard = self.guard(&request, "Invalidate")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "Invalidate")?;
         match request.into_inner().target {
             Some(pb::invalidate_request::Target::Name(name)) => {
                 if let Some(guard) = &guard {
                     guard.check("Invalidate", Target::Definition(&name))?;
                 }
-                self.resolver.invalidate(&name).await?;
+                runtime.resolver.invalidate(&name).await?;
                 if let Some(guard) = &guard {
                     guard.record(
                         "Invalidate",
@@ -354,16 +383,16 @@ impl SecretsService {
             Some(pb::invalidate_request::Target::All(true)) => match &guard {
                 // A caller limited to some definitions drops only those.
                 Some(guard) if !guard.reads_everything() => {
-                    for definition in self.resolver.definitions() {
+                    for definition in runtime.resolver.definitions() {
                         if guard.may_read(&definition.name) {
-                            self.resolver.invalidate(&definition.name).await?;
+                            runtime.resolver.invalidate(&definition.name).await?;
                         }
                     }
                     guard.record("Invalidate", Target::AllDefinitions, tonic::Code::Ok, None);
                     tracing::info!("the caller's cache entries invalidated");
                 }
                 _ => {
-                    self.resolver.invalidate_all();
+                    runtime.resolver.invalidate_all();
                     if let Some(guard) = &guard {
                         guard.record("Invalidate", Target::AllDefinitions, tonic::Code::Ok, None);
                     }
@@ -382,7 +411,8 @@ impl SecretsService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let guard = self.guard(&request, "Watch")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "Watch")?;
         let names = request.into_inner().names;
         if let Some(guard) = &guard {
             for name in &names {
@@ -401,18 +431,22 @@ impl SecretsService {
         }
         let mut definitions: Vec<Arc<Definition>> = Vec::with_capacity(names.len());
         for name in &names {
-            let definition = self.resolver.definition(name)?;
+            let definition = runtime.resolver.definition(name)?;
             if !definitions.iter().any(|seen| seen.name == definition.name) {
                 definitions.push(definition.clone());
             }
         }
         // Subscribe before the first reads, so no change falls between the two.
-        let changes = self.resolver.subscribe();
+        let changes = runtime.resolver.subscribe();
+        // Seen as changed: a reload between this call's load of the runtime and now
+        // must not go unnoticed, and following one that did not happen costs a lookup.
+        let mut generations = self.live.subscribe();
+        generations.mark_changed();
         let requests: Vec<(String, Freshness)> = definitions
             .iter()
             .map(|definition| (definition.name.to_string(), Freshness::default()))
             .collect();
-        let current = self.resolver.resolve_many(&requests).await;
+        let current = runtime.resolver.resolve_many(&requests).await;
         let pending = definitions
             .iter()
             .zip(current)
@@ -432,7 +466,9 @@ impl SecretsService {
         let mut tick = tokio::time::interval(WATCH_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let watching = Watching {
-            resolver: self.resolver.clone(),
+            resolver: runtime.resolver.clone(),
+            live: self.live.clone(),
+            generations,
             names: definitions.iter().map(|d| d.name.clone()).collect(),
             definitions,
             changes,
@@ -547,11 +583,19 @@ mod tests {
             })
         });
         let (_stop, stopping) = tokio::sync::watch::channel(false);
-        let service = SecretsService::new(
-            Arc::new(Resolver::from_definitions(definitions, 10)),
-            stopping,
-            None,
+        let resolver = Arc::new(Resolver::from_definitions(definitions, 10));
+        let jira = crate::jira::JiraService::new(
+            std::collections::BTreeMap::new(),
+            Duration::ZERO,
+            1,
+            resolver.clone(),
         );
+        let live = Live::new(crate::reload::Runtime {
+            resolver,
+            jira: Arc::new(jira),
+            access: None,
+        });
+        let service = SecretsService::new(live, stopping);
         let request = Request::new(pb::ResolveBatchRequest {
             names: vec!["a".into(), "b".into(), "c".into()],
             ..Default::default()

@@ -5,6 +5,7 @@
 //! logged and answered without internals.
 
 use crate::access::AccessError;
+use crate::admin::AdminError;
 use crate::http::HttpRequestError;
 use crate::jira::JiraError;
 use crate::resolver::ResolveError;
@@ -94,6 +95,13 @@ impl From<AccessError> for Status {
             AccessError::Denied { .. } => Status::permission_denied(err.to_string()),
             AccessError::RateLimited { .. } => Status::resource_exhausted(err.to_string()),
         }
+    }
+}
+
+/// Every refusal of an admin call is the caller's lack of standing.
+impl From<AdminError> for Status {
+    fn from(err: AdminError) -> Self {
+        Status::permission_denied(err.to_string())
     }
 }
 

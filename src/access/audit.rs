@@ -54,9 +54,24 @@ impl Target<'_> {
     }
 }
 
-#[derive(Debug)]
+/// Clones share one writer: a reload that keeps the audit settings keeps writing
+/// through it. The writer ends when the last clone is dropped.
+#[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
     shared: Arc<Shared>,
+    _writer: Arc<WriterHandle>,
+}
+
+/// Dropped with the last clone of the log: tells the writer to write what is left
+/// and end.
+#[derive(Debug)]
+struct WriterHandle(Arc<Shared>);
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.wake.notify_one();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +120,10 @@ impl AuditLog {
                 path: "(writer thread)".into(),
                 source,
             })?;
-        Ok(Some(Self { shared }))
+        Ok(Some(Self {
+            _writer: Arc::new(WriterHandle(shared.clone())),
+            shared,
+        }))
     }
 
     pub(super) fn record<'c>(
@@ -141,14 +159,6 @@ impl AuditLog {
         self.shared.lock().flushes.push(done);
         self.shared.wake.notify_one();
         let _ = wait.await;
-    }
-}
-
-impl Drop for AuditLog {
-    /// The writer writes what is left, then ends.
-    fn drop(&mut self) {
-        self.shared.lock().closed = true;
-        self.shared.wake.notify_one();
     }
 }
 
@@ -373,10 +383,14 @@ fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// One of the daemon's own words (an RPC, a code's name, a cache outcome): plain ASCII
-/// letters and `_`, which JSON takes as they are.
+/// One of the daemon's own words (an RPC such as `Resolve` or `http.GetSecret`, a
+/// code's name, a cache outcome): printable ASCII without `"` or `\`, which JSON takes
+/// as it is.
 fn known(out: &mut Vec<u8>, word: &'static str) {
-    debug_assert!(word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    debug_assert!(
+        word.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    );
     out.push(b'"');
     out.extend_from_slice(word.as_bytes());
     out.push(b'"');

@@ -224,6 +224,16 @@ impl Access {
         config: &ClientsConfig,
         vars: &dyn Vars,
     ) -> Result<Option<Arc<Self>>, SetupError> {
+        Self::with_audit(config, vars, AuditLog::start(&config.audit)?)
+    }
+
+    /// [`Access::new`] writing its audit trail through `audit`, an existing writer or
+    /// one just started for `config.audit`.
+    pub(crate) fn with_audit(
+        config: &ClientsConfig,
+        vars: &dyn Vars,
+        audit: Option<AuditLog>,
+    ) -> Result<Option<Arc<Self>>, SetupError> {
         let limits = limits::RateLimits::new(
             config.rate_limit,
             config
@@ -233,7 +243,6 @@ impl Access {
                 .enumerate()
                 .filter_map(|(index, client)| client.rate_limit.map(|limit| (index, limit))),
         );
-        let audit = AuditLog::start(&config.audit)?;
         if config.clients.is_none() && audit.is_none() && limits.is_empty() {
             return Ok(None);
         }
@@ -438,6 +447,11 @@ impl Access {
                 None,
             );
         }
+    }
+
+    /// The audit trail's writer, to share with the access rules of a reloaded config.
+    pub(crate) fn audit(&self) -> Option<AuditLog> {
+        self.audit.clone()
     }
 
     /// Writes out every audit line recorded so far.

@@ -62,14 +62,40 @@ pub(crate) enum SetupError {
 pub(super) struct Compat {
     /// Only the digest is kept, compared in constant time.
     token: [u8; 32],
-    /// The definitions of `aws_secrets_manager` backends that serve a whole secret.
+    /// The definitions the agent's routes may answer for, made for the resolver of the
+    /// config being served and made anew after a reload swaps it.
+    index: std::sync::Mutex<(Arc<Resolver>, Arc<AgentIndex>)>,
+}
+
+/// The definitions of `aws_secrets_manager` backends, as the agent's routes find them.
+#[derive(Debug)]
+struct AgentIndex {
+    /// Those that serve a whole secret.
     definitions: Vec<Arc<Definition>>,
-    /// Every definition of such a backend, for a `secretId` that names one.
+    /// Every one, for a `secretId` that names one.
     by_name: Vec<Arc<Definition>>,
 }
 
+impl AgentIndex {
+    fn of(resolver: &Resolver) -> Self {
+        let by_name: Vec<Arc<Definition>> = resolver
+            .definitions()
+            .into_iter()
+            .filter(|definition| definition.backend.kind() == BACKEND_KIND)
+            .collect();
+        Self {
+            definitions: by_name
+                .iter()
+                .filter(|definition| definition.secret.key.is_none())
+                .cloned()
+                .collect(),
+            by_name,
+        }
+    }
+}
+
 impl Compat {
-    pub(super) fn new(resolver: &Resolver, vars: &dyn Vars) -> Result<Self, SetupError> {
+    pub(super) fn new(resolver: &Arc<Resolver>, vars: &dyn Vars) -> Result<Self, SetupError> {
         let (variable, value) = TOKEN_VARIABLES
             .iter()
             .find_map(|name| vars.var(name).map(|value| (*name, Zeroizing::new(value))))
@@ -90,25 +116,28 @@ impl Compat {
         if token.is_empty() {
             return Err(SetupError::EmptyToken { variable });
         }
-        let by_name: Vec<Arc<Definition>> = resolver
-            .definitions()
-            .into_iter()
-            .filter(|definition| definition.backend.kind() == BACKEND_KIND)
-            .collect();
+        let index = AgentIndex::of(resolver);
         tracing::info!(
             token_from = variable,
-            definitions = by_name.len(),
+            definitions = index.by_name.len(),
             "AWS agent compatibility on"
         );
         Ok(Self {
             token: Sha256::digest(token.as_bytes()).into(),
-            definitions: by_name
-                .iter()
-                .filter(|definition| definition.secret.key.is_none())
-                .cloned()
-                .collect(),
-            by_name,
+            index: std::sync::Mutex::new((resolver.clone(), Arc::new(index))),
         })
+    }
+
+    /// The index for `resolver`, made anew when a reload brought another one.
+    fn index(&self, resolver: &Arc<Resolver>) -> Arc<AgentIndex> {
+        let mut slot = self
+            .index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !Arc::ptr_eq(&slot.0, resolver) {
+            *slot = (resolver.clone(), Arc::new(AgentIndex::of(resolver)));
+        }
+        slot.1.clone()
     }
 
     /// The agent's checks, in its order: no forwarding, then the token.
@@ -126,7 +155,9 @@ impl Compat {
             .and_then(|value| value.to_str().ok().map(str::to_owned))
             .ok_or(HttpRequestError::AgentToken)
     }
+}
 
+impl AgentIndex {
     /// The definition that answers `query`: one named `secretId`, else one of the
     /// secret serving the version asked for, else one serving its current version
     /// (which [`served`] checks once resolved).
@@ -224,12 +255,14 @@ pub(super) async fn get_secret_value(
     };
     let token = compat.check(headers)?;
     let rpc = rpc::AUDIT_AWS_GET_SECRET;
-    let guard = routes::guard(face, peer, headers, Some(&token), rpc)?;
+    let runtime = face.live.load();
+    let guard = routes::guard(&runtime, peer, headers, Some(&token), rpc)?;
     let path_id = path_id
         .map(|id| query::decode(id, false, "path"))
         .transpose()?;
     let query = query::agent(path_id, query_text)?;
-    let definition = compat.select(&query)?;
+    let index = compat.index(&runtime.resolver);
+    let definition = index.select(&query)?;
     if let Some(guard) = &guard {
         guard.check(rpc, Target::Definition(&definition.name))?;
     }
@@ -237,7 +270,7 @@ pub(super) async fn get_secret_value(
         max_age: None,
         refresh: query.refresh_now,
     };
-    let result = face
+    let result = runtime
         .resolver
         .resolve_with(&definition.name, freshness)
         .await;
@@ -357,8 +390,8 @@ mod tests {
         }
     }
 
-    fn resolver() -> Resolver {
-        Resolver::from_definitions([], 10)
+    fn resolver() -> Arc<Resolver> {
+        Arc::new(Resolver::from_definitions([], 10))
     }
 
     #[test]

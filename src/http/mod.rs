@@ -17,11 +17,10 @@ mod routes;
 
 pub(crate) use aws::SetupError;
 
-use crate::access::Access;
 use crate::config::{HttpConfig, Vars};
 use crate::listen::{self, ListenError, UnixSocket};
 use crate::metrics::{Metrics, ServiceMeter};
-use crate::resolver::Resolver;
+use crate::reload::Live;
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
@@ -75,8 +74,8 @@ pub(crate) enum HttpRequestError {
 /// What the HTTP handlers share, one per daemon.
 #[derive(Debug)]
 pub(crate) struct Face {
-    resolver: Arc<Resolver>,
-    access: Option<Arc<Access>>,
+    /// The definitions, backends and rules being served; swapped by a reload.
+    live: Arc<Live>,
     meter: ServiceMeter,
     stopping: watch::Receiver<bool>,
     /// The agent's routes, when `aws_agent_compat` is on.
@@ -99,13 +98,13 @@ mod rpc {
 
 impl Face {
     pub(crate) fn new(
-        resolver: Arc<Resolver>,
-        access: Option<Arc<Access>>,
+        live: Arc<Live>,
         config: &HttpConfig,
         metrics: Option<&Metrics>,
         stopping: watch::Receiver<bool>,
         vars: &dyn Vars,
     ) -> Result<Self, SetupError> {
+        let resolver = live.load().resolver.clone();
         let aws = if config.aws_agent_compat {
             Some(aws::Compat::new(&resolver, vars)?)
         } else {
@@ -124,8 +123,7 @@ impl Face {
             meter: metrics
                 .map(|metrics| metrics.service(rpc::SERVICE, &rpc::METHODS))
                 .unwrap_or_default(),
-            resolver,
-            access,
+            live,
             stopping,
             aws,
         })

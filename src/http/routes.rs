@@ -3,6 +3,7 @@
 
 use super::{ConnPeer, Face, HttpRequestError, query, rpc};
 use crate::access::{Guard, Peer, Target};
+use crate::reload::Runtime;
 use crate::resolver::{CacheOutcome, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::Bytes;
@@ -119,7 +120,7 @@ pub(super) async fn answer(
 /// `agent_token`: the AWS agent's token, which over TCP identifies a client that lists
 /// it among its tokens when no `Authorization` header is sent.
 pub(super) fn guard(
-    face: &Face,
+    runtime: &Runtime,
     peer: ConnPeer,
     headers: &HeaderMap,
     agent_token: Option<&str>,
@@ -139,7 +140,7 @@ pub(super) fn guard(
         },
         address: peer.address,
     };
-    Guard::of_peer(face.access.as_ref(), &peer, rpc)
+    Guard::of_peer(runtime.access.as_ref(), &peer, rpc)
 }
 
 /// `GET /v1/secrets/{name}`: the value as the body, what is known about it in headers.
@@ -150,13 +151,16 @@ async fn get_secret(
     name: &str,
     query: Option<&str>,
 ) -> Result<Response<Body>, Status> {
-    let guard = guard(face, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
+    // One runtime for the whole request: a reload meanwhile does not change the rules
+    // it is checked under or the resolver that answers it.
+    let runtime = face.live.load();
+    let guard = guard(&runtime, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
     let name = query::decode(name, false, "path")?;
     let freshness = query::freshness(query)?;
     if let Some(guard) = &guard {
         guard.check(rpc::AUDIT_GET_SECRET, Target::Definition(&name))?;
     }
-    let result = face.resolver.resolve_with(&name, freshness).await;
+    let result = runtime.resolver.resolve_with(&name, freshness).await;
     if let Some(guard) = &guard {
         guard.resolved(rpc::AUDIT_GET_SECRET, &name, &result);
     }

@@ -96,6 +96,32 @@ impl JiraService {
         }
     }
 
+    /// The service of a reloaded config. Connections whose settings did not change
+    /// keep their status (it moves over from this service, which only calls in flight
+    /// still use), and watchers of connection changes keep their subscription.
+    pub(crate) fn succeed(
+        &self,
+        connections: BTreeMap<String, ConnectionConfig>,
+        expiry_warning: Duration,
+        failure_threshold: u32,
+        resolver: Arc<Resolver>,
+    ) -> Self {
+        let next = Self {
+            changes: self.changes.clone(),
+            ..Self::new(connections, expiry_warning, failure_threshold, resolver)
+        };
+        let mut previous = self.states();
+        let carried: HashMap<String, TrackedState> = next
+            .connections
+            .iter()
+            .filter(|(name, connection)| self.connections.get(*name) == Some(connection))
+            .filter_map(|(name, _)| previous.remove(name).map(|state| (name.clone(), state)))
+            .collect();
+        drop(previous);
+        *next.states() = carried;
+        next
+    }
+
     /// The HTTP client for a connection's network settings. reqwest reads the proxy
     /// variables when a client is built, so they are those of the daemon's start.
     fn http(&self, name: &str, network: &Network) -> Result<reqwest::Client, JiraError> {

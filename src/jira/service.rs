@@ -1,22 +1,22 @@
 //! The `vaultbridge.v1.Jira` gRPC service.
 
 use super::config::{Deployment, EmailSource};
-use super::connections::{JiraService, StateSnapshot};
+use super::connections::StateSnapshot;
 use super::credentials::{Credentials, Scheme};
 use super::verify::ConnectionStatus;
-use crate::access::{Access, Guard, Target};
+use crate::access::{Guard, Target};
 use crate::metrics::{Metrics, ServiceMeter};
 use crate::proto::v1::{self as pb, jira_server::Jira};
+use crate::reload::Live;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Clone)]
 pub(crate) struct JiraGrpc {
-    jira: Arc<JiraService>,
+    /// The connections and access rules being served: each call loads them once.
+    live: Arc<Live>,
     /// Becomes true when the daemon shuts down, to end watch streams.
     stopping: tokio::sync::watch::Receiver<bool>,
-    /// The `clients` rules and audit trail, when configured.
-    access: Option<Arc<Access>>,
     meter: ServiceMeter,
 }
 
@@ -38,15 +38,10 @@ mod rpc {
 }
 
 impl JiraGrpc {
-    pub(crate) fn new(
-        jira: Arc<JiraService>,
-        stopping: tokio::sync::watch::Receiver<bool>,
-        access: Option<Arc<Access>>,
-    ) -> Self {
+    pub(crate) fn new(live: Arc<Live>, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
         Self {
-            jira,
+            live,
             stopping,
-            access,
             meter: ServiceMeter::default(),
         }
     }
@@ -55,10 +50,6 @@ impl JiraGrpc {
     pub(crate) fn metered(mut self, metrics: &Metrics) -> Self {
         self.meter = metrics.service(rpc::SERVICE, &rpc::METHODS);
         self
-    }
-
-    fn guard<T>(&self, request: &Request<T>, rpc: &'static str) -> Result<Option<Guard>, Status> {
-        Guard::of(self.access.as_ref(), request, rpc)
     }
 }
 
@@ -152,10 +143,11 @@ impl JiraGrpc {
         request: Request<pb::WatchConnectionsRequest>,
     ) -> Result<Response<EventStream>, Status> {
         use futures_util::StreamExt;
-        let guard = self.guard(&request, "WatchConnections")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "WatchConnections")?;
         // Subscribe before the snapshot, so no change falls between the two.
-        let changes = tokio_stream::wrappers::BroadcastStream::new(self.jira.subscribe());
-        let snapshot: Vec<Result<pb::ConnectionEvent, Status>> = self
+        let changes = tokio_stream::wrappers::BroadcastStream::new(runtime.jira.subscribe());
+        let snapshot: Vec<Result<pb::ConnectionEvent, Status>> = runtime
             .jira
             .connections()
             .keys()
@@ -163,7 +155,7 @@ impl JiraGrpc {
             .map(|name| {
                 Ok(pb::ConnectionEvent {
                     connection: name.clone(),
-                    state: Some(state_to_proto(&self.jira.state(name))),
+                    state: Some(state_to_proto(&runtime.jira.state(name))),
                 })
             })
             .collect();
@@ -195,10 +187,11 @@ impl JiraGrpc {
         &self,
         request: Request<pb::GetCredentialsRequest>,
     ) -> Result<Response<pb::GetCredentialsResponse>, Status> {
-        let guard = self.guard(&request, "GetCredentials")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "GetCredentials")?;
         let name = &request.get_ref().connection;
         let credentials = guarded(guard.as_ref(), "GetCredentials", name, async {
-            Ok(self.jira.credentials(name, today()).await?)
+            Ok(runtime.jira.credentials(name, today()).await?)
         })
         .await?;
         Ok(Response::new(credentials_to_proto(&credentials)))
@@ -208,8 +201,9 @@ impl JiraGrpc {
         &self,
         request: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
-        let guard = self.guard(&request, "ListConnections")?;
-        let connections = self
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "ListConnections")?;
+        let connections = runtime
             .jira
             .connections()
             .iter()
@@ -225,7 +219,7 @@ impl JiraGrpc {
                     Some(EmailSource::Definition(definition)) => definition.clone(),
                     _ => String::new(),
                 },
-                state: Some(state_to_proto(&self.jira.state(name))),
+                state: Some(state_to_proto(&runtime.jira.state(name))),
             })
             .collect();
         Ok(Response::new(pb::ListConnectionsResponse { connections }))
@@ -235,10 +229,11 @@ impl JiraGrpc {
         &self,
         request: Request<pb::VerifyConnectionRequest>,
     ) -> Result<Response<pb::VerifyConnectionResponse>, Status> {
-        let guard = self.guard(&request, "VerifyConnection")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "VerifyConnection")?;
         let name = request.into_inner().connection;
         let state = guarded(guard.as_ref(), "VerifyConnection", &name, async {
-            Ok(self.jira.verify_connection(&name, today()).await?)
+            Ok(runtime.jira.verify_connection(&name, today()).await?)
         })
         .await?;
         Ok(Response::new(pb::VerifyConnectionResponse {
@@ -251,10 +246,11 @@ impl JiraGrpc {
         &self,
         request: Request<pb::ReportAuthFailureRequest>,
     ) -> Result<Response<pb::ReportAuthFailureResponse>, Status> {
-        let guard = self.guard(&request, "ReportAuthFailure")?;
+        let runtime = self.live.load();
+        let guard = Guard::of(runtime.access.as_ref(), &request, "ReportAuthFailure")?;
         let name = request.into_inner().connection;
         let outcome = guarded(guard.as_ref(), "ReportAuthFailure", &name, async {
-            Ok(self.jira.report_auth_failure(&name, today()).await?)
+            Ok(runtime.jira.report_auth_failure(&name, today()).await?)
         })
         .await?;
         Ok(Response::new(pb::ReportAuthFailureResponse {

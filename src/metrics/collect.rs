@@ -1,9 +1,8 @@
 //! Figures read when Prometheus scrapes, not kept up to date on every request: the
 //! cache's size and the Jira connections' state.
 
-use crate::jira::JiraService;
 use crate::jira::verify::ConnectionStatus;
-use crate::resolver::Resolver;
+use crate::reload::Live;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -13,12 +12,13 @@ use std::sync::Arc;
 
 /// How many values are cached and their size, counted at each scrape (a walk over the
 /// cache: a few milliseconds for 100,000 entries, paid by the scraper, not by callers).
+/// The cache of the config being served: a reload starts a new one.
 #[derive(Debug)]
-pub(crate) struct CacheCollector(pub Arc<Resolver>);
+pub(crate) struct CacheCollector(pub Arc<Live>);
 
 impl Collector for CacheCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let (entries, bytes) = self.0.cache_usage();
+        let (entries, bytes) = self.0.load().resolver.cache_usage();
         let entries = ConstGauge::new(i64::try_from(entries).unwrap_or(i64::MAX));
         entries.encode(encoder.encode_descriptor(
             "cache_entries",
@@ -51,11 +51,13 @@ const STATUSES: [(ConnectionStatus, &str); 5] = [
 /// Each configured Jira connection's status and the days left until its token's
 /// recorded expiry.
 #[derive(Debug)]
-pub(crate) struct JiraCollector(pub Arc<JiraService>);
+pub(crate) struct JiraCollector(pub Arc<Live>);
 
 impl Collector for JiraCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let connections = self.0.connections();
+        let runtime = self.0.load();
+        let jira = &runtime.jira;
+        let connections = jira.connections();
         if connections.is_empty() {
             return Ok(());
         }
@@ -67,7 +69,7 @@ impl Collector for JiraCollector {
                 MetricType::Gauge,
             )?;
             for name in connections.keys() {
-                let status = self.0.state(name).status;
+                let status = jira.state(name).status;
                 for (each, label) in STATUSES {
                     let set = [("connection", name.as_str()), ("state", label)];
                     ConstGauge::new(i64::from(each == status))

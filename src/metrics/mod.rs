@@ -54,6 +54,7 @@ struct Families {
     backend_in_flight: Family<Labels, Gauge>,
     breaker_state: Family<Labels, Gauge>,
     breaker_rejections: Family<Labels, Counter>,
+    reloads: Family<Labels, Counter>,
     /// Shared by every definition when `per_definition` is off.
     all_definitions: OnceLock<DefinitionMeter>,
 }
@@ -64,7 +65,7 @@ pub(crate) struct Metrics {
     families: Arc<Families>,
 }
 
-/// The families config reloads will count; reload is not built yet, so both stay 0.
+/// How a config reload ended: applied, or rejected (the previous config kept).
 const RELOAD_OUTCOMES: [&str; 2] = ["success", "failure"];
 
 impl Metrics {
@@ -83,6 +84,7 @@ impl Metrics {
             backend_in_flight: Family::default(),
             breaker_state: Family::default(),
             breaker_rejections: Family::default(),
+            reloads: Family::default(),
             all_definitions: OnceLock::new(),
         };
         let build_info: Family<Labels, Gauge> = Family::default();
@@ -150,14 +152,17 @@ impl Metrics {
             "Calls not made because the backend's circuit breaker was open",
             families.breaker_rejections.clone(),
         );
-        let reloads: Family<Labels, Counter> = Family::default();
         for outcome in RELOAD_OUTCOMES {
-            drop(reloads.get_or_create(&labels(&[("outcome", outcome)])));
+            drop(
+                families
+                    .reloads
+                    .get_or_create(&labels(&[("outcome", outcome)])),
+            );
         }
         registry.register(
             "config_reloads",
-            "Config reloads, by outcome (reloading is not built yet: always 0)",
-            reloads,
+            "Config reloads, by outcome: success (applied), failure (rejected; the previous config is still served)",
+            families.reloads.clone(),
         );
         (
             Self {
@@ -208,6 +213,16 @@ impl Metrics {
         } else {
             families.all_definitions.get_or_init(|| make(&[])).clone()
         }
+    }
+
+    /// The reload counters.
+    pub(crate) fn reloads(&self) -> ReloadMeter {
+        let [success, failure] = RELOAD_OUTCOMES.map(|outcome| {
+            self.families
+                .reloads
+                .get_or_create_owned(&labels(&[("outcome", outcome)]))
+        });
+        ReloadMeter(Some(Arc::new((success, failure))))
     }
 
     /// A backend's handles, made once per backend at start-up.
@@ -337,6 +352,24 @@ struct ResolveCounters {
     stale: Counter,
     negative: Counter,
     refresh_ahead: Counter,
+}
+
+/// Config reloads applied and rejected; `None` when metrics are off.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReloadMeter(Option<Arc<(Counter, Counter)>>);
+
+impl ReloadMeter {
+    pub(crate) fn success(&self) {
+        if let Some(counters) = &self.0 {
+            counters.0.inc();
+        }
+    }
+
+    pub(crate) fn failure(&self) {
+        if let Some(counters) = &self.0 {
+            counters.1.inc();
+        }
+    }
 }
 
 /// A definition's resolve counters; `None` when metrics are off.

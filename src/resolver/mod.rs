@@ -16,14 +16,15 @@
 //!   for `negative_ttl`.
 
 mod entry;
+mod reload;
 mod state;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::names::{self, NameError};
-use crate::protect::Protected;
 use entry::NameHasher;
 pub(crate) use entry::{CachedSecret, Definition};
+pub(crate) use reload::Generation;
 pub(crate) use state::Change;
 use state::State;
 use std::collections::{BTreeMap, HashMap};
@@ -125,23 +126,19 @@ impl Resolver {
         let named: BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> = backends
             .iter()
             .map(|(name, backend)| {
-                let shared_name: Arc<str> = Arc::from(name.as_str());
-                let protection = config
-                    .backends
-                    .get(name)
-                    .map_or(config.cache.protection, |backend| {
-                        backend.protection.over(config.cache.protection)
-                    });
-                let meter = metrics
-                    .map(|metrics| metrics.backend(name))
-                    .unwrap_or_default();
-                let protected: Arc<dyn Backend> = Arc::new(
-                    Protected::new(shared_name.clone(), Arc::clone(backend), protection)
-                        .metered(meter),
-                );
+                let (shared_name, protected) = reload::protect(config, name, backend, metrics);
                 (name.as_str(), (shared_name, protected))
             })
             .collect();
+        Self::bind(config, &named, metrics)
+    }
+
+    /// Binds every definition of `config` to its protected backend in `named`.
+    fn bind(
+        config: &Config,
+        named: &BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)>,
+        metrics: Option<&Metrics>,
+    ) -> Result<Self, SetupError> {
         let mut definitions = Vec::with_capacity(config.definitions.len());
         for (name, definition) in &config.definitions {
             let (backend_name, backend) =

@@ -128,6 +128,38 @@ impl State {
         }
     }
 
+    /// The state of a reloaded config: the cached values of the definitions `keeps`
+    /// names carried over; the fingerprints of those that `exists` names, so that a
+    /// changed definition's first read tells watchers whether its value changed; the
+    /// change channel watchers listen on; and the settle count, which the carried
+    /// values were stamped with. Calls in flight settle here, in the state they
+    /// started in, so a changed definition never receives its old secret's value.
+    pub(super) async fn successor(
+        &self,
+        max_entries: u64,
+        keeps: impl Fn(&str) -> bool,
+        exists: impl Fn(&str) -> bool,
+    ) -> Self {
+        let next = Self {
+            refresh_jitter: self.refresh_jitter,
+            jitter: self.jitter.clone(),
+            changes: self.changes.clone(),
+            settled: AtomicU64::new(self.settled()),
+            ..Self::new(max_entries)
+        };
+        for (name, secret) in &self.cache {
+            if keeps(&name) {
+                next.cache.insert(Arc::clone(&*name), secret).await;
+            }
+        }
+        *lock(&next.fingerprints) = lock(&self.fingerprints)
+            .iter()
+            .filter(|(name, _)| exists(name))
+            .map(|(name, fingerprint)| (name.clone(), *fingerprint))
+            .collect();
+        next
+    }
+
     /// Read before a cache lookup; see the field.
     pub(super) fn settled(&self) -> u64 {
         self.settled.load(Ordering::SeqCst)

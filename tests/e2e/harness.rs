@@ -37,6 +37,8 @@ pub(crate) struct Setup {
     pub custom_config: Option<String>,
     /// The `local` file backend's `change_check_interval`; `None` leaves the default.
     pub change_check_interval: Option<&'static str>,
+    /// More arguments for `serve` (`--watch-config`).
+    pub serve_args: Vec<String>,
 }
 
 pub(crate) const SECRETS_YAML: &str = r#"jira:
@@ -62,6 +64,7 @@ impl Setup {
             extra_config: String::new(),
             custom_config: None,
             change_check_interval: None,
+            serve_args: Vec::new(),
         }
     }
 
@@ -151,7 +154,12 @@ definitions:
     pub(crate) fn start_with_config(self, config: &str) -> Daemon {
         let path = self.dir.path().join("config.yaml");
         std::fs::write(&path, config).expect("write config");
-        let child = spawn_serve(&self, &path);
+        self.start_at(&path)
+    }
+
+    /// Starts the daemon on the config already at `path` and waits until it is SERVING.
+    pub(crate) fn start_at(self, path: &Path) -> Daemon {
+        let child = spawn_serve(&self, path);
         let mut daemon = Daemon {
             setup: self,
             child: Some(child),
@@ -389,6 +397,7 @@ pub(crate) fn spawn_serve(setup: &Setup, config: &Path) -> Child {
         .arg("serve")
         .arg("--config")
         .arg(config)
+        .args(&setup.serve_args)
         .env_remove("VAULTBRIDGE_CONFIG")
         .env("VAULTBRIDGE_LOG", &setup.log)
         .env("NO_COLOR", "1")

@@ -36,6 +36,7 @@ mod python;
 #[cfg(feature = "azure")]
 mod python_client;
 mod raw_h2;
+mod reload;
 #[cfg(feature = "aws")]
 mod resilience;
 mod socket_safety;
