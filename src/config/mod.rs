@@ -23,7 +23,7 @@ pub(crate) use cache::{CacheConfig, CachePolicy};
 pub(crate) use clients::{
     AuditConfig, AuditSink, ClientConfig, ClientsConfig, RateLimit, TokenSource,
 };
-pub(crate) use definitions::DefinitionConfig;
+pub(crate) use definitions::{DefinitionConfig, FallbackOn};
 pub(crate) use server::{KEEPALIVE_TIMEOUT, Limits as ServerLimits, ServerConfig};
 pub(crate) use tls::TlsConfig;
 pub(crate) use vaultbridge_backend_core::config::{ProcessVars, Vars};
@@ -131,7 +131,7 @@ impl Config {
         let backend_names: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
         let mut definitions = BTreeMap::new();
         for (name, definition) in &raw.definitions {
-            let mut section = checker.section(format!("definitions.{name}"), definition.at().at);
+            let mut section = checker.section(format!("definitions.{name}"), definition.at());
             if let Some(checked) =
                 definitions::check(name, definition, &backend_names, &backends, &mut section)
             {
@@ -249,5 +249,7 @@ mod jira_network_tests;
 mod proptests;
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod sources_tests;
 #[cfg(test)]
 mod tests;
