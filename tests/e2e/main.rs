@@ -36,6 +36,8 @@ mod raw_h2;
 #[cfg(feature = "aws")]
 mod resilience;
 mod socket_safety;
+#[cfg(all(feature = "aws", feature = "azure"))]
+mod sources;
 #[cfg(feature = "aws")]
 mod startup_probe;
 mod tls;
