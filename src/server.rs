@@ -220,6 +220,9 @@ pub(crate) async fn serve(
     for task in [token_watch, limit_upkeep].into_iter().flatten() {
         let _ = task.await;
     }
+    // While the runtime can still wait for them: a plugin vaultbridge started gets
+    // SIGTERM and its grace period here, not a SIGKILL when the runtime is dropped.
+    futures_util::future::join_all(backends.values().map(|backend| backend.shutdown())).await;
     if let Some(socket) = socket {
         socket.remove();
     }

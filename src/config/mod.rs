@@ -246,6 +246,8 @@ mod clients_tests;
 #[cfg(test)]
 mod jira_network_tests;
 #[cfg(test)]
+mod plugin_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod server_tests;
