@@ -613,15 +613,32 @@ pub async fn check(config: Option<PathBuf>, resolve: bool) -> ExitCode {
     ]];
     let mut failures = 0;
     for definition in resolver.definitions() {
-        let backend = format!(
-            "{} ({})",
-            definition.backend_name,
-            definition.backend.kind()
-        );
+        let backend = definition
+            .sources
+            .iter()
+            .map(|source| format!("{} ({})", source.backend_name, source.backend.kind()))
+            .collect::<Vec<_>>()
+            .join(", then ");
         let status = if resolve {
             match resolver.resolve(&definition.name).await {
-                Ok(resolved) if resolved.secret.trimmed => "ok (whitespace trimmed)".to_owned(),
-                Ok(_) => "ok".to_owned(),
+                Ok(resolved) => {
+                    let mut notes = Vec::new();
+                    if resolved.secret.source > 0 {
+                        notes.push(format!(
+                            "from `sources[{}]`, backend `{}`",
+                            resolved.secret.source,
+                            resolved.source().backend_name
+                        ));
+                    }
+                    if resolved.secret.trimmed {
+                        notes.push("whitespace trimmed".to_owned());
+                    }
+                    if notes.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        format!("ok ({})", notes.join(", "))
+                    }
+                }
                 Err(err) => {
                     failures += 1;
                     let (code, message) = code_and_message(&err);

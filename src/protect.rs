@@ -214,6 +214,10 @@ impl Backend for Protected {
         self.inner.max_batch()
     }
 
+    async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+
     async fn fetch_many(&self, secrets: &[SecretRef]) -> Vec<Result<Fetched, BackendError>> {
         let admission = match self.admit() {
             Ok(admission) => admission,

@@ -276,6 +276,9 @@ pub(crate) async fn serve(
         access.flush().await;
     }
     reloader.stopped().await;
+    // While the runtime can still wait for them: a plugin vaultbridge started gets
+    // SIGTERM and its grace period here, not a SIGKILL when the runtime is dropped.
+    reloader.shut_down_backends().await;
     for socket in [socket, http_socket].into_iter().flatten() {
         socket.remove();
     }

@@ -63,7 +63,8 @@ fn to_proto(resolved: &Resolved, name: String) -> pb::Secret {
         name,
         value: value.to_vec(),
         text: secret.value.expose_str().map(str::to_owned),
-        backend: resolved.definition.backend_name.to_string(),
+        backend: resolved.source().backend_name.to_string(),
+        source: u32::try_from(secret.source).unwrap_or(u32::MAX),
         version_id: secret.version.clone(),
         fetched_at: Some(prost_types::Timestamp::from(secret.fetched_at)),
         cache: match resolved.cache {
@@ -340,19 +341,32 @@ impl SecretsService {
                     .as_ref()
                     .is_none_or(|guard| guard.may_read(&definition.name))
             })
-            .map(|definition| pb::Definition {
-                name: definition.name.to_string(),
-                backend: definition.backend_name.to_string(),
-                backend_type: definition.backend.kind().to_owned(),
-                description: definition.description.clone(),
-                trim: if definition.trim {
-                    pb::TrimPolicy::Trim
-                } else {
-                    pb::TrimPolicy::None
-                } as i32,
-                secret: definition.secret.id.clone(),
-                key: definition.secret.key.clone(),
-                ttl_seconds: definition.policy.ttl.as_secs(),
+            .map(|definition| {
+                let first = definition.sources.first();
+                pb::Definition {
+                    name: definition.name.to_string(),
+                    backend: first.backend_name.to_string(),
+                    backend_type: first.backend.kind().to_owned(),
+                    description: definition.description.clone(),
+                    trim: if definition.trim {
+                        pb::TrimPolicy::Trim
+                    } else {
+                        pb::TrimPolicy::None
+                    } as i32,
+                    secret: first.secret.id.clone(),
+                    key: first.secret.key.clone(),
+                    ttl_seconds: definition.policy.ttl.as_secs(),
+                    sources: definition
+                        .sources
+                        .iter()
+                        .map(|source| pb::DefinitionSource {
+                            backend: source.backend_name.to_string(),
+                            backend_type: source.backend.kind().to_owned(),
+                            secret: source.secret.id.clone(),
+                            key: source.secret.key.clone(),
+                        })
+                        .collect(),
+                }
             })
             .collect();
         Ok(Response::new(pb::ListDefinitionsResponse { definitions }))
@@ -573,9 +587,13 @@ mod tests {
         let definitions = ["a", "b", "c"].map(|name| {
             Arc::new(Definition {
                 name: Arc::from(name),
-                backend_name: "r".into(),
-                backend: backend.clone(),
-                secret: SecretRef::new(name),
+                sources: crate::resolver::Sources::one(crate::resolver::Source {
+                    backend_name: "r".into(),
+                    backend: backend.clone(),
+                    secret: SecretRef::new(name),
+                    meter: Default::default(),
+                }),
+                fallback_on: Default::default(),
                 policy: crate::config::CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),

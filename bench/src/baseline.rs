@@ -57,6 +57,7 @@ impl Secrets for Baseline {
                 version_id: None,
                 stale: false,
                 stale_reason: None,
+                source: 0,
                 trimmed: false,
                 metadata: Default::default(),
             }),

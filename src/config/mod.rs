@@ -24,7 +24,7 @@ pub(crate) use cache::{CacheConfig, CachePolicy};
 pub(crate) use clients::{
     AuditConfig, AuditSink, ClientConfig, ClientsConfig, RateLimit, TokenSource,
 };
-pub(crate) use definitions::DefinitionConfig;
+pub(crate) use definitions::{DefinitionConfig, FallbackOn};
 pub(crate) use http::HttpConfig;
 pub(crate) use server::{KEEPALIVE_TIMEOUT, Limits as ServerLimits, ServerConfig};
 pub(crate) use tls::TlsConfig;
@@ -133,7 +133,7 @@ impl Config {
         let backend_names: Vec<&str> = raw.backends.keys().map(String::as_str).collect();
         let mut definitions = BTreeMap::new();
         for (name, definition) in &raw.definitions {
-            let mut section = checker.section(format!("definitions.{name}"), definition.at().at);
+            let mut section = checker.section(format!("definitions.{name}"), definition.at());
             if let Some(checked) =
                 definitions::check(name, definition, &backend_names, &backends, &mut section)
             {
@@ -263,8 +263,12 @@ mod clients_tests;
 #[cfg(test)]
 mod jira_network_tests;
 #[cfg(test)]
+mod plugin_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod sources_tests;
 #[cfg(test)]
 mod tests;

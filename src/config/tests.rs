@@ -71,12 +71,16 @@ async fn the_example_file_definitions_resolve_against_the_example_secrets() {
     let config = Config::embedded_default(&vars(&[])).expect("valid");
     let backends = registry::build_all(&config.backends).await.expect("built");
     let mut resolved = 0;
-    for (name, definition) in &config.definitions {
-        if config.backends[&definition.backend].kind != "file" {
+    let sources = config
+        .definitions
+        .iter()
+        .flat_map(|(name, definition)| definition.sources.iter().map(move |s| (name, s)));
+    for (name, source) in sources {
+        if config.backends[&source.backend].kind != "file" {
             continue;
         }
-        let fetched = backends[&definition.backend]
-            .fetch(&definition.secret)
+        let fetched = backends[&source.backend]
+            .fetch(&source.secret)
             .await
             .unwrap_or_else(|err| panic!("definition `{name}`: {err}"));
         assert!(
@@ -310,7 +314,7 @@ fn an_aws_backend_reads_its_settings() {
     assert_eq!(aws.operation_timeout, Duration::from_secs(4));
     assert_eq!(aws.max_attempts, 5);
     assert_eq!(
-        config.definitions["prev"].secret.version,
+        config.definitions["prev"].sources[0].secret.version,
         vaultbridge_backend_core::VersionSelector::Stage("AWSPREVIOUS".into())
     );
 }

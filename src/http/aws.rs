@@ -77,16 +77,21 @@ struct AgentIndex {
 }
 
 impl AgentIndex {
+    /// Definitions with several sources are left out: the agent's answer describes
+    /// one Secrets Manager secret, and a fallback may be served from another vault.
     fn of(resolver: &Resolver) -> Self {
         let by_name: Vec<Arc<Definition>> = resolver
             .definitions()
             .into_iter()
-            .filter(|definition| definition.backend.kind() == BACKEND_KIND)
+            .filter(|definition| {
+                !definition.sources.several()
+                    && definition.sources.first().backend.kind() == BACKEND_KIND
+            })
             .collect();
         Self {
             definitions: by_name
                 .iter()
-                .filter(|definition| definition.secret.key.is_none())
+                .filter(|definition| definition.sources.first().secret.key.is_none())
                 .cloned()
                 .collect(),
             by_name,
@@ -169,21 +174,22 @@ impl AgentIndex {
         let candidates: Vec<&Arc<Definition>> = self
             .definitions
             .iter()
-            .filter(|definition| same_secret(&definition.secret.id, id))
+            .filter(|definition| same_secret(&definition.sources.first().secret.id, id))
             .collect();
-        let pinned = candidates
-            .iter()
-            .find(|definition| match &definition.secret.version {
-                VersionSelector::Id(version) => query.version_id.as_ref() == Some(version),
-                VersionSelector::Stage(stage) => {
-                    query.version_id.is_none() && query.version_stage.as_ref() == Some(stage)
-                }
-                _ => false,
-            });
+        let pinned =
+            candidates.iter().find(
+                |definition| match &definition.sources.first().secret.version {
+                    VersionSelector::Id(version) => query.version_id.as_ref() == Some(version),
+                    VersionSelector::Stage(stage) => {
+                        query.version_id.is_none() && query.version_stage.as_ref() == Some(stage)
+                    }
+                    _ => false,
+                },
+            );
         let current = || {
-            candidates
-                .iter()
-                .find(|definition| definition.secret.version == VersionSelector::Latest)
+            candidates.iter().find(|definition| {
+                definition.sources.first().secret.version == VersionSelector::Latest
+            })
         };
         pinned
             .or_else(current)

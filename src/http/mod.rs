@@ -113,9 +113,16 @@ impl Face {
         let backend_headers = resolver
             .definitions()
             .iter()
-            .filter_map(|definition| {
-                let value = hyper::header::HeaderValue::from_str(&definition.backend_name).ok()?;
-                Some((definition.backend_name.clone(), value))
+            .flat_map(|definition| {
+                definition
+                    .sources
+                    .iter()
+                    .map(|source| source.backend_name.clone())
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|name| {
+                let value = hyper::header::HeaderValue::from_str(&name).ok()?;
+                Some((name, value))
             })
             .collect();
         Ok(Self {

@@ -206,11 +206,12 @@ fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
     if let Some(fetched) = rfc3339(&mut at, secret.fetched_at) {
         headers.insert(X_FETCHED_AT, header_value(fetched));
     }
-    match face.backend_headers.get(&*resolved.definition.backend_name) {
+    let backend_name = &resolved.source().backend_name;
+    match face.backend_headers.get(&**backend_name) {
         Some(backend) => {
             headers.insert(X_BACKEND, backend.clone());
         }
-        None => insert_text(headers, X_BACKEND, &resolved.definition.backend_name),
+        None => insert_text(headers, X_BACKEND, backend_name),
     }
     if let Some(version) = &secret.version {
         insert_text(headers, X_VERSION, version);

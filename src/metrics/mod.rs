@@ -55,6 +55,7 @@ struct Families {
     breaker_state: Family<Labels, Gauge>,
     breaker_rejections: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
+    fallbacks: Family<Labels, Counter>,
     /// Shared by every definition when `per_definition` is off.
     all_definitions: OnceLock<DefinitionMeter>,
 }
@@ -85,6 +86,7 @@ impl Metrics {
             breaker_state: Family::default(),
             breaker_rejections: Family::default(),
             reloads: Family::default(),
+            fallbacks: Family::default(),
             all_definitions: OnceLock::new(),
         };
         let build_info: Family<Labels, Gauge> = Family::default();
@@ -151,6 +153,11 @@ impl Metrics {
             "backend_breaker_rejections",
             "Calls not made because the backend's circuit breaker was open",
             families.breaker_rejections.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Backend reads whose failure let a definition's next source answer, by the backend passed over and why (the error's kind)",
+            families.fallbacks.clone(),
         );
         for outcome in RELOAD_OUTCOMES {
             drop(
@@ -253,6 +260,7 @@ impl Metrics {
             rejections: families
                 .breaker_rejections
                 .get_or_create_owned(&labels(&[("backend", name)])),
+            fallbacks: LazyCounters::new(families.fallbacks.clone(), labels(&[("backend", name)])),
         })))
     }
 }
@@ -457,6 +465,7 @@ struct BackendCounters {
     fetch_many: CallMeter,
     breaker: [Gauge; 3],
     rejections: Counter,
+    fallbacks: LazyCounters<OUTCOMES>,
 }
 
 /// A backend's handles; `None` when metrics are off.
@@ -487,6 +496,15 @@ impl BackendMeter {
     pub(crate) fn rejected(&self) {
         if let Some(counters) = &self.0 {
             counters.rejections.inc();
+        }
+    }
+
+    /// A read of this backend failed with `err`, and a definition's next source was
+    /// asked instead.
+    pub(crate) fn fell_back(&self, err: &BackendError) {
+        if let Some(counters) = &self.0 {
+            let (index, name) = outcome(Err(err));
+            counters.fallbacks.inc(index, "reason", name);
         }
     }
 }

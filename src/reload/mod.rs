@@ -358,6 +358,21 @@ impl Reloader {
         })
     }
 
+    /// Asks every backend of the running config to stop (a plugin the daemon started
+    /// gets SIGTERM and its grace period) and waits for them. Backends a reload retired
+    /// stop when the last call that used them ends and drops them.
+    pub(crate) async fn shut_down_backends(&self) {
+        let current = self.current.lock().await;
+        futures_util::future::join_all(
+            current
+                .generation
+                .backends
+                .values()
+                .map(|bound| bound.raw.shutdown()),
+        )
+        .await;
+    }
+
     /// Waits for the current runtime's tasks, once the daemon stops.
     pub(crate) async fn stopped(&self) {
         let mut current = self.current.lock().await;

@@ -1,26 +1,85 @@
 //! What the resolver and its state share: a definition bound to its backend, and a
 //! value as cached.
 
-use crate::config::CachePolicy;
+use crate::config::{CachePolicy, FallbackOn};
+use crate::metrics::BackendMeter;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant, SystemTime};
 use vaultbridge_backend_core::{Backend, SecretRef, SecretValue};
 
-/// A configured definition, bound to its backend instance.
+/// A configured definition, bound to its backend instances.
 #[derive(Debug)]
 pub(crate) struct Definition {
     pub name: Arc<str>,
-    /// Shared by every definition of the backend.
-    pub backend_name: Arc<str>,
-    pub backend: Arc<dyn Backend>,
-    pub secret: SecretRef,
+    pub sources: Sources,
+    /// Which failures of a source let the next one answer.
+    pub fallback_on: FallbackOn,
     pub policy: CachePolicy,
     pub trim: bool,
     pub description: String,
     /// Its resolve counters (shared by all definitions unless `per_definition`).
     pub meter: crate::metrics::DefinitionMeter,
+}
+
+/// One place a definition's value may be read.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// Shared by every definition of the backend.
+    pub backend_name: Arc<str>,
+    pub backend: Arc<dyn Backend>,
+    pub secret: SecretRef,
+    /// The backend's counters, where a fallback from it is counted.
+    pub meter: BackendMeter,
+}
+
+/// A definition's sources in order: never empty, so the first needs no check.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    first: Source,
+    rest: Box<[Source]>,
+}
+
+impl Sources {
+    pub(crate) fn new(first: Source, rest: Vec<Source>) -> Self {
+        Self {
+            first,
+            rest: rest.into_boxed_slice(),
+        }
+    }
+
+    /// A definition with one backend.
+    #[cfg(test)]
+    pub(crate) fn one(source: Source) -> Self {
+        Self::new(source, Vec::new())
+    }
+
+    pub(crate) fn first(&self) -> &Source {
+        &self.first
+    }
+
+    /// The source at `index` (0: the first); the first for an index out of range,
+    /// which no caller passes: indices come from this list.
+    pub(crate) fn get(&self, index: usize) -> &Source {
+        index
+            .checked_sub(1)
+            .and_then(|rest| self.rest.get(rest))
+            .unwrap_or(&self.first)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.rest.len() + 1
+    }
+
+    /// More than one source: fetched one after the other, never in a batch.
+    pub(crate) fn several(&self) -> bool {
+        !self.rest.is_empty()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Source> {
+        std::iter::once(&self.first).chain(self.rest.iter())
+    }
 }
 
 /// Both maps are keyed by definition names, which come only from the config (a request
@@ -40,7 +99,9 @@ pub(crate) struct CachedSecret {
     pub metadata: BTreeMap<String, String>,
     /// When it was fetched, on the monotonic clock: ages are measured from here.
     pub(super) fetched: Instant,
-    /// The backend's revision when the fetch started; see [`Backend::revision`].
+    /// Which of the definition's sources it came from (0: the first).
+    pub source: usize,
+    /// The source's revision when its fetch started; see [`Backend::revision`].
     pub(super) revision: Option<u64>,
     pub(super) policy: CachePolicy,
     /// Age after which a read asks for a background refresh (jittered per entry).

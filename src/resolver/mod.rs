@@ -16,16 +16,18 @@
 //!   for `negative_ttl`.
 
 mod entry;
+mod fallback;
 mod reload;
 mod state;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{BackendMeter, Metrics};
 use crate::names::{self, NameError};
 use entry::NameHasher;
-pub(crate) use entry::{CachedSecret, Definition};
+pub(crate) use entry::{CachedSecret, Definition, Source, Sources};
 pub(crate) use reload::Generation;
 pub(crate) use state::Change;
+use state::Failure;
 use state::State;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -52,6 +54,13 @@ pub(crate) struct Resolved {
     pub stale_reason: Option<Arc<BackendError>>,
     /// How old the value was when served (read once, here, for the whole answer).
     pub age: Duration,
+}
+
+impl Resolved {
+    /// The source the value came from.
+    pub(crate) fn source(&self) -> &Source {
+        self.definition.sources.get(self.secret.source)
+    }
 }
 
 /// What a caller asks of a value's freshness.
@@ -90,6 +99,8 @@ pub enum ResolveError {
 pub(crate) enum SetupError {
     #[error("definition `{definition}` names backend `{backend}`, which was not built")]
     BackendNotBuilt { definition: String, backend: String },
+    #[error("definition `{definition}` has no source")]
+    NoSource { definition: String },
 }
 
 pub(crate) struct Resolver {
@@ -107,7 +118,7 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
-    /// Binds every definition of `config` to its backend from `backends`, each backend
+    /// Binds every definition of `config` to its backends from `backends`, each backend
     /// behind its concurrency limit and circuit breaker.
     pub(crate) fn new(
         config: &Config,
@@ -123,11 +134,13 @@ impl Resolver {
         metrics: Option<&Metrics>,
     ) -> Result<Self, SetupError> {
         // One shared name and one protected instance per backend, not one per definition.
-        let named: BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> = backends
+        let named: BTreeMap<&str, Built> = backends
             .iter()
             .map(|(name, backend)| {
-                let (shared_name, protected) = reload::protect(config, name, backend, metrics);
-                (name.as_str(), (shared_name, protected))
+                (
+                    name.as_str(),
+                    reload::protect(config, name, backend, metrics),
+                )
             })
             .collect();
         Self::bind(config, &named, metrics)
@@ -136,23 +149,36 @@ impl Resolver {
     /// Binds every definition of `config` to its protected backend in `named`.
     fn bind(
         config: &Config,
-        named: &BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)>,
+        named: &BTreeMap<&str, Built>,
         metrics: Option<&Metrics>,
     ) -> Result<Self, SetupError> {
         let mut definitions = Vec::with_capacity(config.definitions.len());
         for (name, definition) in &config.definitions {
-            let (backend_name, backend) =
-                named.get(definition.backend.as_str()).ok_or_else(|| {
-                    SetupError::BackendNotBuilt {
+            let mut sources = Vec::with_capacity(definition.sources.len());
+            for source in &definition.sources {
+                let (backend_name, backend, meter) = named
+                    .get(source.backend.as_str())
+                    .ok_or_else(|| SetupError::BackendNotBuilt {
                         definition: name.clone(),
-                        backend: definition.backend.clone(),
-                    }
-                })?;
+                        backend: source.backend.clone(),
+                    })?;
+                sources.push(Source {
+                    backend_name: backend_name.clone(),
+                    backend: Arc::clone(backend),
+                    secret: source.secret.clone(),
+                    meter: meter.clone(),
+                });
+            }
+            let mut sources = sources.into_iter();
+            let Some(first) = sources.next() else {
+                return Err(SetupError::NoSource {
+                    definition: name.clone(),
+                });
+            };
             definitions.push(Arc::new(Definition {
                 name: Arc::from(name.as_str()),
-                backend_name: backend_name.clone(),
-                backend: Arc::clone(backend),
-                secret: definition.secret.clone(),
+                sources: Sources::new(first, sources.collect()),
+                fallback_on: definition.fallback_on,
                 policy: config.policy_of(definition),
                 trim: definition.trim,
                 description: definition.description.clone(),
@@ -216,9 +242,7 @@ impl Resolver {
         let mut flights = self.state.flights(&[definition], false, seen);
         let result = match flights.pop() {
             Some(flight) => flight.await,
-            None => Err(Arc::new(BackendError::internal(
-                "no backend call was started",
-            ))),
+            None => Err(Failure::internal("no backend call was started")),
         };
         self.conclude(definition, cached, freshness, result)
     }
@@ -270,9 +294,7 @@ impl Resolver {
                 Ok((definition, cached, freshness, flight)) => {
                     let result = match flight {
                         Some(flight) => flight.await,
-                        None => Err(Arc::new(BackendError::internal(
-                            "no backend call was started",
-                        ))),
+                        None => Err(Failure::internal("no backend call was started")),
                     };
                     self.conclude(definition, cached, freshness, result)
                 }
@@ -283,9 +305,6 @@ impl Resolver {
 
     /// What the cache can answer without a backend call.
     async fn lookup(&self, definition: &Arc<Definition>, freshness: Freshness) -> Lookup {
-        // Read before fetching: a change during the fetch leaves the entry marked with
-        // the older revision, so the next resolve reads again.
-        let revision = definition.backend.revision();
         let Some(secret) = self.state.cached(&definition.name).await else {
             if !freshness.refresh
                 && let Some(err) = self.state.known_missing(&definition.name).await
@@ -295,6 +314,9 @@ impl Resolver {
             }
             return Lookup::Fetch(None);
         };
+        // Compared with the revision read when the fetch started: a change during the
+        // fetch leaves the entry marked with the older one, so this resolve reads again.
+        let revision = definition.sources.get(secret.source).backend.revision();
         if secret.revision != revision || freshness.refresh {
             return Lookup::Fetch(Some(secret));
         }
@@ -326,7 +348,7 @@ impl Resolver {
         definition: &Arc<Definition>,
         cached: Option<Arc<CachedSecret>>,
         freshness: Freshness,
-        result: Result<Arc<CachedSecret>, Arc<BackendError>>,
+        result: Result<Arc<CachedSecret>, Failure>,
     ) -> Result<Resolved, ResolveError> {
         match result {
             Ok(secret) => {
@@ -340,7 +362,7 @@ impl Resolver {
                 })
             }
             Err(err) => {
-                if err.is_temporary()
+                if err.error.is_temporary()
                     && !freshness.demanded()
                     && let Some(stale) = cached
                 {
@@ -352,7 +374,7 @@ impl Resolver {
                             definition: definition.clone(),
                             secret: stale,
                             cache: CacheOutcome::Stale,
-                            stale_reason: Some(err),
+                            stale_reason: Some(err.error),
                             age,
                         });
                     }
@@ -376,9 +398,9 @@ impl Resolver {
         let seen = self.state.settled();
         let mut due = Vec::new();
         for definition in definitions {
-            let revision = definition.backend.revision();
             let stale = match self.state.cached(&definition.name).await {
                 Some(secret) => {
+                    let revision = definition.sources.get(secret.source).backend.revision();
                     secret.revision != revision
                         || secret.age() >= secret.refresh_after.unwrap_or(secret.policy.ttl)
                 }
@@ -417,22 +439,31 @@ impl Resolver {
     }
 }
 
+/// A backend as definitions share it: its name, the protected instance, its counters.
+type Built = (Arc<str>, Arc<dyn Backend>, BackendMeter);
+
 enum Lookup {
     Hit(Resolved),
     /// A not-found remembered from a recent call.
-    Known(Arc<BackendError>),
+    Known(Failure),
     /// A backend call is needed; the cached value, if any, may still be served stale.
     Fetch(Option<Arc<CachedSecret>>),
 }
 
-fn backend_error(definition: &Definition, source: Arc<BackendError>) -> ResolveError {
+fn backend_error(definition: &Definition, failure: Failure) -> ResolveError {
     ResolveError::Backend {
         definition: definition.name.to_string(),
-        backend: definition.backend_name.to_string(),
-        source,
+        backend: definition
+            .sources
+            .get(failure.source)
+            .backend_name
+            .to_string(),
+        source: failure.error,
     }
 }
 
+#[cfg(test)]
+mod sources_tests;
 #[cfg(test)]
 mod stale_tests;
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! their protection (breaker state, concurrency limit), and the cache carried over for
 //! the definitions whose source did not change.
 
-use super::{Definition, Resolver, SetupError};
+use super::{Built, Definition, Resolver, SetupError};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{BackendMeter, Metrics};
 use crate::protect::{Protected, Protection};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub(crate) struct BoundBackend {
     pub raw: Arc<dyn Backend>,
     pub protected: Arc<dyn Backend>,
     pub protection: Protection,
+    /// Its counters, where a fallback from it is counted.
+    pub meter: BackendMeter,
 }
 
 /// The protection that applies to backend `name`: its own settings over the `cache`
@@ -42,13 +44,15 @@ fn bind_backend(
     let meter = metrics
         .map(|metrics| metrics.backend(name))
         .unwrap_or_default();
-    let protected: Arc<dyn Backend> =
-        Arc::new(Protected::new(shared_name.clone(), Arc::clone(raw), protection).metered(meter));
+    let protected: Arc<dyn Backend> = Arc::new(
+        Protected::new(shared_name.clone(), Arc::clone(raw), protection).metered(meter.clone()),
+    );
     BoundBackend {
         name: shared_name,
         raw: Arc::clone(raw),
         protected,
         protection,
+        meter,
     }
 }
 
@@ -58,9 +62,9 @@ pub(super) fn protect(
     name: &str,
     raw: &Arc<dyn Backend>,
     metrics: Option<&Metrics>,
-) -> (Arc<str>, Arc<dyn Backend>) {
+) -> Built {
     let bound = bind_backend(config, name, raw, metrics);
-    (bound.name, bound.protected)
+    (bound.name, bound.protected, bound.meter)
 }
 
 /// One config's resolver and the backends it is bound to.
@@ -173,28 +177,34 @@ impl Generation {
     }
 }
 
-fn named(
-    backends: &BTreeMap<String, BoundBackend>,
-) -> BTreeMap<&str, (Arc<str>, Arc<dyn Backend>)> {
+fn named(backends: &BTreeMap<String, BoundBackend>) -> BTreeMap<&str, Built> {
     backends
         .iter()
         .map(|(name, bound)| {
             (
                 name.as_str(),
-                (bound.name.clone(), Arc::clone(&bound.protected)),
+                (
+                    bound.name.clone(),
+                    Arc::clone(&bound.protected),
+                    bound.meter.clone(),
+                ),
             )
         })
         .collect()
 }
 
 /// Whether a definition's cached value is still what the reloaded definition would
-/// read: the same backend instance, secret (id, key, version), trimming and cache
-/// policy. A changed description or a kept backend's new breaker settings do not
-/// matter.
+/// read: the same sources in the same order (each the same backend instance and
+/// secret: id, key, version), the same fallback rule, trimming and cache policy. A
+/// changed description or a kept backend's new breaker settings do not matter.
 pub(super) fn keeps_cache(old: &Definition, new: &Definition, kept: &BTreeSet<String>) -> bool {
-    old.backend_name == new.backend_name
-        && kept.contains(&*new.backend_name)
-        && old.secret == new.secret
+    old.sources.len() == new.sources.len()
+        && old.sources.iter().zip(new.sources.iter()).all(|(was, is)| {
+            was.backend_name == is.backend_name
+                && kept.contains(&*is.backend_name)
+                && was.secret == is.secret
+        })
+        && old.fallback_on == new.fallback_on
         && old.trim == new.trim
         && old.policy == new.policy
 }

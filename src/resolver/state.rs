@@ -3,6 +3,7 @@
 //! and the queue of background refreshes.
 
 use super::entry::{CachedSecret, Definition, NameHasher};
+use super::fallback::{Attempt, Fallbacks};
 use crate::config::CachePolicy;
 use crate::trim;
 use futures_util::FutureExt;
@@ -16,7 +17,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 use vaultbridge_backend_core::{Backend, BackendError, ErrorKind, Fetched};
 
-pub(super) type FetchResult = Result<Arc<CachedSecret>, Arc<BackendError>>;
+pub(super) type FetchResult = Result<Arc<CachedSecret>, Failure>;
+
+/// A backend read that gave no value: the error that decides the answer, and which of
+/// the definition's sources gave it.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub error: Arc<BackendError>,
+    pub source: usize,
+}
+
+impl Failure {
+    pub(super) fn internal(message: &str) -> Self {
+        Self {
+            error: Arc::new(BackendError::internal(message)),
+            source: 0,
+        }
+    }
+}
 
 /// One backend call for one definition, awaited by everyone who needs its result.
 pub(super) type Flight = Shared<BoxFuture<'static, FetchResult>>;
@@ -28,7 +46,7 @@ const REFRESH_WINDOW: Duration = Duration::from_millis(20);
 /// A not-found answer, kept for its definition's `negative_ttl`.
 #[derive(Debug)]
 struct Missing {
-    error: Arc<BackendError>,
+    failure: Failure,
     ttl: Duration,
 }
 
@@ -77,6 +95,8 @@ pub(super) struct State {
     /// Definitions served stale since their backend last answered, so that an outage
     /// is logged once per definition, not once per request.
     stale: Mutex<HashSet<Arc<str>, NameHasher>>,
+    /// Which source serves each definition with `sources`.
+    fallbacks: Fallbacks,
     refresh_queue: Mutex<Vec<Arc<Definition>>>,
     /// This daemon's share (0 to a tenth) by which refresh points come early.
     refresh_jitter: f64,
@@ -119,6 +139,7 @@ impl State {
                 .build_with_hasher(NameHasher::default()),
             flights: Mutex::default(),
             stale: Mutex::default(),
+            fallbacks: Fallbacks::default(),
             refresh_queue: Mutex::default(),
             refresh_jitter: random_share(),
             jitter: std::collections::hash_map::RandomState::new(),
@@ -199,11 +220,11 @@ impl State {
         self.cache.get(name).await
     }
 
-    pub(super) async fn known_missing(&self, name: &Arc<str>) -> Option<Arc<BackendError>> {
+    pub(super) async fn known_missing(&self, name: &Arc<str>) -> Option<Failure> {
         self.missing
             .get(name)
             .await
-            .map(|missing| missing.error.clone())
+            .map(|missing| missing.failure.clone())
     }
 
     /// The flight of each definition: the one already under way, or a new one. With
@@ -227,9 +248,7 @@ impl State {
                     let (answer, wait) = tokio::sync::oneshot::channel();
                     let flight = async move {
                         wait.await.unwrap_or_else(|_| {
-                            Err(Arc::new(BackendError::internal(
-                                "a backend call ended without an answer",
-                            )))
+                            Err(Failure::internal("a backend call ended without an answer"))
                         })
                     }
                     .boxed()
@@ -263,28 +282,47 @@ impl State {
             }
         }
         let group = pending;
-        let revisions: Vec<Option<u64>> = group
-            .iter()
-            .map(|(definition, _)| definition.backend.revision())
-            .collect();
-        let results = match group.as_slice() {
-            [(definition, _)] if !(batched && definition.backend.max_batch() > 1) => {
-                vec![definition.backend.fetch(&definition.secret).await]
+        let attempts: Vec<Attempt> = match group.as_slice() {
+            [(definition, _)] if definition.sources.several() => {
+                vec![self.fallbacks.fetch_in_order(definition).await]
+            }
+            [(definition, _)]
+                if !(batched && definition.sources.first().backend.max_batch() > 1) =>
+            {
+                let source = definition.sources.first();
+                let revision = source.backend.revision();
+                vec![Attempt {
+                    source: 0,
+                    revision,
+                    result: source.backend.fetch(&source.secret).await,
+                }]
             }
             [(first, _), ..] => {
-                let secrets: Vec<_> = group.iter().map(|(d, _)| d.secret.clone()).collect();
-                first.backend.fetch_many(&secrets).await
+                // Only definitions with one source share a batch (see `group_by_backend`).
+                let backend = &first.sources.first().backend;
+                let revision = backend.revision();
+                let secrets: Vec<_> = group
+                    .iter()
+                    .map(|(d, _)| d.sources.first().secret.clone())
+                    .collect();
+                let mut results = backend.fetch_many(&secrets).await.into_iter();
+                group
+                    .iter()
+                    .map(|_| Attempt {
+                        source: 0,
+                        revision,
+                        result: results.next().unwrap_or_else(|| {
+                            Err(BackendError::internal(
+                                "the backend returned fewer batch results than asked for",
+                            ))
+                        }),
+                    })
+                    .collect()
             }
             [] => Vec::new(),
         };
-        let mut results = results.into_iter();
-        for ((definition, answer), revision) in group.into_iter().zip(revisions) {
-            let result = results.next().unwrap_or_else(|| {
-                Err(BackendError::internal(
-                    "the backend returned fewer batch results than asked for",
-                ))
-            });
-            let settled = self.settle(&definition, result, revision).await;
+        for ((definition, answer), attempt) in group.into_iter().zip(attempts) {
+            let settled = self.settle(&definition, attempt).await;
             // The cache holds the outcome before the flight leaves the map, so a caller
             // arriving in between finds one or the other, and never starts a second call.
             lock(&self.flights).remove(&definition.name);
@@ -295,15 +333,16 @@ impl State {
 
     /// Records a backend call's result: a value replaces the cached one; a permanent
     /// error drops it (fail closed), and a not-found is remembered.
-    async fn settle(
-        &self,
-        definition: &Definition,
-        result: Result<Fetched, BackendError>,
-        revision: Option<u64>,
-    ) -> FetchResult {
+    async fn settle(&self, definition: &Definition, attempt: Attempt) -> FetchResult {
+        let Attempt {
+            source: index,
+            revision,
+            result,
+        } = attempt;
+        let source = definition.sources.get(index);
         match result {
             Ok(fetched) => {
-                let secret = self.cache_entry(definition, fetched, revision);
+                let secret = self.cache_entry(definition, index, fetched, revision);
                 self.cache
                     .insert(definition.name.clone(), Arc::clone(&secret))
                     .await;
@@ -314,7 +353,7 @@ impl State {
                 if lock(&self.stale).remove(&definition.name) {
                     tracing::info!(
                         definition = %definition.name,
-                        backend = %definition.backend_name,
+                        backend = %source.backend_name,
                         "the backend answers again; serving fresh values"
                     );
                 }
@@ -323,12 +362,16 @@ impl State {
             Err(err) => {
                 tracing::debug!(
                     definition = %definition.name,
-                    backend = %definition.backend_name,
+                    backend = %source.backend_name,
                     kind = %err.kind(),
                     temporary = err.is_temporary(),
                     "backend fetch failed"
                 );
-                let err = Arc::new(err);
+                let failure = Failure {
+                    error: Arc::new(err),
+                    source: index,
+                };
+                let err = &failure.error;
                 if !err.is_temporary() {
                     self.cache.invalidate(&definition.name).await;
                     lock(&self.stale).remove(&definition.name);
@@ -336,7 +379,7 @@ impl State {
                         && !definition.policy.negative_ttl.is_zero()
                     {
                         let missing = Missing {
-                            error: Arc::clone(&err),
+                            failure: failure.clone(),
                             ttl: definition.policy.negative_ttl,
                         };
                         self.missing
@@ -344,7 +387,7 @@ impl State {
                             .await;
                     }
                 }
-                Err(err)
+                Err(failure)
             }
         }
     }
@@ -354,14 +397,14 @@ impl State {
         &self,
         definition: &Definition,
         stale: &CachedSecret,
-        reason: &BackendError,
+        reason: &Failure,
     ) {
         if lock(&self.stale).insert(definition.name.clone()) {
             tracing::warn!(
                 definition = %definition.name,
-                backend = %definition.backend_name,
+                backend = %definition.sources.get(reason.source).backend_name,
                 age_seconds = stale.age().as_secs(),
-                reason = %reason,
+                reason = %reason.error,
                 "the backend fails for a temporary reason; serving the last good value until it answers (or for up to max_stale)"
             );
         }
@@ -413,6 +456,7 @@ impl State {
     fn cache_entry(
         &self,
         definition: &Definition,
+        source: usize,
         fetched: Fetched,
         revision: Option<u64>,
     ) -> Arc<CachedSecret> {
@@ -427,7 +471,7 @@ impl State {
                 "removed whitespace from the ends of the stored value; fix the stored secret, or set `trim: false` if the whitespace belongs to it"
             );
         }
-        tracing::debug!(definition = %definition.name, backend = %definition.backend_name, "fetched from backend");
+        tracing::debug!(definition = %definition.name, backend = %definition.sources.get(source).backend_name, "fetched from backend");
         Arc::new(CachedSecret {
             value,
             version: fetched.version,
@@ -435,6 +479,7 @@ impl State {
             trimmed,
             metadata: fetched.metadata,
             fetched: Instant::now(),
+            source,
             revision,
             policy: definition.policy,
             refresh_after: self.refresh_after(&definition.policy),
@@ -460,7 +505,8 @@ type Answer = tokio::sync::oneshot::Sender<FetchResult>;
 
 /// New flights grouped per call to make: each definition of a backend that does not
 /// batch alone, those of a batching backend together (the backend splits a call
-/// larger than its batch size).
+/// larger than its batch size). A definition with several sources is always alone:
+/// its sources are asked one after the other, each only if the one before failed.
 fn group_by_backend(
     started: Vec<(Arc<Definition>, Answer)>,
     batched: bool,
@@ -468,11 +514,16 @@ fn group_by_backend(
     let mut groups: Vec<Vec<(Arc<Definition>, Answer)>> = Vec::new();
     for (definition, answer) in started {
         if batched
-            && definition.backend.max_batch() > 1
+            && !definition.sources.several()
+            && definition.sources.first().backend.max_batch() > 1
             && let Some(group) = groups.iter_mut().find(|group| {
-                group
-                    .first()
-                    .is_some_and(|(first, _)| same_backend(&first.backend, &definition.backend))
+                group.first().is_some_and(|(first, _)| {
+                    !first.sources.several()
+                        && same_backend(
+                            &first.sources.first().backend,
+                            &definition.sources.first().backend,
+                        )
+                })
             })
         {
             group.push((definition, answer));

@@ -50,6 +50,8 @@ pub(super) struct CountingBackend {
     pub(super) fail: std::sync::atomic::AtomicBool,
     /// Answer that the secret does not exist (a permanent answer).
     pub(super) gone: std::sync::atomic::AtomicBool,
+    /// Answer that the daemon's identity may not read the secret.
+    pub(super) denied: std::sync::atomic::AtomicBool,
     revision: AtomicU64,
     pub(super) value: std::sync::Mutex<String>,
 }
@@ -97,6 +99,9 @@ impl Backend for CountingBackend {
         if self.gone.load(Ordering::SeqCst) {
             return Err(BackendError::not_found("no such secret"));
         }
+        if self.denied.load(Ordering::SeqCst) {
+            return Err(BackendError::permission_denied("access denied"));
+        }
         let value = self.value.lock().expect("lock").clone();
         Ok(Fetched::new(SecretValue::from(value)).with_version("v1"))
     }
@@ -114,9 +119,13 @@ pub(super) fn definition(
 ) -> Arc<Definition> {
     Arc::new(Definition {
         name: Arc::from(name),
-        backend_name: "counting".into(),
-        backend,
-        secret: SecretRef::new(name),
+        sources: Sources::one(Source {
+            backend_name: "counting".into(),
+            backend,
+            secret: SecretRef::new(name),
+            meter: Default::default(),
+        }),
+        fallback_on: Default::default(),
         policy: CachePolicy::ttl_only(ttl),
         trim,
         description: String::new(),
@@ -364,9 +373,9 @@ async fn bad_and_unknown_names_are_told_apart() {
 /// A batching backend that counts its calls, tells when each kind of call is made, and
 /// can hold single fetches at a gate.
 #[derive(Debug, Default)]
-struct BatchingBackend {
-    single_calls: AtomicUsize,
-    batch_calls: AtomicUsize,
+pub(super) struct BatchingBackend {
+    pub(super) single_calls: AtomicUsize,
+    pub(super) batch_calls: AtomicUsize,
     batch_sizes: std::sync::Mutex<Vec<usize>>,
     /// Notified (a stored permit, so never missed) when a single fetch starts.
     single_started: tokio::sync::Notify,
@@ -423,9 +432,13 @@ fn batching_definitions(backend: &Arc<BatchingBackend>, names: &[&str]) -> Vec<A
         .map(|name| {
             Arc::new(Definition {
                 name: Arc::from(*name),
-                backend_name: "batching".into(),
-                backend: backend.clone(),
-                secret: SecretRef::new(*name),
+                sources: Sources::one(Source {
+                    backend_name: "batching".into(),
+                    backend: backend.clone(),
+                    secret: SecretRef::new(*name),
+                    meter: Default::default(),
+                }),
+                fallback_on: Default::default(),
                 policy: CachePolicy::ttl_only(Duration::from_secs(60)),
                 trim: true,
                 description: String::new(),

@@ -40,6 +40,8 @@ mod reload;
 #[cfg(feature = "aws")]
 mod resilience;
 mod socket_safety;
+#[cfg(all(feature = "aws", feature = "azure"))]
+mod sources;
 #[cfg(feature = "aws")]
 mod startup_probe;
 mod tls;

@@ -210,19 +210,54 @@ async fn pass_entries_resolve_through_the_daemon_and_survive_a_plugin_crash() {
     .await;
     assert_eq!(after.value, b"after-restart-e2e-value");
 
-    // Shutdown stops the plugin, and no value was ever logged by the daemon or the
-    // plugin.
+    // Shutdown stops the plugin with SIGTERM and waits for it: it is gone the moment
+    // the daemon has exited, after shutting down cleanly (its own last line). And no
+    // value was ever logged by the daemon or the plugin.
     let restarted = plugin_pids(&daemon.output())[1];
     assert!(daemon.terminate().success());
-    wait_until(
-        Duration::from_secs(20),
-        || is_gone(restarted),
-        || "the plugin outlived the daemon".to_owned(),
+    assert!(
+        is_gone(restarted),
+        "the plugin outlived the daemon:\n{}",
+        daemon.output()
     );
     let output = daemon.output();
+    assert!(
+        output.contains("vaultbridge-pass: INFO stopped"),
+        "the plugin did not stop cleanly on SIGTERM:\n{output}"
+    );
     for value in ["ATATT-pass", "pass-e2e@", "bundle-e2e", "after-restart-e2e"] {
         assert!(!output.contains(value), "a value was logged:\n{output}");
     }
+}
+
+/// A daemon killed outright cannot stop its plugin; the plugin sees the lifeline on its
+/// stdin close and exits by itself.
+#[test]
+fn a_plugin_exits_when_its_daemon_is_killed() {
+    let store = PassStore::new();
+    let mut daemon = Setup::new().start_with_config(&config(&store));
+    daemon.wait_for_output("plugin ready");
+    let pid = plugin_pids(&daemon.output())[0];
+    let mut child = daemon.child.take().expect("running");
+    child.kill().expect("SIGKILL the daemon");
+    child.wait().expect("reaped");
+    wait_until(
+        Duration::from_secs(20),
+        || is_gone(pid),
+        || {
+            format!(
+                "the plugin outlived its killed daemon:\n{}",
+                daemon.output()
+            )
+        },
+    );
+    assert!(
+        daemon
+            .output()
+            .contains("vaultbridge is gone (its lifeline closed); stopping"),
+        "{}",
+        daemon.output()
+    );
 }
 
 #[test]

@@ -187,4 +187,10 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn revision(&self) -> Option<u64> {
         None
     }
+
+    /// Stops what the backend runs, and waits for it: the daemon calls this once at
+    /// shutdown, before its runtime ends (a process the backend started would otherwise
+    /// be killed without a chance to clean up). Fetches after it may fail. Most
+    /// backends run nothing of their own.
+    async fn shutdown(&self) {}
 }

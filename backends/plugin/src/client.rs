@@ -273,10 +273,7 @@ impl PluginBackend {
                     // The process may be a new one that was never configured.
                     self.forget_session();
                 }
-                if status.code() == tonic::Code::Unknown
-                    && status.metadata().is_empty()
-                    && status.message().contains("transport")
-                {
+                if errors::failed_here(&status) {
                     return Err(errors::unreachable(secret, &self.name, status.message()));
                 }
                 Err(errors::from_status(&status, secret, &self.name))
@@ -481,6 +478,18 @@ impl Backend for PluginBackend {
             results.extend(self.fetch_batch(&session, chunk).await);
         }
         results
+    }
+
+    /// Stops a plugin vaultbridge started, waiting until it has exited.
+    async fn shutdown(&self) {
+        if let Ok(mut task) = self.revision_task.lock()
+            && let Some(task) = task.take()
+        {
+            task.abort();
+        }
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.shutdown().await;
+        }
     }
 
     fn revision(&self) -> Option<u64> {

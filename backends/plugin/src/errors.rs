@@ -2,7 +2,7 @@
 //! is documented in `proto/vaultbridge/plugin/v1/backend.proto` and the README.
 
 use tonic::Code;
-use vaultbridge_backend_core::{BackendError, ErrorKind};
+use vaultbridge_backend_core::{BackendError, ErrorKind, find_cause};
 
 /// The trailing-metadata key (and `Error.kind` value) by which a plugin tells a missing
 /// key from a missing secret.
@@ -55,6 +55,17 @@ pub(crate) fn from_status(status: &tonic::Status, secret: &str, plugin: &str) ->
     from_code(status.code(), hint, status.message(), secret, plugin)
 }
 
+/// Whether the call failed in this process, before the plugin could answer (the
+/// socket refused, the connection broke): tonic then makes the status itself from the
+/// transport error and keeps that error as its source, which a status received from the
+/// plugin never has. Told by type, not by the message's text.
+pub(crate) fn failed_here(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some_and(|source| {
+        find_cause::<tonic::transport::Error>(source).is_some()
+            || find_cause::<std::io::Error>(source).is_some()
+    })
+}
+
 /// The plugin could not be reached or did not answer in time: temporary, so that the
 /// daemon retries and may serve a stale value, never a crash or a not-found.
 pub(crate) fn unreachable(secret: &str, plugin: &str, why: &str) -> BackendError {
@@ -66,6 +77,18 @@ pub(crate) fn unreachable(secret: &str, plugin: &str, why: &str) -> BackendError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_status_made_here_from_a_transport_error_is_a_failure_to_reach_the_plugin() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let local = tonic::Status::from_error(Box::new(refused));
+        assert_eq!(local.code(), Code::Unknown);
+        assert!(failed_here(&local));
+        // The same code and words from the plugin itself are the plugin's answer.
+        let answered = tonic::Status::new(Code::Unknown, "transport error: refused");
+        assert!(!failed_here(&answered));
+        assert!(!failed_here(&tonic::Status::unavailable("vault down")));
+    }
 
     #[test]
     fn throttling_timeouts_and_unavailable_are_temporary_and_the_rest_permanent() {

@@ -12,7 +12,7 @@ pub mod proto;
 
 pub use client::PluginBackend;
 pub use config::{Launch, PluginConfig, RawPluginConfig};
-pub use process::SOCKET_VAR;
+pub use process::{LIFELINE_VAR, SOCKET_VAR};
 
 use async_trait::async_trait;
 use std::any::Any;

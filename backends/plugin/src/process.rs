@@ -3,14 +3,22 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 /// The variable that tells a started plugin where to listen.
 pub const SOCKET_VAR: &str = "VAULTBRIDGE_PLUGIN_SOCKET";
+
+/// The variable that tells a started plugin its standard input is a lifeline: a pipe
+/// the daemon holds open for as long as it runs, which reads end-of-file once the
+/// daemon is gone, however it ended (SIGKILL included), so the plugin can exit rather
+/// than outlive it. Chosen over `PR_SET_PDEATHSIG`, which needs an `unsafe` `pre_exec`
+/// hook, is Linux-only, and fires when the forking *thread* exits, not the process (a
+/// runtime's threads come and go). Its value is `stdin`.
+pub const LIFELINE_VAR: &str = "VAULTBRIDGE_PLUGIN_LIFELINE";
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -20,14 +28,15 @@ const STABLE: Duration = Duration::from_secs(30);
 /// How long a plugin has to exit after SIGTERM before it is killed.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Keeps one plugin process running until dropped.
+/// Keeps one plugin process running until dropped or shut down.
 #[derive(Debug)]
 pub(crate) struct Supervisor {
     /// Moves on every start, so that the backend configures each new process.
     generation: Arc<AtomicU64>,
     pid: Arc<AtomicI32>,
     /// Dropping it tells the task to stop the plugin.
-    _stop: watch::Sender<()>,
+    stop: Mutex<Option<watch::Sender<()>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Supervisor {
@@ -49,11 +58,23 @@ impl Supervisor {
             pid: pid.clone(),
             stopped,
         };
-        tokio::spawn(task.run());
+        let task = tokio::spawn(task.run());
         Self {
             generation,
             pid,
-            _stop: stop,
+            stop: Mutex::new(Some(stop)),
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops the plugin (SIGTERM, then SIGKILL after the grace period) and waits until
+    /// it has exited and its socket is removed.
+    pub(crate) async fn shutdown(&self) {
+        drop(lock(&self.stop).take());
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            // A task that panicked or was cancelled has nothing left to wait for.
+            let _ = task.await;
         }
     }
 
@@ -69,6 +90,10 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         terminate(self.pid.load(Ordering::Acquire));
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn terminate(pid: i32) {
@@ -102,6 +127,8 @@ impl Task {
                     "the plugin could not be started; retrying in {backoff:?}"
                 ),
                 Ok(mut child) => {
+                    // Held, never written, until this process is stopped or exits.
+                    let _lifeline = child.stdin.take();
                     let pid = child
                         .id()
                         .and_then(|id| i32::try_from(id).ok())
@@ -123,6 +150,7 @@ impl Task {
                         }
                         _ = self.stopped.changed() => {
                             stop(child, pid).await;
+                            self.pid.store(0, Ordering::Release);
                             let _ = std::fs::remove_file(&self.socket);
                             return;
                         }
@@ -143,7 +171,8 @@ impl Task {
             .args(&self.argv[1..])
             .envs(&self.env)
             .env(SOCKET_VAR, &self.socket)
-            .stdin(Stdio::null())
+            .env(LIFELINE_VAR, "stdin")
+            .stdin(Stdio::piped())
             .kill_on_drop(true);
         command
     }

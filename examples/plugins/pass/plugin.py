@@ -174,6 +174,15 @@ def health_handler():
     )
 
 
+def watch_lifeline(stopped):
+    """vaultbridge holds our stdin open while it runs; end-of-file means it is gone
+    (even killed), so stop rather than outlive it."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    LOG.info("vaultbridge is gone (its lifeline closed); stopping")
+    stopped.set()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", default=os.environ.get("VAULTBRIDGE_PLUGIN_SOCKET"))
@@ -195,6 +204,8 @@ def main():
 
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    if os.environ.get("VAULTBRIDGE_PLUGIN_LIFELINE") == "stdin":
+        threading.Thread(target=watch_lifeline, args=(stopped,), daemon=True).start()
     stopped.wait()
     server.stop(grace=2).wait()
     LOG.info("stopped")

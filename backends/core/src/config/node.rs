@@ -53,12 +53,54 @@ impl Node {
     }
 }
 
+/// The newtype name by which [`Node`] asks a deserializer for its location. The YAML
+/// deserializer passes it through (to serde-saphyr's span protocol); a [`Node`] read
+/// from a node (a backend setting kept as a tree) gets its location from the node.
+/// serde-saphyr's `Spanned` cannot be used there: it peeks at a map's first key as a
+/// plain string, and the key would lose its location.
+const NODE_NEWTYPE: &str = "vaultbridge::config::Node";
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_newtype_struct(NODE_NEWTYPE, LocatedNodeVisitor)
+    }
+}
+
+struct LocatedNodeVisitor;
+
+impl<'de> Visitor<'de> for LocatedNodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value, a map or a list")
+    }
+
+    /// Straight from the YAML file.
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         let spanned = Spanned::<NodeValue>::deserialize(deserializer)?;
         Ok(Node {
             at: Location::from(&spanned.referenced),
             value: spanned.value,
+        })
+    }
+
+    /// From a node: line, column, value.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let line = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let column = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let value = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        Ok(Node {
+            value,
+            at: Location { line, column },
         })
     }
 }
@@ -319,6 +361,14 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, NodeError> {
+        if name == NODE_NEWTYPE {
+            let at = self.node.at;
+            return visitor.visit_seq(NodeParts {
+                at,
+                node: Some(self),
+                next: 0,
+            });
+        }
         if name != TEXT_NEWTYPE {
             return visitor.visit_newtype_struct(self);
         }
@@ -380,13 +430,14 @@ impl<'de> MapAccess<'de> for Entries<'de> {
             return Ok(None);
         };
         self.value = Some(entry);
-        let key: StringDeserializer<NodeError> = entry.0.value.clone().into_deserializer();
-        seed.deserialize(key).map(Some).map_err(|err| {
-            err.locate(
-                entry.0.at,
-                &self.parent.child(&entry.0.value, &entry.1).path,
-            )
-        })
+        seed.deserialize(KeyDeserializer(&entry.0))
+            .map(Some)
+            .map_err(|err| {
+                err.locate(
+                    entry.0.at,
+                    &self.parent.child(&entry.0.value, &entry.1).path,
+                )
+            })
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
@@ -394,6 +445,39 @@ impl<'de> MapAccess<'de> for Entries<'de> {
             return Err(self.parent.error("a value was asked for before its key"));
         };
         seed.deserialize(self.parent.child(&name.value, node))
+    }
+}
+
+/// A map key, for a reader that wants it located (a [`Text`], as a [`Node`] read inside
+/// a node keeps its keys) or plain (a field name, a `String`).
+struct KeyDeserializer<'a>(&'a Text);
+
+impl<'de> Deserializer<'de> for KeyDeserializer<'_> {
+    type Error = NodeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
+        visitor.visit_string(self.0.value.clone())
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, NodeError> {
+        if name != TEXT_NEWTYPE {
+            return visitor.visit_newtype_struct(self);
+        }
+        visitor.visit_seq(TextParts {
+            at: self.0.at,
+            value: Some(self.0.value.clone()),
+            next: 0,
+        })
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
     }
 }
 
@@ -414,6 +498,36 @@ impl<'de> SeqAccess<'de> for Items<'_, 'de> {
                 .deserialize(self.parent.child(&index.to_string(), node))
                 .map(Some),
             None => Ok(None),
+        }
+    }
+}
+
+/// [`Node`]'s side of the protocol when read from a node: line, column, then the value.
+struct NodeParts<'a> {
+    at: Location,
+    node: Option<NodeDeserializer<'a>>,
+    next: u8,
+}
+
+impl<'de> SeqAccess<'de> for NodeParts<'de> {
+    type Error = NodeError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, NodeError> {
+        self.next += 1;
+        match self.next {
+            1 => seed
+                .deserialize(U32Deserializer::new(self.at.line))
+                .map(Some),
+            2 => seed
+                .deserialize(U32Deserializer::new(self.at.column))
+                .map(Some),
+            _ => match self.node.take() {
+                Some(node) => seed.deserialize(node).map(Some),
+                None => Ok(None),
+            },
         }
     }
 }
@@ -538,6 +652,32 @@ mod tests {
         let (settings, _) = read("hosts:\n  a.example: [1, 2]\n");
         let err = settings.expect_err("a list is not a value");
         assert_eq!(err.path, "backends.b.hosts.a.example");
+    }
+
+    /// A setting kept as a tree (a plugin's own `config`) is a node read inside a
+    /// node: its keys keep their text and location too.
+    #[test]
+    fn a_map_kept_as_a_node_inside_settings_keeps_its_keys() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Nested {
+            config: Option<Node>,
+        }
+        let mut unknown = Vec::new();
+        let nested: Nested = read_node(
+            &node("config:\n  gnupg_home: /g\n  hosts: [a]\n"),
+            "backends.p",
+            &[],
+            &mut unknown,
+        )
+        .expect("read");
+        let config = nested.config.expect("config");
+        let (key, value) = config.get("gnupg_home").expect("the key");
+        assert_eq!(key.at, Location { line: 2, column: 3 });
+        assert_eq!(value.as_text().expect("a value").value, "/g");
+        assert!(
+            matches!(&config.get("hosts").expect("hosts").1.value, NodeValue::List(items) if items.len() == 1)
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@ class Secret:
 
     name: str
     value: bytes = field(repr=False)
-    #: The backend instance that served it.
+    #: The backend instance that served it (for a definition with `sources`, the one
+    #: that answered; see `source`).
     backend: str
     #: The backend's version id, when the backend has versions.
     version: str | None
@@ -53,6 +54,9 @@ class Secret:
     stale_reason: str | None
     #: Backend facts such as content type or version stages (never secret material).
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Which of the definition's sources served it: 0 for the first (and for a
+    #: definition with one backend); above 0, the sources before it were passed over.
+    source: int = 0
     _text: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -73,7 +77,7 @@ class Secret:
 
     def __repr__(self) -> str:
         return (
-            f"Secret(name={self.name!r}, value={REDACTED}, backend={self.backend!r}, "
+            f"Secret(name={self.name!r}, value={REDACTED}, backend={self.backend!r}, source={self.source}, "
             f"version={self.version!r}, fetched_at={self.fetched_at!r}, cache={self.cache.name}, "
             f"trimmed={self.trimmed}, stale={self.stale}, age={self.age!r}, stale_reason={self.stale_reason!r})"
         )
@@ -245,6 +249,7 @@ def secret_from_pb(message: secrets_pb2.Secret) -> Secret:
         age=_duration(message.age, message.HasField("age")),
         stale_reason=message.stale_reason if message.HasField("stale_reason") else None,
         metadata=dict(message.metadata),
+        source=message.source,
         _text=message.text if message.HasField("text") else None,
     )
 

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvaultbridge/v1/secrets.proto\x12\x0evaultbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x0eResolveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07max_age\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\"9\n\x0fResolveResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x16.vaultbridge.v1.Secret\"\xb4\x03\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x17\n\nversion_id\x18\x05 \x01(\tH\x01\x88\x01\x01\x12.\n\nfetched_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05\x63\x61\x63he\x18\x07 \x01(\x0e\x32\x1c.vaultbridge.v1.CacheOutcome\x12\x0f\n\x07trimmed\x18\x08 \x01(\x08\x12\x36\n\x08metadata\x18\t \x03(\x0b\x32$.vaultbridge.v1.Secret.MetadataEntry\x12\r\n\x05stale\x18\n \x01(\x08\x12&\n\x03\x61ge\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x0cstale_reason\x18\x0c \x01(\tH\x02\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_textB\r\n\x0b_version_idB\x0f\n\r_stale_reason\"S\n\x13ResolveBatchRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.vaultbridge.v1.ResolveRequest\"F\n\x14ResolveBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.vaultbridge.v1.ResolveResult\"\x81\x01\n\rResolveResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06secret\x18\x02 \x01(\x0b\x32\x16.vaultbridge.v1.SecretH\x00\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.vaultbridge.v1.ResolveErrorH\x00\x42\t\n\x07outcome\"-\n\x0cResolveError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x18\n\x16ListDefinitionsRequest\"J\n\x17ListDefinitionsResponse\x12/\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x1a.vaultbridge.v1.Definition\"\xbf\x01\n\nDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61\x63kend_type\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12(\n\x04trim\x18\x05 \x01(\x0e\x32\x1a.vaultbridge.v1.TrimPolicy\x12\x0e\n\x06secret\x18\x06 \x01(\t\x12\x10\n\x03key\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x0bttl_seconds\x18\x08 \x01(\x04\x42\x06\n\x04_key\"<\n\x11InvalidateRequest\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x02 \x01(\x08H\x00\x42\x08\n\x06target\"\x14\n\x12InvalidateResponse\"\x1d\n\x0cWatchRequest\x12\r\n\x05names\x18\x01 \x03(\t\"\xb1\x01\n\nWatchEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.vaultbridge.v1.WatchEventKind\x12\x17\n\nversion_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x12.\n\nfetched_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\tB\r\n\x0b_version_id*u\n\x0c\x43\x61\x63heOutcome\x12\x1d\n\x19\x43\x41\x43HE_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_OUTCOME_HIT\x10\x01\x12\x16\n\x12\x43\x41\x43HE_OUTCOME_MISS\x10\x02\x12\x17\n\x13\x43\x41\x43HE_OUTCOME_STALE\x10\x03*U\n\nTrimPolicy\x12\x1b\n\x17TRIM_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10TRIM_POLICY_TRIM\x10\x01\x12\x14\n\x10TRIM_POLICY_NONE\x10\x02*\x8a\x01\n\x0eWatchEventKind\x12 \n\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18WATCH_EVENT_KIND_CURRENT\x10\x01\x12\x1c\n\x18WATCH_EVENT_KIND_CHANGED\x10\x02\x12\x1a\n\x16WATCH_EVENT_KIND_ERROR\x10\x03\x32\xae\x03\n\x07Secrets\x12J\n\x07Resolve\x12\x1e.vaultbridge.v1.ResolveRequest\x1a\x1f.vaultbridge.v1.ResolveResponse\x12Y\n\x0cResolveBatch\x12#.vaultbridge.v1.ResolveBatchRequest\x1a$.vaultbridge.v1.ResolveBatchResponse\x12\x62\n\x0fListDefinitions\x12&.vaultbridge.v1.ListDefinitionsRequest\x1a\'.vaultbridge.v1.ListDefinitionsResponse\x12S\n\nInvalidate\x12!.vaultbridge.v1.InvalidateRequest\x1a\".vaultbridge.v1.InvalidateResponse\x12\x43\n\x05Watch\x12\x1c.vaultbridge.v1.WatchRequest\x1a\x1a.vaultbridge.v1.WatchEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cvaultbridge/v1/secrets.proto\x12\x0evaultbridge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"[\n\x0eResolveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x07max_age\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\"9\n\x0fResolveResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x16.vaultbridge.v1.Secret\"\xc4\x03\n\x06Secret\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x17\n\nversion_id\x18\x05 \x01(\tH\x01\x88\x01\x01\x12.\n\nfetched_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x05\x63\x61\x63he\x18\x07 \x01(\x0e\x32\x1c.vaultbridge.v1.CacheOutcome\x12\x0f\n\x07trimmed\x18\x08 \x01(\x08\x12\x36\n\x08metadata\x18\t \x03(\x0b\x32$.vaultbridge.v1.Secret.MetadataEntry\x12\r\n\x05stale\x18\n \x01(\x08\x12&\n\x03\x61ge\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x0cstale_reason\x18\x0c \x01(\tH\x02\x88\x01\x01\x12\x0e\n\x06source\x18\r \x01(\r\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_textB\r\n\x0b_version_idB\x0f\n\r_stale_reason\"S\n\x13ResolveBatchRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.vaultbridge.v1.ResolveRequest\"F\n\x14ResolveBatchResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.vaultbridge.v1.ResolveResult\"\x81\x01\n\rResolveResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06secret\x18\x02 \x01(\x0b\x32\x16.vaultbridge.v1.SecretH\x00\x12-\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1c.vaultbridge.v1.ResolveErrorH\x00\x42\t\n\x07outcome\"-\n\x0cResolveError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x18\n\x16ListDefinitionsRequest\"J\n\x17ListDefinitionsResponse\x12/\n\x0b\x64\x65\x66initions\x18\x01 \x03(\x0b\x32\x1a.vaultbridge.v1.Definition\"\xf2\x01\n\nDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61\x63kend_type\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12(\n\x04trim\x18\x05 \x01(\x0e\x32\x1a.vaultbridge.v1.TrimPolicy\x12\x0e\n\x06secret\x18\x06 \x01(\t\x12\x10\n\x03key\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x0bttl_seconds\x18\x08 \x01(\x04\x12\x31\n\x07sources\x18\t \x03(\x0b\x32 .vaultbridge.v1.DefinitionSourceB\x06\n\x04_key\"c\n\x10\x44\x65\x66initionSource\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x14\n\x0c\x62\x61\x63kend_type\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12\x10\n\x03key\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\x06\n\x04_key\"<\n\x11InvalidateRequest\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x02 \x01(\x08H\x00\x42\x08\n\x06target\"\x14\n\x12InvalidateResponse\"\x1d\n\x0cWatchRequest\x12\r\n\x05names\x18\x01 \x03(\t\"\xb1\x01\n\nWatchEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.vaultbridge.v1.WatchEventKind\x12\x17\n\nversion_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x12.\n\nfetched_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x05 \x01(\tB\r\n\x0b_version_id*u\n\x0c\x43\x61\x63heOutcome\x12\x1d\n\x19\x43\x41\x43HE_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_OUTCOME_HIT\x10\x01\x12\x16\n\x12\x43\x41\x43HE_OUTCOME_MISS\x10\x02\x12\x17\n\x13\x43\x41\x43HE_OUTCOME_STALE\x10\x03*U\n\nTrimPolicy\x12\x1b\n\x17TRIM_POLICY_UNSPECIFIED\x10\x00\x12\x14\n\x10TRIM_POLICY_TRIM\x10\x01\x12\x14\n\x10TRIM_POLICY_NONE\x10\x02*\x8a\x01\n\x0eWatchEventKind\x12 \n\x1cWATCH_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18WATCH_EVENT_KIND_CURRENT\x10\x01\x12\x1c\n\x18WATCH_EVENT_KIND_CHANGED\x10\x02\x12\x1a\n\x16WATCH_EVENT_KIND_ERROR\x10\x03\x32\xae\x03\n\x07Secrets\x12J\n\x07Resolve\x12\x1e.vaultbridge.v1.ResolveRequest\x1a\x1f.vaultbridge.v1.ResolveResponse\x12Y\n\x0cResolveBatch\x12#.vaultbridge.v1.ResolveBatchRequest\x1a$.vaultbridge.v1.ResolveBatchResponse\x12\x62\n\x0fListDefinitions\x12&.vaultbridge.v1.ListDefinitionsRequest\x1a\'.vaultbridge.v1.ListDefinitionsResponse\x12S\n\nInvalidate\x12!.vaultbridge.v1.InvalidateRequest\x1a\".vaultbridge.v1.InvalidateResponse\x12\x43\n\x05Watch\x12\x1c.vaultbridge.v1.WatchRequest\x1a\x1a.vaultbridge.v1.WatchEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,42 +35,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SECRET_METADATAENTRY']._loaded_options = None
   _globals['_SECRET_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_CACHEOUTCOME']._serialized_start=1631
-  _globals['_CACHEOUTCOME']._serialized_end=1748
-  _globals['_TRIMPOLICY']._serialized_start=1750
-  _globals['_TRIMPOLICY']._serialized_end=1835
-  _globals['_WATCHEVENTKIND']._serialized_start=1838
-  _globals['_WATCHEVENTKIND']._serialized_end=1976
+  _globals['_CACHEOUTCOME']._serialized_start=1799
+  _globals['_CACHEOUTCOME']._serialized_end=1916
+  _globals['_TRIMPOLICY']._serialized_start=1918
+  _globals['_TRIMPOLICY']._serialized_end=2003
+  _globals['_WATCHEVENTKIND']._serialized_start=2006
+  _globals['_WATCHEVENTKIND']._serialized_end=2144
   _globals['_RESOLVEREQUEST']._serialized_start=113
   _globals['_RESOLVEREQUEST']._serialized_end=204
   _globals['_RESOLVERESPONSE']._serialized_start=206
   _globals['_RESOLVERESPONSE']._serialized_end=263
   _globals['_SECRET']._serialized_start=266
-  _globals['_SECRET']._serialized_end=702
-  _globals['_SECRET_METADATAENTRY']._serialized_start=614
-  _globals['_SECRET_METADATAENTRY']._serialized_end=661
-  _globals['_RESOLVEBATCHREQUEST']._serialized_start=704
-  _globals['_RESOLVEBATCHREQUEST']._serialized_end=787
-  _globals['_RESOLVEBATCHRESPONSE']._serialized_start=789
-  _globals['_RESOLVEBATCHRESPONSE']._serialized_end=859
-  _globals['_RESOLVERESULT']._serialized_start=862
-  _globals['_RESOLVERESULT']._serialized_end=991
-  _globals['_RESOLVEERROR']._serialized_start=993
-  _globals['_RESOLVEERROR']._serialized_end=1038
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=1040
-  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=1064
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=1066
-  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=1140
-  _globals['_DEFINITION']._serialized_start=1143
-  _globals['_DEFINITION']._serialized_end=1334
-  _globals['_INVALIDATEREQUEST']._serialized_start=1336
-  _globals['_INVALIDATEREQUEST']._serialized_end=1396
-  _globals['_INVALIDATERESPONSE']._serialized_start=1398
-  _globals['_INVALIDATERESPONSE']._serialized_end=1418
-  _globals['_WATCHREQUEST']._serialized_start=1420
-  _globals['_WATCHREQUEST']._serialized_end=1449
-  _globals['_WATCHEVENT']._serialized_start=1452
-  _globals['_WATCHEVENT']._serialized_end=1629
-  _globals['_SECRETS']._serialized_start=1979
-  _globals['_SECRETS']._serialized_end=2409
+  _globals['_SECRET']._serialized_end=718
+  _globals['_SECRET_METADATAENTRY']._serialized_start=630
+  _globals['_SECRET_METADATAENTRY']._serialized_end=677
+  _globals['_RESOLVEBATCHREQUEST']._serialized_start=720
+  _globals['_RESOLVEBATCHREQUEST']._serialized_end=803
+  _globals['_RESOLVEBATCHRESPONSE']._serialized_start=805
+  _globals['_RESOLVEBATCHRESPONSE']._serialized_end=875
+  _globals['_RESOLVERESULT']._serialized_start=878
+  _globals['_RESOLVERESULT']._serialized_end=1007
+  _globals['_RESOLVEERROR']._serialized_start=1009
+  _globals['_RESOLVEERROR']._serialized_end=1054
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_start=1056
+  _globals['_LISTDEFINITIONSREQUEST']._serialized_end=1080
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_start=1082
+  _globals['_LISTDEFINITIONSRESPONSE']._serialized_end=1156
+  _globals['_DEFINITION']._serialized_start=1159
+  _globals['_DEFINITION']._serialized_end=1401
+  _globals['_DEFINITIONSOURCE']._serialized_start=1403
+  _globals['_DEFINITIONSOURCE']._serialized_end=1502
+  _globals['_INVALIDATEREQUEST']._serialized_start=1504
+  _globals['_INVALIDATEREQUEST']._serialized_end=1564
+  _globals['_INVALIDATERESPONSE']._serialized_start=1566
+  _globals['_INVALIDATERESPONSE']._serialized_end=1586
+  _globals['_WATCHREQUEST']._serialized_start=1588
+  _globals['_WATCHREQUEST']._serialized_end=1617
+  _globals['_WATCHEVENT']._serialized_start=1620
+  _globals['_WATCHEVENT']._serialized_end=1797
+  _globals['_SECRETS']._serialized_start=2147
+  _globals['_SECRETS']._serialized_end=2577
 # @@protoc_insertion_point(module_scope)

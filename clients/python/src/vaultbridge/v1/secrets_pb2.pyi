@@ -59,7 +59,7 @@ class ResolveResponse(_message.Message):
     def __init__(self, secret: _Optional[_Union[Secret, _Mapping]] = ...) -> None: ...
 
 class Secret(_message.Message):
-    __slots__ = ("name", "value", "text", "backend", "version_id", "fetched_at", "cache", "trimmed", "metadata", "stale", "age", "stale_reason")
+    __slots__ = ("name", "value", "text", "backend", "version_id", "fetched_at", "cache", "trimmed", "metadata", "stale", "age", "stale_reason", "source")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class Secret(_message.Message):
     STALE_FIELD_NUMBER: _ClassVar[int]
     AGE_FIELD_NUMBER: _ClassVar[int]
     STALE_REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: bytes
     text: str
@@ -91,7 +92,8 @@ class Secret(_message.Message):
     stale: bool
     age: _duration_pb2.Duration
     stale_reason: str
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[bytes] = ..., text: _Optional[str] = ..., backend: _Optional[str] = ..., version_id: _Optional[str] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache: _Optional[_Union[CacheOutcome, str]] = ..., trimmed: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stale: _Optional[bool] = ..., age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stale_reason: _Optional[str] = ...) -> None: ...
+    source: int
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[bytes] = ..., text: _Optional[str] = ..., backend: _Optional[str] = ..., version_id: _Optional[str] = ..., fetched_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache: _Optional[_Union[CacheOutcome, str]] = ..., trimmed: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., stale: _Optional[bool] = ..., age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stale_reason: _Optional[str] = ..., source: _Optional[int] = ...) -> None: ...
 
 class ResolveBatchRequest(_message.Message):
     __slots__ = ("names", "items")
@@ -136,7 +138,7 @@ class ListDefinitionsResponse(_message.Message):
     def __init__(self, definitions: _Optional[_Iterable[_Union[Definition, _Mapping]]] = ...) -> None: ...
 
 class Definition(_message.Message):
-    __slots__ = ("name", "backend", "backend_type", "description", "trim", "secret", "key", "ttl_seconds")
+    __slots__ = ("name", "backend", "backend_type", "description", "trim", "secret", "key", "ttl_seconds", "sources")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     BACKEND_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +147,7 @@ class Definition(_message.Message):
     SECRET_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     backend: str
     backend_type: str
@@ -153,7 +156,20 @@ class Definition(_message.Message):
     secret: str
     key: str
     ttl_seconds: int
-    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., backend_type: _Optional[str] = ..., description: _Optional[str] = ..., trim: _Optional[_Union[TrimPolicy, str]] = ..., secret: _Optional[str] = ..., key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[DefinitionSource]
+    def __init__(self, name: _Optional[str] = ..., backend: _Optional[str] = ..., backend_type: _Optional[str] = ..., description: _Optional[str] = ..., trim: _Optional[_Union[TrimPolicy, str]] = ..., secret: _Optional[str] = ..., key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., sources: _Optional[_Iterable[_Union[DefinitionSource, _Mapping]]] = ...) -> None: ...
+
+class DefinitionSource(_message.Message):
+    __slots__ = ("backend", "backend_type", "secret", "key")
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    backend: str
+    backend_type: str
+    secret: str
+    key: str
+    def __init__(self, backend: _Optional[str] = ..., backend_type: _Optional[str] = ..., secret: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class InvalidateRequest(_message.Message):
     __slots__ = ("name", "all")
