@@ -41,6 +41,9 @@ definitions:
   on-tuned: {backend: tuned, secret: one}
   on-moved: {backend: moved, secret: one}
   removed: {backend: same, secret: two}
+  two-sources: {sources: [{backend: same, secret: one}, {backend: tuned, secret: two}]}
+  sources-swapped: {sources: [{backend: same, secret: one}, {backend: tuned, secret: one}]}
+  second-source-changed: {sources: [{backend: same, secret: one}, {backend: tuned, secret: two}]}
 "#;
 
 // Written elsewhere in the file (blank lines, comments, another order of sections),
@@ -55,6 +58,9 @@ definitions:
   on-tuned: {backend: tuned, secret: one}
   on-moved: {backend: moved, secret: one}
   added: {backend: same, secret: two}
+  two-sources: {sources: [{backend: same, secret: one}, {backend: tuned, secret: two}]}
+  sources-swapped: {sources: [{backend: tuned, secret: one}, {backend: same, secret: one}]}
+  second-source-changed: {sources: [{backend: same, secret: one}, {backend: tuned, secret: three}]}
 
 backends:
 
@@ -120,8 +126,21 @@ async fn only_definitions_whose_source_is_unchanged_keep_their_cached_values() {
         .unwrap();
     assert_eq!(changes.added, ["added"]);
     assert_eq!(changes.removed, ["removed"]);
-    assert_eq!(changes.changed, ["new-secret", "new-ttl", "on-moved"]);
-    assert_eq!(changes.kept, ["described", "on-tuned", "unchanged"]);
+    assert_eq!(
+        changes.changed,
+        [
+            "new-secret",
+            "new-ttl",
+            "on-moved",
+            "second-source-changed",
+            "sources-swapped"
+        ],
+        "a definition with sources changes when any source or their order does"
+    );
+    assert_eq!(
+        changes.kept,
+        ["described", "on-tuned", "two-sources", "unchanged"]
+    );
     assert!(
         Arc::ptr_eq(
             &first.backends["same"].protected,
