@@ -58,12 +58,11 @@ impl Target<'_> {
 /// through it. The writer ends when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditLog {
-    shared: Arc<Shared>,
-    _writer: Arc<WriterHandle>,
+    handle: Arc<WriterHandle>,
 }
 
-/// Dropped with the last clone of the log: tells the writer to write what is left
-/// and end.
+/// The buffer the writer thread shares; dropped with the last clone of the log, which
+/// tells the writer to write what is left and end.
 #[derive(Debug)]
 struct WriterHandle(Arc<Shared>);
 
@@ -121,8 +120,7 @@ impl AuditLog {
                 source,
             })?;
         Ok(Some(Self {
-            _writer: Arc::new(WriterHandle(shared.clone())),
-            shared,
+            handle: Arc::new(WriterHandle(shared)),
         }))
     }
 
@@ -136,7 +134,8 @@ impl AuditLog {
         cache: Option<&'static str>,
     ) {
         let at = SystemTime::now();
-        let mut pending = self.shared.lock();
+        let shared = &self.handle.0;
+        let mut pending = shared.lock();
         let before = pending.lines.len();
         if before >= MAX_PENDING {
             pending.dropped += 1;
@@ -150,14 +149,15 @@ impl AuditLog {
         // The writer waits for the first line of a batch, and lingers after it unless
         // the batch grows large; any other line needs no wake-up.
         if before == 0 || (before < HIGH_WATER && after >= HIGH_WATER) {
-            self.shared.wake.notify_one();
+            shared.wake.notify_one();
         }
     }
 
     pub(super) async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        self.shared.lock().flushes.push(done);
-        self.shared.wake.notify_one();
+        let shared = &self.handle.0;
+        shared.lock().flushes.push(done);
+        shared.wake.notify_one();
         let _ = wait.await;
     }
 }

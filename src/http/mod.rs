@@ -110,17 +110,12 @@ impl Face {
         } else {
             None
         };
-        let backend_headers = resolver
-            .definitions()
+        let definitions = resolver.definitions();
+        let backend_headers = definitions
             .iter()
-            .flat_map(|definition| {
-                definition
-                    .sources
-                    .iter()
-                    .map(|source| source.backend_name.clone())
-                    .collect::<Vec<_>>()
-            })
-            .filter_map(|name| {
+            .flat_map(|definition| definition.sources.iter())
+            .filter_map(|source| {
+                let name = source.backend_name.clone();
                 let value = hyper::header::HeaderValue::from_str(&name).ok()?;
                 Some((name, value))
             })
