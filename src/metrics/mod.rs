@@ -321,26 +321,41 @@ impl ServiceMeter {
         rpc: usize,
         call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, tonic::Status> {
-        let Some(meter) = self.rpcs.get(rpc) else {
+        let Some(mut guard) = self.start(rpc) else {
             return call.await;
         };
+        let result = call.await;
+        guard.ended(&result);
+        result
+    }
+
+    /// What [`Self::observe`] does, for a caller that awaits the call itself (one
+    /// future fewer to build and move per request): the call is in flight until the
+    /// guard drops, and counts by the code given to [`RpcGuard::ended`], CANCELLED
+    /// without one. `None` when metrics are off.
+    pub(crate) fn start(&self, rpc: usize) -> Option<RpcGuard<'_>> {
+        let meter = self.rpcs.get(rpc)?;
         meter.in_flight.inc();
-        let mut guard = RpcGuard {
+        Some(RpcGuard {
             meter,
             code: tonic::Code::Cancelled,
-        };
-        let result = call.await;
-        guard.code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        result
+        })
     }
 }
 
-struct RpcGuard<'a> {
+/// One call in flight; see [`ServiceMeter::start`].
+pub(crate) struct RpcGuard<'a> {
     meter: &'a RpcMeter,
     code: tonic::Code,
+}
+
+impl RpcGuard<'_> {
+    pub(crate) fn ended<T>(&mut self, result: &Result<T, tonic::Status>) {
+        self.code = match result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+    }
 }
 
 impl Drop for RpcGuard<'_> {

@@ -3,9 +3,10 @@
 
 use crate::config::{CachePolicy, FallbackOn};
 use crate::metrics::BackendMeter;
+use hyper::header::HeaderValue;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use vaultbridge_backend_core::{Backend, SecretRef, SecretValue};
 
@@ -95,6 +96,12 @@ pub(crate) struct CachedSecret {
     pub version: Option<String>,
     pub fetched_at: SystemTime,
     pub trimmed: bool,
+    /// Whether the value is UTF-8 text, checked once when it is cached.
+    pub is_text: bool,
+    /// `fetched_at` as the HTTP face's header, rendered by the first answer that needs
+    /// it: the time never changes, and formatting it on every hit was measurable.
+    /// (`None` for a time RFC 3339 cannot write, before 1970 or after 9999.)
+    pub fetched_at_header: OnceLock<Option<HeaderValue>>,
     /// What the backend said about the secret (never secret material).
     pub metadata: BTreeMap<String, String>,
     /// When it was fetched, on the monotonic clock: ages are measured from here.

@@ -223,8 +223,11 @@ impl Resolver {
         })
     }
 
-    pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
-        self.resolve_with(name, Freshness::default()).await
+    pub(crate) fn resolve<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Future<Output = Result<Resolved, ResolveError>> + 'a {
+        self.resolve_with(name, Freshness::default())
     }
 
     pub(crate) async fn resolve_with(
@@ -234,11 +237,31 @@ impl Resolver {
     ) -> Result<Resolved, ResolveError> {
         let definition = self.definition(name)?;
         let seen = self.state.settled();
-        let cached = match self.lookup(definition, freshness).await {
-            Lookup::Hit(hit) => return Ok(hit),
-            Lookup::Known(err) => return Err(backend_error(definition, err)),
-            Lookup::Fetch(cached) => cached,
+        // No await before a hit: the future a caller builds and moves on every request
+        // stays small.
+        let cached = self.state.cached(&definition.name);
+        let cached = match self.judge(definition, cached, freshness) {
+            Ok(hit) => return Ok(hit),
+            Err(cached) => cached,
         };
+        // Boxed: the miss path's future is several times the hit path's, and every
+        // caller's future (moved on each request) would otherwise carry it.
+        Box::pin(self.fetch(definition, cached, freshness, seen)).await
+    }
+
+    /// The miss path of [`Self::resolve_with`]: a remembered not-found, or one flight.
+    async fn fetch(
+        &self,
+        definition: &Arc<Definition>,
+        cached: Option<Arc<CachedSecret>>,
+        freshness: Freshness,
+        seen: u64,
+    ) -> Result<Resolved, ResolveError> {
+        if cached.is_none()
+            && let Some(err) = self.known_missing(definition, freshness)
+        {
+            return Err(backend_error(definition, err));
+        }
         let mut flights = self.state.flights(&[definition], false, seen);
         let result = match flights.pop() {
             Some(flight) => flight.await,
@@ -264,7 +287,7 @@ impl Resolver {
         for (name, freshness) in requests {
             slots.push(match self.definition(name) {
                 Err(err) => Slot::Done(Err(err)),
-                Ok(definition) => match self.lookup(definition, *freshness).await {
+                Ok(definition) => match self.lookup(definition, *freshness) {
                     Lookup::Hit(hit) => Slot::Done(Ok(hit)),
                     Lookup::Known(err) => Slot::Done(Err(backend_error(definition, err))),
                     Lookup::Fetch(cached) => Slot::Pending(definition, cached, *freshness),
@@ -304,25 +327,48 @@ impl Resolver {
     }
 
     /// What the cache can answer without a backend call.
-    async fn lookup(&self, definition: &Arc<Definition>, freshness: Freshness) -> Lookup {
-        let Some(secret) = self.state.cached(&definition.name).await else {
-            if !freshness.refresh
-                && let Some(err) = self.state.known_missing(&definition.name).await
-            {
-                definition.meter.negative();
-                return Lookup::Known(err);
-            }
-            return Lookup::Fetch(None);
+    fn lookup(&self, definition: &Arc<Definition>, freshness: Freshness) -> Lookup {
+        let cached = self.state.cached(&definition.name);
+        match self.judge(definition, cached, freshness) {
+            Ok(hit) => Lookup::Hit(hit),
+            Err(None) => match self.known_missing(definition, freshness) {
+                Some(err) => Lookup::Known(err),
+                None => Lookup::Fetch(None),
+            },
+            Err(cached) => Lookup::Fetch(cached),
+        }
+    }
+
+    /// A not-found remembered from a recent call, unless the caller asks to read again.
+    fn known_missing(&self, definition: &Definition, freshness: Freshness) -> Option<Failure> {
+        if freshness.refresh {
+            return None;
+        }
+        let err = self.state.known_missing(&definition.name)?;
+        definition.meter.negative();
+        Some(err)
+    }
+
+    /// The cached value as a hit, or `Err` with what a backend call starts from: the
+    /// value (which may still be served stale) when it is too old or out of date.
+    fn judge(
+        &self,
+        definition: &Arc<Definition>,
+        cached: Option<Arc<CachedSecret>>,
+        freshness: Freshness,
+    ) -> Result<Resolved, Option<Arc<CachedSecret>>> {
+        let Some(secret) = cached else {
+            return Err(None);
         };
         // Compared with the revision read when the fetch started: a change during the
         // fetch leaves the entry marked with the older one, so this resolve reads again.
         let revision = definition.sources.get(secret.source).backend.revision();
         if secret.revision != revision || freshness.refresh {
-            return Lookup::Fetch(Some(secret));
+            return Err(Some(secret));
         }
         let age = secret.age();
         if age >= secret.policy.ttl || freshness.max_age.is_some_and(|max| age > max) {
-            return Lookup::Fetch(Some(secret));
+            return Err(Some(secret));
         }
         if let Some(after) = secret.refresh_after
             && age >= after
@@ -332,7 +378,7 @@ impl Resolver {
             self.state.refresh_soon(definition);
         }
         definition.meter.hit();
-        Lookup::Hit(Resolved {
+        Ok(Resolved {
             definition: definition.clone(),
             secret,
             cache: CacheOutcome::Hit,
@@ -398,13 +444,13 @@ impl Resolver {
         let seen = self.state.settled();
         let mut due = Vec::new();
         for definition in definitions {
-            let stale = match self.state.cached(&definition.name).await {
+            let stale = match self.state.cached(&definition.name) {
                 Some(secret) => {
                     let revision = definition.sources.get(secret.source).backend.revision();
                     secret.revision != revision
                         || secret.age() >= secret.refresh_after.unwrap_or(secret.policy.ttl)
                 }
-                None => self.state.known_missing(&definition.name).await.is_none(),
+                None => self.state.known_missing(&definition.name).is_none(),
             };
             if stale {
                 due.push(definition);
