@@ -57,24 +57,50 @@ pub(crate) async fn http_baseline_server(tcp: std::net::SocketAddr, payload: usi
     }
 }
 
-/// The headers of the daemon's cache hit, with values of the same length.
+/// The headers of the daemon's cache hit, with values of the same length, made once
+/// (as the daemon makes its names): `from_static` parses a name each time it runs.
+const HEADERS: [(HeaderName, HeaderValue); 8] = [
+    (
+        HeaderName::from_static("content-type"),
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    ),
+    (
+        HeaderName::from_static("cache-control"),
+        HeaderValue::from_static("no-store"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-cache"),
+        HeaderValue::from_static("hit"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-stale"),
+        HeaderValue::from_static("false"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-trimmed"),
+        HeaderValue::from_static("false"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-age"),
+        HeaderValue::from_static("12.345"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-fetched-at"),
+        HeaderValue::from_static("2026-11-30T08:00:00.123456Z"),
+    ),
+    (
+        HeaderName::from_static("x-vaultbridge-backend"),
+        HeaderValue::from_static("local"),
+    ),
+];
+
 fn answer(body: Bytes) -> hyper::Response<Full<Bytes>> {
     let mut response = hyper::Response::new(Full::new(body));
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("content-type", "text/plain; charset=utf-8"),
-        ("cache-control", "no-store"),
-        ("x-vaultbridge-cache", "hit"),
-        ("x-vaultbridge-stale", "false"),
-        ("x-vaultbridge-trimmed", "false"),
-        ("x-vaultbridge-age", "12.345"),
-        ("x-vaultbridge-fetched-at", "2026-11-30T08:00:00.123456Z"),
-        ("x-vaultbridge-backend", "local"),
-    ] {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+    // As the daemon does: room for every header at once.
+    *headers = hyper::HeaderMap::with_capacity(10);
+    for (name, value) in HEADERS {
+        headers.insert(name, value);
     }
     response
 }

@@ -264,7 +264,7 @@ pub(super) async fn get_secret_value(
     let runtime = face.live.load();
     let guard = routes::guard(&runtime, peer, headers, Some(&token), rpc)?;
     let path_id = path_id
-        .map(|id| query::decode(id, false, "path"))
+        .map(|id| query::decode(id, false, "path").map(std::borrow::Cow::into_owned))
         .transpose()?;
     let query = query::agent(path_id, query_text)?;
     let index = compat.index(&runtime.resolver);

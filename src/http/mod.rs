@@ -80,8 +80,13 @@ pub(crate) struct Face {
     stopping: watch::Receiver<bool>,
     /// The agent's routes, when `aws_agent_compat` is on.
     aws: Option<aws::Compat>,
-    /// Each backend's name as a header value, made once.
-    backend_headers: std::collections::HashMap<Arc<str>, hyper::header::HeaderValue>,
+    /// Each backend's name as a header value, made once. Keyed by names from the
+    /// config only, so the fast hasher is safe from flooding (as the resolver's maps).
+    backend_headers: std::collections::HashMap<
+        Arc<str>,
+        hyper::header::HeaderValue,
+        foldhash::fast::RandomState,
+    >,
 }
 
 /// The methods as the metrics count them; indices into [`Face::meter`].
@@ -252,8 +257,7 @@ where
     let stop = face.stopping.clone();
     let service_face = face.clone();
     let service = hyper::service::service_fn(move |request| {
-        let face = service_face.clone();
-        async move { Ok::<_, std::convert::Infallible>(routes::answer(&face, peer, request).await) }
+        routes::answer(service_face.clone(), peer, request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
