@@ -132,6 +132,7 @@ pub(crate) async fn serve(
     let mut socket = None;
     let accept = listen::Limits {
         max_connections: limits.max_connections,
+        max_connections_per_peer: limits.max_connections_per_peer,
         handshake_timeout: limits.handshake_timeout,
     };
 
@@ -198,14 +199,7 @@ pub(crate) async fn serve(
             owner: config.server.unix_socket_owner,
             group: config.server.unix_socket_group,
         };
-        http_socket = crate::http::listen(
-            face,
-            settings,
-            &access,
-            limits.max_connections,
-            &mut servers,
-        )
-        .await?;
+        http_socket = crate::http::listen(face, settings, &access, accept, &mut servers).await?;
     }
 
     if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {
