@@ -162,8 +162,9 @@ pub(crate) async fn serve(
         let bound = listener.local_addr().map_err(bind_error)?;
         let server = grpc_server(&limits).add_routes(routes.clone());
         match &config.server.tls {
-            // TLS connections have their own handshake deadline (`crate::tls`); the
-            // listener's preface check would read TLS records, not HTTP/2.
+            // TLS connections have their own accept loop with the same connection caps
+            // and their own handshake deadline (`crate::tls`); the listener's preface
+            // check would read TLS records, not HTTP/2.
             Some(tls) => {
                 let (acceptor, key) = crate::tls::acceptor(tls)?;
                 tokio::spawn(key.watch(stop_rx.clone()));
@@ -172,7 +173,7 @@ pub(crate) async fn serve(
                     client_certificates = tls.client_ca_file.is_some(),
                     "listening on TCP with TLS"
                 );
-                let incoming = crate::tls::incoming(listener, acceptor, stop_rx.clone());
+                let incoming = crate::tls::incoming(listener, acceptor, accept, stop_rx.clone());
                 servers
                     .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
             }

@@ -173,7 +173,7 @@ pub(crate) fn incoming<L: Accept>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let state = Loop {
         waiting: Waiting::default(),
-        peers: Peers::new(limits.max_connections_per_peer),
+        peers: Peers::new(limits.max_connections_per_peer, what),
         what,
     };
     futures_util::stream::unfold(
@@ -236,20 +236,12 @@ impl Loop {
     fn admit(&self, peer: Peer) -> Option<(Arc<Handshake>, PeerSlot)> {
         let slot = match self.peers.admit(peer) {
             Ok(slot) => slot,
-            Err(AtLimit { first }) => {
-                let evicted = self.waiting.evict_oldest(Some(peer));
-                if first {
-                    tracing::warn!(
-                        listener = self.what,
-                        %peer,
-                        max_connections_per_peer = self.peers.limit(),
-                        "a peer reached its connection limit (server.max_connections_per_peer); closing its connections that have not started HTTP/2, and refusing its new ones while all of them work"
-                    );
-                }
-                if !evicted {
-                    tracing::debug!(listener = self.what, %peer, "refused a connection: the peer is at its connection limit");
+            Err(AtLimit { .. }) => {
+                if !self.waiting.evict_oldest(Some(peer)) {
+                    tracing::debug!(listener = self.what, %peer, "refused a connection: all of the peer's connections work");
                     return None;
                 }
+                tracing::debug!(listener = self.what, %peer, "closed the peer's oldest connection without HTTP/2 to make room");
                 self.peers.admit_replacing(peer)
             }
         };

@@ -18,6 +18,7 @@ mod accept;
 mod peers;
 
 pub(crate) use accept::{Limits, incoming};
+pub(crate) use peers::{Peer, PeerSlot, Peers};
 
 use std::fs::File;
 use std::io;

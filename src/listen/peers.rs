@@ -45,6 +45,8 @@ impl fmt::Display for Peer {
 #[derive(Debug)]
 pub(crate) struct Peers {
     limit: usize,
+    /// The listener, for the log.
+    what: &'static str,
     live: Mutex<HashMap<Peer, Entry>>,
 }
 
@@ -56,25 +58,25 @@ struct Entry {
     at_limit: bool,
 }
 
-/// A peer at its limit. `first` is true the first time since it was last under it.
+/// A peer at its limit. `first` is true the first time since it was last under it
+/// (and the warning was logged).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct AtLimit {
     pub(crate) first: bool,
 }
 
 impl Peers {
-    pub(crate) fn new(limit: usize) -> Arc<Self> {
+    pub(crate) fn new(limit: usize, what: &'static str) -> Arc<Self> {
         Arc::new(Self {
             limit,
+            what,
             live: Mutex::new(HashMap::new()),
         })
     }
 
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Counts a new connection of `peer` if it is under its limit.
+    /// Counts a new connection of `peer` if it is under its limit. A peer that reaches
+    /// it is logged once, not for every connection refused: a flood must not flood
+    /// the log.
     pub(crate) fn admit(self: &Arc<Self>, peer: Peer) -> Result<PeerSlot, AtLimit> {
         let mut live = self.lock();
         let entry = live.entry(peer).or_insert(Entry {
@@ -84,6 +86,16 @@ impl Peers {
         if entry.count >= self.limit {
             let first = !entry.at_limit;
             entry.at_limit = true;
+            drop(live);
+            if first {
+                tracing::warn!(
+                    listener = self.what,
+                    %peer,
+                    max_connections_per_peer = self.limit,
+                    "a peer reached its connection limit (server.max_connections_per_peer); its new connections are closed while it holds that many"
+                );
+            }
+            tracing::debug!(listener = self.what, %peer, "a connection over the peer's limit");
             return Err(AtLimit { first });
         }
         entry.count += 1;
@@ -159,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_peer_gets_its_limit_and_no_more_while_others_are_unaffected() {
-        let peers = Peers::new(2);
+        let peers = Peers::new(2, "test");
         let held = [peers.admit(ALICE).unwrap(), peers.admit(ALICE).unwrap()];
         assert_eq!(peers.admit(ALICE).unwrap_err(), AtLimit { first: true });
         assert_eq!(peers.admit(ALICE).unwrap_err(), AtLimit { first: false });
@@ -171,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_closed_connection_gives_its_place_back_and_the_warning_comes_again() {
-        let peers = Peers::new(2);
+        let peers = Peers::new(2, "test");
         let first = peers.admit(ALICE).unwrap();
         let _second = peers.admit(ALICE).unwrap();
         assert!(peers.admit(ALICE).unwrap_err().first);
@@ -184,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_peer_whose_connections_all_closed_leaves_no_entry() {
-        let peers = Peers::new(3);
+        let peers = Peers::new(3, "test");
         let slots: Vec<_> = (0..3).map(|_| peers.admit(ALICE).unwrap()).collect();
         let replacing = peers.admit_replacing(ALICE);
         assert_eq!(peers.count(ALICE), Some(4));
@@ -195,7 +207,7 @@ mod tests {
         assert_eq!(peers.count(ALICE), None);
         assert_eq!(peers.peers(), 0, "an idle peer must not stay in the map");
         // A refusal counts nothing: the one connection held is the one to give back.
-        let tight = Peers::new(1);
+        let tight = Peers::new(1, "test");
         let held = tight.admit(BOB).unwrap();
         let _ = tight.admit(BOB).unwrap_err();
         assert_eq!(tight.count(BOB), Some(1));
