@@ -132,6 +132,7 @@ pub(crate) async fn serve(
     let mut socket = None;
     let accept = listen::Limits {
         max_connections: limits.max_connections,
+        max_connections_per_peer: limits.max_connections_per_peer,
         handshake_timeout: limits.handshake_timeout,
     };
 
@@ -161,8 +162,9 @@ pub(crate) async fn serve(
         let bound = listener.local_addr().map_err(bind_error)?;
         let server = grpc_server(&limits).add_routes(routes.clone());
         match &config.server.tls {
-            // TLS connections have their own handshake deadline (`crate::tls`); the
-            // listener's preface check would read TLS records, not HTTP/2.
+            // TLS connections have their own accept loop with the same connection caps
+            // and their own handshake deadline (`crate::tls`); the listener's preface
+            // check would read TLS records, not HTTP/2.
             Some(tls) => {
                 let (acceptor, key) = crate::tls::acceptor(tls)?;
                 tokio::spawn(key.watch(stop_rx.clone()));
@@ -171,7 +173,7 @@ pub(crate) async fn serve(
                     client_certificates = tls.client_ca_file.is_some(),
                     "listening on TCP with TLS"
                 );
-                let incoming = crate::tls::incoming(listener, acceptor, stop_rx.clone());
+                let incoming = crate::tls::incoming(listener, acceptor, accept, stop_rx.clone());
                 servers
                     .spawn(server.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
             }
@@ -198,14 +200,7 @@ pub(crate) async fn serve(
             owner: config.server.unix_socket_owner,
             group: config.server.unix_socket_group,
         };
-        http_socket = crate::http::listen(
-            face,
-            settings,
-            &access,
-            limits.max_connections,
-            &mut servers,
-        )
-        .await?;
+        http_socket = crate::http::listen(face, settings, &access, accept, &mut servers).await?;
     }
 
     if let (Some(settings), Some(mut registry)) = (&config.server.metrics, metrics_registry) {

@@ -3,16 +3,23 @@
 //! configured CA, and the names a client certificate proves, which are its identity.
 
 use crate::config::TlsConfig;
+use crate::listen;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 
 /// How often the certificate and key files are looked at for a change.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -187,23 +194,62 @@ pub(crate) fn acceptor(config: &TlsConfig) -> Result<(TlsAcceptor, Arc<ServerKey
 
 /// Connections from `listener` once their handshake is done. Each handshake runs in its
 /// own task with a deadline, so a slow or silent client holds up no other.
+///
+/// The listener's connection caps hold as on a plain one: at most
+/// `limits.max_connections` open (handshakes under way included; at the cap, accepting
+/// waits for one to close or time out), and at most `limits.max_connections_per_peer`
+/// of them from one IP address, whose further connections are closed at once.
 pub(crate) fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+    limits: listen::Limits,
+    mut stop: watch::Receiver<bool>,
+) -> ReceiverStream<Result<Held<TlsStream<TcpStream>>, std::io::Error>> {
     let (ready, accepted) = tokio::sync::mpsc::channel(64);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let peers = listen::Peers::new(limits.max_connections_per_peer, "tls");
     tokio::spawn(async move {
+        let mut full = false;
         loop {
-            let (stream, peer) = tokio::select! {
-                _ = stop.wait_for(|stop| *stop) => return,
-                result = listener.accept() => match result {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "cannot accept a TCP connection");
-                        continue;
+            let slot = match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    full = false;
+                    slot
+                }
+                Err(_) => {
+                    if !full {
+                        tracing::warn!(
+                            listener = "tls",
+                            max_connections = limits.max_connections,
+                            "connection limit reached; holding new connections until one closes"
+                        );
+                        full = true;
                     }
-                },
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop) => return,
+                        // The semaphore is never closed.
+                        slot = slots.clone().acquire_owned() => match slot {
+                            Ok(slot) => slot,
+                            Err(_) => return,
+                        },
+                    }
+                }
+            };
+            // A refused connection gives nothing back: the slot waits for the next.
+            let (stream, address, peer) = loop {
+                let (stream, address) = tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => return,
+                    result = listener.accept() => match result {
+                        Ok(accepted) => accepted,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot accept a TCP connection");
+                            continue;
+                        }
+                    },
+                };
+                if let Ok(peer) = peers.admit(listen::Peer::ip(address.ip())) {
+                    break (stream, address, peer);
+                }
             };
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
@@ -211,19 +257,82 @@ pub(crate) fn incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(stream)).await;
+                        let held = Held {
+                            inner: stream,
+                            _slot: slot,
+                            _peer: peer,
+                        };
+                        let _ = ready.send(Ok(held)).await;
                     }
                     Ok(Err(err)) => {
-                        tracing::info!(peer = %peer, error = %err, "TLS handshake refused");
+                        tracing::info!(peer = %address, error = %err, "TLS handshake refused");
                     }
                     Err(_) => {
-                        tracing::info!(peer = %peer, "TLS handshake not finished in time; closed");
+                        tracing::info!(peer = %address, "TLS handshake not finished in time; closed");
                     }
                 }
             });
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(accepted)
+    ReceiverStream::new(accepted)
+}
+
+/// A TLS connection with its places in the listener's caps, given back when it closes.
+#[derive(Debug)]
+pub(crate) struct Held<S> {
+    inner: S,
+    _slot: OwnedSemaphorePermit,
+    _peer: listen::PeerSlot,
+}
+
+/// The access rules read the client certificate from the TLS stream's connect info,
+/// so the wrapper hands on exactly that type.
+impl<S: Connected> Connected for Held<S> {
+    type ConnectInfo = S::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// The identities a client certificate proves: its SAN URIs (SPIFFE IDs among them),

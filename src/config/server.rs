@@ -17,6 +17,11 @@ pub(crate) const DEFAULT_SOCKET_MODE: u32 = 0o600;
 /// node's worth of runners, and 256 connections stay well under the usual 1,024 open
 /// files.
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Without `max_connections_per_peer`, a peer may hold half of `max_connections` (at
+/// least one): never every slot, so one caller alone cannot shut the others out.
+pub(crate) fn default_per_peer(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
+}
 /// RFC 9113 asks for at least 100. The bench's busiest connection carries 64 calls at
 /// once (concurrency 64 on one connection); a stream that never sends its body holds
 /// about 9 KB, so 100 cap one connection near 1 MB.
@@ -65,6 +70,9 @@ pub(crate) struct ServerConfig {
 pub(crate) struct Limits {
     /// Open connections per listener; at the cap, new ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Open connections of one peer (a uid on the Unix socket, an IP address on TCP)
+    /// per listener; over it, a new connection is closed at once.
+    pub max_connections_per_peer: usize,
     /// Streams (calls) open at once on one connection, advertised in HTTP/2 SETTINGS.
     pub max_concurrent_streams: u32,
     /// Time from accept to the client's HTTP/2 preface and first frame.
@@ -78,6 +86,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: default_per_peer(DEFAULT_MAX_CONNECTIONS),
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -99,6 +108,7 @@ pub(super) struct RawServer {
     tls: Option<RawTls>,
     rate_limit: Option<RawRateLimit>,
     max_connections: Option<Text>,
+    max_connections_per_peer: Option<Text>,
     max_concurrent_streams: Option<Text>,
     handshake_timeout: Option<Text>,
     idle_timeout: Option<Text>,
@@ -211,10 +221,31 @@ pub(super) fn check(raw: Option<&RawServer>, checker: &mut Checker<'_>) -> Serve
 }
 
 fn limits(raw: &RawServer, section: &mut Section<'_, '_>, limits: &mut Limits) {
-    if let Some(value) = &raw.max_connections
-        && let Some(max) = count(value, "max_connections", 1, 100_000, section)
+    let mut max_read = true;
+    if let Some(value) = &raw.max_connections {
+        match count(value, "max_connections", 1, 100_000, section) {
+            Some(max) => limits.max_connections = max as usize,
+            None => max_read = false,
+        }
+    }
+    limits.max_connections_per_peer = default_per_peer(limits.max_connections);
+    if let Some(value) = &raw.max_connections_per_peer
+        && let Some(max) = count(value, "max_connections_per_peer", 1, 100_000, section)
     {
-        limits.max_connections = max as usize;
+        let max = max as usize;
+        if max <= limits.max_connections {
+            limits.max_connections_per_peer = max;
+        } else if max_read {
+            // Against a `max_connections` that was refused, the comparison means nothing.
+            section.problem(
+                value,
+                "max_connections_per_peer",
+                format!(
+                    "`{}` is more than `server.max_connections` ({}): a peer can hold at most every connection; lower it, or raise `max_connections`",
+                    value.value, limits.max_connections
+                ),
+            );
+        }
     }
     if let Some(value) = &raw.max_concurrent_streams
         && let Some(max) = count(value, "max_concurrent_streams", 1, 10_000, section)

@@ -16,6 +16,7 @@ fn limits_have_their_documented_defaults() {
         config.server.limits,
         ServerLimits {
             max_connections: 256,
+            max_connections_per_peer: 128,
             max_concurrent_streams: 100,
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
@@ -28,13 +29,14 @@ fn limits_have_their_documented_defaults() {
 #[test]
 fn limits_are_read_from_the_server_section() {
     let config = parse(&format!(
-        "{SOCKET}  max_connections: 1_000\n  max_concurrent_streams: 32\n  handshake_timeout: 500ms\n  idle_timeout: 5m\n  max_request_size: 1MiB\n  request_timeout: 90s\n"
+        "{SOCKET}  max_connections: 1_000\n  max_connections_per_peer: 250\n  max_concurrent_streams: 32\n  handshake_timeout: 500ms\n  idle_timeout: 5m\n  max_request_size: 1MiB\n  request_timeout: 90s\n"
     ))
     .expect("valid");
     assert_eq!(
         config.server.limits,
         ServerLimits {
             max_connections: 1000,
+            max_connections_per_peer: 250,
             max_concurrent_streams: 32,
             handshake_timeout: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(300),
@@ -62,6 +64,72 @@ fn bad_limits_are_refused_where_they_were_written() {
     for line in expected {
         assert!(lines.iter().any(|l| l == line), "{line}\nnot in {lines:#?}");
     }
+}
+
+#[test]
+fn a_peer_may_hold_half_the_connections_unless_told_otherwise() {
+    let per_peer = |text: &str| {
+        parse(&format!("{SOCKET}{text}"))
+            .expect("valid")
+            .server
+            .limits
+            .max_connections_per_peer
+    };
+    assert_eq!(per_peer("  max_connections: 10\n"), 5);
+    assert_eq!(per_peer("  max_connections: 9\n"), 4);
+    // One slot in all: the peer that holds it holds every slot; there is no other way.
+    assert_eq!(per_peer("  max_connections: 1\n"), 1);
+    assert_eq!(
+        per_peer("  max_connections: 10\n  max_connections_per_peer: 10\n"),
+        10
+    );
+    assert_eq!(per_peer("  max_connections_per_peer: 1\n"), 1);
+    assert_eq!(per_peer("  max_connections_per_peer: 256\n"), 256);
+}
+
+#[test]
+fn a_per_peer_limit_out_of_range_or_above_max_connections_is_refused_where_written() {
+    let lines = problems(&format!("{SOCKET}  max_connections_per_peer: 0\n"));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:29: server.max_connections_per_peer: expected a whole number from 1 to 100000, got `0`"
+        ]
+    );
+    let lines = problems(&format!("{SOCKET}  max_connections_per_peer: many\n"));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:29: server.max_connections_per_peer: expected a whole number from 1 to 100000, got `many`"
+        ]
+    );
+    // Above the default `max_connections` (256), and above an explicit one.
+    let lines = problems(&format!("{SOCKET}  max_connections_per_peer: 257\n"));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:29: server.max_connections_per_peer: `257` is more than `server.max_connections` (256): a peer can hold at most every connection; lower it, or raise `max_connections`"
+        ]
+    );
+    let lines = problems(&format!(
+        "{SOCKET}  max_connections: 4\n  max_connections_per_peer: 5\n"
+    ));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:4:29: server.max_connections_per_peer: `5` is more than `server.max_connections` (4): a peer can hold at most every connection; lower it, or raise `max_connections`"
+        ]
+    );
+    // A refused `max_connections` is reported alone, not compared against.
+    let lines = problems(&format!(
+        "{SOCKET}  max_connections: 0\n  max_connections_per_peer: 300\n"
+    ));
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:20: server.max_connections: expected a whole number from 1 to 100000, got `0`"
+        ]
+    );
 }
 
 #[test]
@@ -125,6 +193,10 @@ const KNOBS: &[(&str, &str)] = &[
     (
         "server.max_connections",
         "server:\n  tcp: 127.0.0.1:1\n  max_connections: \"{V}\"\n",
+    ),
+    (
+        "server.max_connections_per_peer",
+        "server:\n  tcp: 127.0.0.1:1\n  max_connections_per_peer: \"{V}\"\n",
     ),
     (
         "server.max_concurrent_streams",

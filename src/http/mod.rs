@@ -9,7 +9,7 @@
 //!
 //! hyper's HTTP/1.1 server carries it, keep-alive on, with the header-size and
 //! header-read-time limits of the config; the listeners reuse `crate::listen` (the
-//! socket's directory checks and lock, and the connection cap).
+//! socket's directory checks and lock, and the connection caps, overall and per peer).
 
 mod aws;
 mod query;
@@ -178,15 +178,15 @@ pub(crate) async fn listen<E: Send + 'static>(
     face: Face,
     config: &HttpConfig,
     socket: &listen::SocketAccess,
-    max_connections: usize,
+    limits: listen::Limits,
     servers: &mut JoinSet<Result<(), E>>,
 ) -> Result<Option<UnixSocket>, ListenError> {
     let face = Arc::new(face);
     let limits = listen::Limits {
-        max_connections,
         // The connection's first request must start within the header timeout; the
         // slot check counts its bytes like an HTTP/2 preface.
         handshake_timeout: config.header_read_timeout,
+        ..limits
     };
     let access = socket;
     let mut socket = None;

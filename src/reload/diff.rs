@@ -121,6 +121,10 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
             limits.max_connections != new_limits.max_connections,
         ),
         (
+            "server.max_connections_per_peer",
+            limits.max_connections_per_peer != new_limits.max_connections_per_peer,
+        ),
+        (
             "server.max_concurrent_streams",
             limits.max_concurrent_streams != new_limits.max_concurrent_streams,
         ),

@@ -190,7 +190,7 @@ fn listener_changes_are_reported_as_needing_a_restart() {
         dir.path(),
     );
     let after = parse(
-        "server:\n  unix_socket: b.sock\n  tcp: 127.0.0.1:9\n  max_connections: 11\n  rate_limit: {per_second: 6}\n",
+        "server:\n  unix_socket: b.sock\n  tcp: 127.0.0.1:9\n  max_connections: 11\n  max_connections_per_peer: 3\n  rate_limit: {per_second: 6}\n",
         dir.path(),
     );
     let warnings = diff::needs_restart(&before, &after);
@@ -200,7 +200,12 @@ fn listener_changes_are_reported_as_needing_a_restart() {
         .collect();
     assert_eq!(
         fields,
-        ["server.unix_socket", "server.tcp", "server.max_connections"],
+        [
+            "server.unix_socket",
+            "server.tcp",
+            "server.max_connections",
+            "server.max_connections_per_peer"
+        ],
         "the rate limit is applied, not reported"
     );
     assert!(warnings[0].starts_with("test.yaml: `server.unix_socket` changed;"));

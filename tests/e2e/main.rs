@@ -30,6 +30,7 @@ mod jira_verify;
 mod leaks;
 mod lifecycle;
 mod metrics;
+mod peer_limits;
 mod plugin_pass;
 mod procfs;
 mod python;

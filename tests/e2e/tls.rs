@@ -104,13 +104,24 @@ async fn connect(
     daemon: &Daemon,
     config: rustls::ClientConfig,
 ) -> Result<SecretsClient<Channel>, tonic::transport::Error> {
-    let address = tcp_port(daemon);
+    connect_from("127.0.0.1", daemon, config).await
+}
+
+/// [`connect`] from the loopback address `source` (all of 127/8 is on `lo`).
+async fn connect_from(
+    source: &'static str,
+    daemon: &Daemon,
+    config: rustls::ClientConfig,
+) -> Result<SecretsClient<Channel>, tonic::transport::Error> {
+    let address: std::net::SocketAddr = tcp_port(daemon).parse().unwrap();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let channel = Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let (address, connector) = (address.clone(), connector.clone());
+            let connector = connector.clone();
             async move {
-                let tcp = tokio::net::TcpStream::connect(address).await?;
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(format!("{source}:0").parse().unwrap())?;
+                let tcp = socket.connect(address).await?;
                 let name = ServerName::try_from("localhost").unwrap();
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, std::io::Error>(TokioIo::new(tls))
@@ -134,6 +145,11 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn start(ca: &Authority, server: &(String, String), clients: &str) -> Daemon {
+    start_with(ca, server, clients, "")
+}
+
+/// [`start`] with more `server` settings (`  key: value\n` lines).
+fn start_with(ca: &Authority, server: &(String, String), clients: &str, more: &str) -> Daemon {
     let mut setup = Setup::new();
     setup.tcp = true;
     let dir = setup.dir.path().to_path_buf();
@@ -143,7 +159,7 @@ fn start(ca: &Authority, server: &(String, String), clients: &str) -> Daemon {
     setup.extra_config = format!("{clients}audit:\n  file: audit.log\n");
     let config = setup.config_text().replace(
         "  tcp: 127.0.0.1:0\n",
-        "  tcp: 127.0.0.1:0\n  tls:\n    cert_file: server.pem\n    key_file: server.key\n    client_ca_file: ca.pem\n",
+        &format!("  tcp: 127.0.0.1:0\n{more}  tls:\n    cert_file: server.pem\n    key_file: server.key\n    client_ca_file: ca.pem\n"),
     );
     setup.start_with_config(&config)
 }
@@ -218,6 +234,57 @@ async fn a_client_certificate_is_the_callers_identity_and_another_cas_is_refused
         3,
         "a refused handshake reaches no service: {lines:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_at_its_connection_limit_is_refused_while_another_address_is_served() {
+    let ca = authority("vaultbridge e2e CA");
+    let daemon = start_with(
+        &ca,
+        &server_leaf(&ca),
+        "",
+        "  max_connections: 4\n  max_connections_per_peer: 2\n",
+    );
+    let identity = spiffe(&ca, "spiffe://e2e.example/ns/etl/sa/runner");
+    let config = || client_config(&ca.pem, Some(&identity));
+    // The greedy peer's connections finished TLS and HTTP/2 and stay open.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = connect(&daemon, config()).await.unwrap();
+        assert_eq!(
+            resolve(&mut client, "plain").await.unwrap(),
+            b"plain-e2e-value"
+        );
+        held.push(client);
+    }
+    // Its next one is closed before the daemon says a word of TLS: a client that
+    // starts a handshake gets no answer but the close, so neither TLS nor a call
+    // succeeds (without the limit, both would).
+    let refused = match connect(&daemon, config()).await {
+        Err(_) => true,
+        Ok(mut client) => resolve(&mut client, "plain").await.is_err(),
+    };
+    assert!(refused, "a connection over the peer's limit was served");
+
+    let mut other = connect_from("127.0.0.2", &daemon, config()).await.unwrap();
+    assert_eq!(
+        resolve(&mut other, "plain").await.unwrap(),
+        b"plain-e2e-value"
+    );
+    assert_eq!(
+        resolve(&mut held[1], "plain").await.unwrap(),
+        b"plain-e2e-value"
+    );
+    daemon.wait_for_output("a peer reached its connection limit");
+    let warnings = daemon
+        .output()
+        .lines()
+        .filter(|line| {
+            line.contains("a peer reached its connection limit")
+                && line.contains("listener=\"tls\" peer=127.0.0.1 max_connections_per_peer=2")
+        })
+        .count();
+    assert_eq!(warnings, 1, "{}", daemon.output());
 }
 
 /// The certificate the daemon presents to a new connection.

@@ -4,6 +4,8 @@
 //! What tonic and hyper do not give us, written here by hand:
 //! - a cap on open connections (at the cap, a connection that has not started HTTP/2
 //!   makes room, else accepting waits and the kernel's backlog queues the rest);
+//! - a cap on the connections of one peer (a uid on the Unix socket, an IP address on
+//!   TCP), so that one caller cannot hold every slot ([`peers`]);
 //! - a deadline for a new connection to send its HTTP/2 preface and first frame, so a
 //!   connection that never speaks gives its slot back;
 //! - a pause after an accept fails for lack of file descriptors or memory (tonic's
@@ -12,24 +14,17 @@
 //! - the socket directory's checks, a lock beside the socket, and removing at shutdown
 //!   only the socket this process created.
 
-use futures_util::task::AtomicWaker;
-use std::collections::VecDeque;
+mod accept;
+mod peers;
+
+pub(crate) use accept::{Limits, incoming};
+pub(crate) use peers::{Peer, PeerSlot, Peers};
+
 use std::fs::File;
-use std::future::Future;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
-use tokio_stream::Stream;
-use tonic::transport::server::Connected;
+use tokio::net::UnixListener;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ListenError {
@@ -331,244 +326,5 @@ fn lock_beside(path: &Path) -> Result<File, ListenError> {
     }
 }
 
-/// The per-connection limits every listener applies.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_connections: usize,
-    pub(crate) handshake_timeout: Duration,
-}
-
-/// A listener tonic can accept from.
-pub(crate) trait Accept: Send + 'static {
-    type Stream: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static;
-    fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
-}
-
-impl Accept for UnixListener {
-    type Stream = UnixStream;
-    async fn accept(&self) -> io::Result<UnixStream> {
-        UnixListener::accept(self).await.map(|(stream, _)| stream)
-    }
-}
-
-impl Accept for TcpListener {
-    type Stream = TcpStream;
-    async fn accept(&self) -> io::Result<TcpStream> {
-        let (stream, _) = TcpListener::accept(self).await?;
-        // Small answers must not wait for Nagle's algorithm.
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    }
-}
-
-/// How long the accept loop pauses after running out of file descriptors or memory:
-/// long enough not to spin, short enough that a freed slot is used soon.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-
-/// One connection's HTTP/2 handshake as the accept loop sees it, to close it early.
-#[derive(Debug, Default)]
-struct Handshake {
-    done: AtomicBool,
-    evicted: AtomicBool,
-    waker: AtomicWaker,
-}
-
-/// The connections of one listener still waiting for their handshake, oldest first.
-/// Entries of closed or handshaken connections are dropped as they are met.
-#[derive(Debug, Default)]
-struct Waiting(Mutex<VecDeque<Arc<Handshake>>>);
-
-impl Waiting {
-    fn push(&self, handshake: Arc<Handshake>, max: usize) {
-        let mut queue = self.lock();
-        if queue.len() >= 2 * max {
-            queue.retain(|entry| {
-                Arc::strong_count(entry) > 1 && !entry.done.load(Ordering::Acquire)
-            });
-        }
-        queue.push_back(handshake);
-    }
-
-    /// Closes the oldest connection that has not finished its handshake, if any.
-    fn evict_oldest(&self) -> bool {
-        let mut queue = self.lock();
-        while let Some(entry) = queue.pop_front() {
-            if Arc::strong_count(&entry) > 1 && !entry.done.load(Ordering::Acquire) {
-                entry.evicted.store(true, Ordering::Release);
-                entry.waker.wake();
-                return true;
-            }
-        }
-        false
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Handshake>>> {
-        // The queue holds no invariant a panicking holder could break.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// The accepted connections of `listener`, each holding one of `limits.max_connections`
-/// slots until it closes. At the cap, the oldest connection that has not yet started
-/// HTTP/2 is closed to make room: a flood of silent connections then costs a
-/// well-behaved caller (whose preface arrives with its connection) nothing but its
-/// turn in the backlog. When every slot holds a working connection, accepting waits
-/// for one to close.
-pub(crate) fn incoming<L: Accept>(
-    listener: L,
-    limits: Limits,
-    what: &'static str,
-) -> impl Stream<Item = io::Result<Guarded<L::Stream>>> + Send + 'static {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let waiting = Arc::new(Waiting::default());
-    futures_util::stream::unfold(
-        (listener, slots, waiting, false),
-        move |(listener, slots, waiting, mut full)| async move {
-            let permit = match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    full = false;
-                    permit
-                }
-                Err(_) => {
-                    let evicted = waiting.evict_oldest();
-                    if !full {
-                        tracing::warn!(
-                            listener = what,
-                            max_connections = limits.max_connections,
-                            "connection limit reached; closing connections that have not started HTTP/2, and holding new ones until one closes"
-                        );
-                        full = true;
-                    }
-                    tracing::debug!(listener = what, evicted, "at the connection limit");
-                    // The semaphore is never closed, so this waits for a slot.
-                    slots.clone().acquire_owned().await.ok()?
-                }
-            };
-            let stream = loop {
-                match listener.accept().await {
-                    Ok(stream) => break stream,
-                    Err(err) if exhausted(&err) => {
-                        tracing::warn!(listener = what, error = %err, "cannot accept a connection; pausing");
-                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    }
-                    // A connection reset before it was accepted: nothing to do.
-                    Err(err) => tracing::debug!(listener = what, error = %err, "accept failed"),
-                }
-            };
-            let handshake = Arc::new(Handshake::default());
-            waiting.push(handshake.clone(), limits.max_connections);
-            let guarded = Guarded {
-                inner: stream,
-                handshake: Some((
-                    Box::pin(tokio::time::sleep(limits.handshake_timeout)),
-                    handshake,
-                )),
-                received: 0,
-                _slot: permit,
-            };
-            Some((Ok(guarded), (listener, slots, waiting, full)))
-        },
-    )
-}
-
-fn exhausted(err: &io::Error) -> bool {
-    use rustix::io::Errno;
-    err.raw_os_error().is_some_and(|code| {
-        let errno = Errno::from_raw_os_error(code);
-        [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&errno)
-    })
-}
-
-/// The 24-byte HTTP/2 client preface and the 9-byte header of the SETTINGS frame that
-/// must follow it: once that much has arrived, the client has started its handshake
-/// and hyper's own timers take over.
-const HANDSHAKE_BYTES: usize = 24 + 9;
-
-/// An accepted connection: its slot, and the deadline for its HTTP/2 handshake.
-#[derive(Debug)]
-pub(crate) struct Guarded<S> {
-    inner: S,
-    handshake: Option<(Pin<Box<Sleep>>, Arc<Handshake>)>,
-    received: usize,
-    _slot: OwnedSemaphorePermit,
-}
-
-/// The caller's identity code reads the inner stream's connect info (the peer's
-/// credentials on the socket, its address on TCP) from request extensions, so the
-/// wrapper hands on exactly that type.
-impl<S: Connected> Connected for Guarded<S> {
-    type ConnectInfo = S::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if let Some((deadline, handshake)) = &mut this.handshake {
-            handshake.waker.register(cx.waker());
-            let reason = if handshake.evicted.load(Ordering::Acquire) {
-                Some("closed to make room: no HTTP/2 handshake yet at the connection limit")
-            } else if deadline.as_mut().poll(cx).is_ready() {
-                Some("no HTTP/2 handshake within server.handshake_timeout")
-            } else {
-                None
-            };
-            if let Some(reason) = reason {
-                tracing::debug!(reason, "closing a connection");
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, reason)));
-            }
-        }
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.received += buf.filled().len() - before;
-        if this.received >= HANDSHAKE_BYTES
-            && let Some((_, handshake)) = this.handshake.take()
-        {
-            handshake.done.store(true, Ordering::Release);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
-#[path = "listen_tests.rs"]
 mod tests;
