@@ -88,6 +88,9 @@ pub(crate) enum Mode {
         /// Port 0 lets the kernel pick one, printed as for `baseline-server`.
         #[arg(long)]
         tcp: std::net::SocketAddr,
+        /// Also serve on this Unix socket (bound before the address is printed).
+        #[arg(long)]
+        unix: Option<PathBuf>,
         #[arg(long)]
         payload: usize,
     },

@@ -51,8 +51,8 @@ fn main() {
         }) => {
             runtime.block_on(baseline_server(socket.clone(), *tcp, *payload));
         }
-        Some(Mode::HttpBaselineServer { tcp, payload }) => {
-            runtime.block_on(http::http_baseline_server(*tcp, *payload));
+        Some(Mode::HttpBaselineServer { tcp, unix, payload }) => {
+            runtime.block_on(http::http_baseline_server(*tcp, unix.clone(), *payload));
         }
         Some(Mode::Drive {
             address,
