@@ -66,6 +66,10 @@ pub(crate) struct Args {
     /// defaults).
     #[arg(long)]
     pub(crate) skip_refresh: bool,
+    /// Skip the plugin-backend rows (a cache hit and a miss through a plugin, paired
+    /// with the same through the file backend).
+    #[arg(long)]
+    pub(crate) skip_plugin: bool,
     #[command(subcommand)]
     pub(crate) mode: Option<Mode>,
 }
@@ -88,6 +92,14 @@ pub(crate) enum Mode {
         /// Port 0 lets the kernel pick one, printed as for `baseline-server`.
         #[arg(long)]
         tcp: std::net::SocketAddr,
+        #[arg(long)]
+        payload: usize,
+    },
+    /// Internal: serve a plugin backend (`vaultbridge.plugin.v1.Backend` and health)
+    /// on a Unix socket until killed, answering a fixed value for any secret.
+    PluginServer {
+        #[arg(long)]
+        socket: PathBuf,
         #[arg(long)]
         payload: usize,
     },
