@@ -117,6 +117,9 @@ pub(crate) enum Mode {
         concurrency: usize,
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Sends `refresh: true`, so that every call reads the backend (a miss).
+        #[arg(long)]
+        refresh: bool,
     },
 }
 

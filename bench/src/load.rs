@@ -14,6 +14,7 @@ pub(crate) async fn drive(
     requests: usize,
     concurrency: usize,
     connections: usize,
+    refresh: bool,
 ) {
     let address = if address.starts_with("http://") {
         Address::Tcp(address.to_owned())
@@ -31,7 +32,11 @@ pub(crate) async fn drive(
         // Spread `requests` exactly: the first `requests % concurrency` tasks send one more.
         let share = requests / concurrency + usize::from(task < requests % concurrency);
         let mut client = SecretsClient::new(channels[task % channels.len()].clone());
-        let work = Work::Resolve(name.to_owned());
+        let work = if refresh {
+            Work::Refresh(Arc::new(vec![name.to_owned()]))
+        } else {
+            Work::Resolve(name.to_owned())
+        };
         tasks.spawn(async move {
             for _ in 0..share {
                 call(&mut client, &work, &mut 1).await;

@@ -64,7 +64,15 @@ fn main() {
             requests,
             concurrency,
             connections,
-        }) => runtime.block_on(drive(address, name, *requests, *concurrency, *connections)),
+            refresh,
+        }) => runtime.block_on(drive(
+            address,
+            name,
+            *requests,
+            *concurrency,
+            *connections,
+            *refresh,
+        )),
         None => runtime.block_on(run(args)),
     }
 }
