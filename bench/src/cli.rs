@@ -66,6 +66,10 @@ pub(crate) struct Args {
     /// defaults).
     #[arg(long)]
     pub(crate) skip_refresh: bool,
+    /// Skip the plugin-backend rows (a cache hit and a miss through a plugin, paired
+    /// with the same through the file backend).
+    #[arg(long)]
+    pub(crate) skip_plugin: bool,
     #[command(subcommand)]
     pub(crate) mode: Option<Mode>,
 }
@@ -94,6 +98,14 @@ pub(crate) enum Mode {
         #[arg(long)]
         payload: usize,
     },
+    /// Internal: serve a plugin backend (`vaultbridge.plugin.v1.Backend` and health)
+    /// on a Unix socket until killed, answering a fixed value for any secret.
+    PluginServer {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        payload: usize,
+    },
     /// Sends a fixed number of `Resolve` calls to a running server, for profiling it
     /// (scripts/profile runs the daemon and the baseline under callgrind with this).
     Drive {
@@ -108,6 +120,9 @@ pub(crate) enum Mode {
         concurrency: usize,
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Sends `refresh: true`, so that every call reads the backend (a miss).
+        #[arg(long)]
+        refresh: bool,
     },
 }
 

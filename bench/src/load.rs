@@ -14,6 +14,7 @@ pub(crate) async fn drive(
     requests: usize,
     concurrency: usize,
     connections: usize,
+    refresh: bool,
 ) {
     let address = if address.starts_with("http://") {
         Address::Tcp(address.to_owned())
@@ -31,7 +32,11 @@ pub(crate) async fn drive(
         // Spread `requests` exactly: the first `requests % concurrency` tasks send one more.
         let share = requests / concurrency + usize::from(task < requests % concurrency);
         let mut client = SecretsClient::new(channels[task % channels.len()].clone());
-        let work = Work::Resolve(name.to_owned());
+        let work = if refresh {
+            Work::Refresh(Arc::new(vec![name.to_owned()]))
+        } else {
+            Work::Resolve(name.to_owned())
+        };
         tasks.spawn(async move {
             for _ in 0..share {
                 call(&mut client, &work, &mut 1).await;
@@ -53,6 +58,10 @@ pub(crate) enum Work {
     },
     /// One `Resolve` a call, cycling through `names` (each client from its own place).
     RoundRobin(Arc<Vec<String>>),
+    /// As `RoundRobin`, with `refresh: true`: every call reads the backend, a miss by
+    /// construction. Concurrent clients need many names: concurrent refreshes of one
+    /// definition share one backend call.
+    Refresh(Arc<Vec<String>>),
     /// Batches of names drawn from a Zipf distribution over `names`.
     ZipfBatch {
         names: Arc<Vec<String>>,
@@ -64,7 +73,10 @@ pub(crate) enum Work {
 impl Work {
     fn per_request(&self) -> usize {
         match self {
-            Self::Resolve(_) | Self::ResolveWithToken { .. } | Self::RoundRobin(_) => 1,
+            Self::Resolve(_)
+            | Self::ResolveWithToken { .. }
+            | Self::RoundRobin(_)
+            | Self::Refresh(_) => 1,
             Self::ZipfBatch { size, .. } => *size,
         }
     }
@@ -100,14 +112,56 @@ pub(crate) async fn load(
     duration: Duration,
     work: Arc<Work>,
 ) -> Measurement {
-    let channels = connect(server, transport, concurrency, connections, &work).await;
-    let mut run = closed_loop(server, &channels, concurrency, duration, &work).await;
-    Measurement {
-        scenario: scenario.to_owned(),
-        transport: transport.name(),
+    let run = Load {
+        transport,
         concurrency,
-        per_request: work.per_request(),
-        ..Measurement::of_calls(&mut run.latencies, run.seconds, run.cpu, server)
+        connections,
+        duration,
+    };
+    run.measure(server, scenario, work, None).await
+}
+
+/// One closed-loop run's shape.
+struct Load {
+    transport: Transport,
+    concurrency: usize,
+    connections: usize,
+    duration: Duration,
+}
+
+impl Load {
+    /// Connects, warms up, and measures one run; when given, also reads the CPU time
+    /// `plugin` (a process the server calls) used over the measured part.
+    async fn measure(
+        &self,
+        server: &Server,
+        scenario: &str,
+        work: Arc<Work>,
+        plugin: Option<&Server>,
+    ) -> Measurement {
+        let channels = connect(
+            server,
+            self.transport,
+            self.concurrency,
+            self.connections,
+            &work,
+        )
+        .await;
+        let plugin_before = plugin.map(Server::cpu);
+        let mut run = closed_loop(server, &channels, self.concurrency, self.duration, &work).await;
+        let measured = Measurement::of_calls(&mut run.latencies, run.seconds, run.cpu, server);
+        let plugin_cpu = plugin.zip(plugin_before).map(|(plugin, before)| {
+            plugin.cpu().saturating_sub(before).as_secs_f64() * 1e6
+                / measured.requests.max(1) as f64
+        });
+        Measurement {
+            scenario: scenario.to_owned(),
+            transport: self.transport.name(),
+            concurrency: self.concurrency,
+            per_request: work.per_request(),
+            plugin_cpu_us_per_request: plugin_cpu,
+            ..measured
+        }
     }
 }
 
@@ -190,27 +244,40 @@ pub(crate) async fn interleaved(
     concurrency: usize,
     args: &Args,
 ) -> Vec<Measurement> {
+    interleaved_with_plugin(contenders, transport, concurrency, args, None).await
+}
+
+/// As [`interleaved`], each run also reading the CPU time of `plugin` when given.
+pub(crate) async fn interleaved_with_plugin(
+    contenders: &[(&Server, &str, Arc<Work>)],
+    transport: Transport,
+    concurrency: usize,
+    args: &Args,
+    plugin: Option<&Server>,
+) -> Vec<Measurement> {
     let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); contenders.len()];
     for _ in 0..args.repeat.max(1) {
         for ((server, scenario, work), runs) in contenders.iter().zip(&mut runs) {
-            let run = load(
-                server,
-                scenario,
+            let shape = Load {
                 transport,
                 concurrency,
-                args.connections,
-                args.duration,
-                work.clone(),
-            );
-            let run = run.await;
+                connections: args.connections,
+                duration: args.duration,
+            };
+            let run = shape.measure(server, scenario, work.clone(), plugin).await;
             // Each run on stderr, to see the spread behind a median.
+            let plugin_cpu = run
+                .plugin_cpu_us_per_request
+                .map(|cpu| format!(", plugin {cpu:.1} µs CPU/req"))
+                .unwrap_or_default();
             eprintln!(
-                "run: {} {} c={}: {:.0} req/s, {:.1} µs CPU/req, p99 {:.0} µs",
+                "run: {} {} c={}: {:.0} req/s, {:.1} µs CPU/req, p50 {:.0} µs, p99 {:.0} µs{plugin_cpu}",
                 run.scenario,
                 run.transport,
                 run.concurrency,
                 run.rate(),
                 run.cpu_us_per_request,
+                run.p50_us,
                 run.p99_us
             );
             runs.push(run);
@@ -251,12 +318,13 @@ pub(crate) async fn call(client: &mut SecretsClient<Channel>, work: &Work, seed:
             );
             client.resolve(request).await.expect("resolve with a token");
         }
-        Work::RoundRobin(names) => {
+        Work::RoundRobin(names) | Work::Refresh(names) => {
             *seed = seed.wrapping_add(1);
             let index = usize::try_from(*seed % names.len().max(1) as u64).unwrap_or(0);
             client
                 .resolve(ResolveRequest {
                     name: names[index].clone(),
+                    refresh: matches!(work, Work::Refresh(_)),
                     ..Default::default()
                 })
                 .await

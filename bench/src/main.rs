@@ -18,6 +18,7 @@ mod daemon;
 mod fake_secrets_manager;
 mod http;
 mod load;
+mod plugin;
 mod refresh_ahead;
 mod report;
 mod server;
@@ -54,13 +55,24 @@ fn main() {
         Some(Mode::HttpBaselineServer { tcp, unix, payload }) => {
             runtime.block_on(http::http_baseline_server(*tcp, unix.clone(), *payload));
         }
+        Some(Mode::PluginServer { socket, payload }) => {
+            runtime.block_on(plugin::plugin_server(socket.clone(), *payload));
+        }
         Some(Mode::Drive {
             address,
             name,
             requests,
             concurrency,
             connections,
-        }) => runtime.block_on(drive(address, name, *requests, *concurrency, *connections)),
+            refresh,
+        }) => runtime.block_on(drive(
+            address,
+            name,
+            *requests,
+            *concurrency,
+            *connections,
+            *refresh,
+        )),
         None => runtime.block_on(run(args)),
     }
 }
@@ -146,6 +158,10 @@ async fn run(args: Args) {
     results.extend(access::measure(&args, dir.path(), &secrets, &daemon).await);
     // The HTTP/1.1 face's cache hit, against an empty hyper server.
     results.extend(http::measure(&args, dir.path(), &secrets).await);
+    // A hit and a miss through a plugin backend, against the file backend.
+    if !args.skip_plugin {
+        results.extend(plugin::measure(&args, dir.path(), &secrets).await);
+    }
     drop(daemon);
 
     // 4. Cold misses with coalescing.

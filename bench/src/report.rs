@@ -90,6 +90,7 @@ pub(crate) fn report(
         startup.as_secs_f64() * 1e3
     );
     refresh_tables(args, results);
+    crate::plugin::table(results);
     for m in results {
         let line = serde_json::json!({
             "scenario": m.scenario,
@@ -102,10 +103,13 @@ pub(crate) fn report(
             "p999_us": m.p999_us,
             "cpu_us_per_request": m.cpu_us_per_request,
             "rss_mb": m.rss_mb,
+            "plugin_cpu_us_per_request": m.plugin_cpu_us_per_request,
             "vs_baseline": m.paired.map(|p| serde_json::json!({
                 "requests_per_second": p.rate,
                 "cpu_per_request": p.cpu,
                 "cpu_per_request_range": [p.cpu_lowest, p.cpu_highest],
+                "p50_added_us": p.p50_added_us.median,
+                "cpu_added_us": p.cpu_added_us.median,
             })),
             "backend_calls_per_round": m.backend_calls_per_round.map(|(min, max)| [min, max]),
         });

@@ -17,6 +17,8 @@ pub(crate) struct Measurement {
     pub(crate) p999_us: f64,
     pub(crate) cpu_us_per_request: f64,
     pub(crate) rss_mb: f64,
+    /// Plugin rows only: the plugin process's CPU time over the run, per request.
+    pub(crate) plugin_cpu_us_per_request: Option<f64>,
     /// Cold misses only: the fewest and the most backend calls in one round.
     pub(crate) backend_calls_per_round: Option<(u64, u64)>,
     /// Against the baseline run just before each run: the medians of those ratios.
@@ -57,25 +59,54 @@ pub(crate) struct Paired {
     pub(crate) cpu: f64,
     pub(crate) cpu_lowest: f64,
     pub(crate) cpu_highest: f64,
+    /// What a run adds to its pair in µs (median, lowest, highest of the rounds): the
+    /// p50 latency, and the server's CPU per request. A ratio hides a fixed cost such
+    /// as a round trip to another process; a difference shows it.
+    pub(crate) p50_added_us: Spread,
+    pub(crate) cpu_added_us: Spread,
+}
+
+/// The median of some rounds' figures, with the lowest and the highest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) lowest: f64,
+    pub(crate) highest: f64,
+}
+
+impl Spread {
+    pub(crate) fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self {
+            median: values.get(values.len() / 2).copied().unwrap_or(0.0),
+            lowest: values.first().copied().unwrap_or(0.0),
+            highest: values.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 impl Paired {
     /// Medians of the rounds' ratios, so that one disturbed round does not move them;
     /// the CPU ratios' range goes beside them to show how far the rounds spread.
     pub(crate) fn of(runs: &[Measurement], baselines: &[Measurement]) -> Self {
-        let mut rates: Vec<f64> = Vec::new();
-        let mut cpus: Vec<f64> = Vec::new();
-        for (run, baseline) in runs.iter().zip(baselines) {
-            rates.push(run.rate() / baseline.rate());
-            cpus.push(run.cpu_us_per_request / baseline.cpu_us_per_request);
-        }
-        rates.sort_by(f64::total_cmp);
-        cpus.sort_by(f64::total_cmp);
+        let pairs = || runs.iter().zip(baselines);
+        let rate = Spread::of(pairs().map(|(run, b)| run.rate() / b.rate()).collect());
+        let cpu = Spread::of(
+            pairs()
+                .map(|(run, b)| run.cpu_us_per_request / b.cpu_us_per_request)
+                .collect(),
+        );
         Self {
-            rate: rates[rates.len() / 2],
-            cpu: cpus[cpus.len() / 2],
-            cpu_lowest: cpus[0],
-            cpu_highest: cpus[cpus.len() - 1],
+            rate: rate.median,
+            cpu: cpu.median,
+            cpu_lowest: cpu.lowest,
+            cpu_highest: cpu.highest,
+            p50_added_us: Spread::of(pairs().map(|(run, b)| run.p50_us - b.p50_us).collect()),
+            cpu_added_us: Spread::of(
+                pairs()
+                    .map(|(run, b)| run.cpu_us_per_request - b.cpu_us_per_request)
+                    .collect(),
+            ),
         }
     }
 }
@@ -107,6 +138,7 @@ impl Measurement {
             p999_us,
             cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
             rss_mb: server.rss_mb(),
+            plugin_cpu_us_per_request: None,
             backend_calls_per_round: None,
             paired: None,
             refresh: None,
@@ -139,5 +171,61 @@ pub(crate) fn median(runs: Vec<Measurement>) -> Measurement {
     result.p999_us = middle(|m| m.p999_us);
     result.cpu_us_per_request = middle(|m| m.cpu_us_per_request);
     result.rss_mb = middle(|m| m.rss_mb);
+    if result.plugin_cpu_us_per_request.is_some() {
+        result.plugin_cpu_us_per_request =
+            Some(middle(|m| m.plugin_cpu_us_per_request.unwrap_or(0.0)));
+    }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Measurement, Paired, Spread};
+
+    fn run(requests: u64, p50_us: f64, cpu_us_per_request: f64) -> Measurement {
+        Measurement {
+            scenario: String::new(),
+            transport: "uds",
+            concurrency: 1,
+            per_request: 1,
+            requests,
+            seconds: 1.0,
+            p50_us,
+            p99_us: p50_us,
+            p999_us: p50_us,
+            cpu_us_per_request,
+            rss_mb: 0.0,
+            plugin_cpu_us_per_request: None,
+            backend_calls_per_round: None,
+            paired: None,
+            refresh: None,
+        }
+    }
+
+    #[test]
+    fn pairs_take_the_median_of_the_rounds_ratios_and_differences() {
+        let references = [
+            run(100, 50.0, 20.0),
+            run(80, 60.0, 25.0),
+            run(90, 55.0, 30.0),
+        ];
+        let runs = [
+            run(50, 100.0, 30.0),
+            run(80, 80.0, 25.0),
+            run(45, 95.0, 60.0),
+        ];
+        let paired = Paired::of(&runs, &references);
+        assert_eq!(paired.rate, 0.5);
+        assert_eq!(
+            (paired.cpu, paired.cpu_lowest, paired.cpu_highest),
+            (1.5, 1.0, 2.0)
+        );
+        let spread = |median, lowest, highest| Spread {
+            median,
+            lowest,
+            highest,
+        };
+        assert_eq!(paired.p50_added_us, spread(40.0, 20.0, 50.0));
+        assert_eq!(paired.cpu_added_us, spread(10.0, 0.0, 30.0));
+    }
 }
