@@ -4,7 +4,7 @@
 use super::{ConnPeer, Face, HttpRequestError, query, rpc};
 use crate::access::{Guard, Peer, Target};
 use crate::reload::Runtime;
-use crate::resolver::{CacheOutcome, Resolved};
+use crate::resolver::{CacheOutcome, CachedSecret, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::{Bytes, BytesMut};
 use http_body_util::Full;
@@ -28,6 +28,18 @@ struct Wiped(Zeroizing<Vec<u8>>);
 impl AsRef<[u8]> for Wiped {
     fn as_ref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// A cached value's own bytes as a body, not a copy: the entry stays alive until hyper
+/// has written it, and its value is wiped when the last holder drops it. (A `Bytes`
+/// kept in the entry would save this answer's one allocation but cost every cached
+/// value, gRPC-only ones included, about 50 bytes more.)
+struct CachedBytes(Arc<CachedSecret>);
+
+impl AsRef<[u8]> for CachedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value.expose()
     }
 }
 
@@ -198,8 +210,8 @@ const VALUE_HEADERS: usize = 10;
 
 fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
     let secret = &resolved.secret;
-    // The cached value's own bytes, not a copy: nothing to allocate or wipe per answer.
-    let mut response = Response::new(Full::new(secret.value.expose_shared()));
+    let body = Bytes::from_owner(CachedBytes(resolved.secret.clone()));
+    let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     // Room for every header at once: growing the map mid-answer rehashes it.
     *headers = HeaderMap::with_capacity(VALUE_HEADERS);
@@ -223,10 +235,10 @@ fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
     headers.insert(X_AGE, pooled_header_value(age));
     let fetched_at = secret.fetched_at_header.get_or_init(|| {
         let mut at = [0u8; 32];
-        rfc3339(&mut at, secret.fetched_at).map(header_value)
+        rfc3339(&mut at, secret.fetched_at).map(|text| Box::new(header_value(text)))
     });
     if let Some(fetched_at) = fetched_at {
-        headers.insert(X_FETCHED_AT, fetched_at.clone());
+        headers.insert(X_FETCHED_AT, HeaderValue::clone(fetched_at));
     }
     let backend_name = &resolved.source().backend_name;
     match face.backend_headers.get(&**backend_name) {

@@ -100,8 +100,9 @@ pub(crate) struct CachedSecret {
     pub is_text: bool,
     /// `fetched_at` as the HTTP face's header, rendered by the first answer that needs
     /// it: the time never changes, and formatting it on every hit was measurable.
-    /// (`None` for a time RFC 3339 cannot write, before 1970 or after 9999.)
-    pub fetched_at_header: OnceLock<Option<HeaderValue>>,
+    /// Boxed, so that a value never served over HTTP pays 16 bytes, not 48. (`None`
+    /// for a time RFC 3339 cannot write, before 1970 or after 9999.)
+    pub fetched_at_header: OnceLock<Option<Box<HeaderValue>>>,
     /// What the backend said about the secret (never secret material).
     pub metadata: BTreeMap<String, String>,
     /// When it was fetched, on the monotonic clock: ages are measured from here.

@@ -1,36 +1,24 @@
-use bytes::Bytes;
 use std::fmt;
 use zeroize::Zeroizing;
 
 const REDACTED: &str = "[REDACTED]";
 
 /// Secret bytes. Debug and Display print a redaction marker, never the value, and the
-/// memory is zeroized when the value and every handle from [`Self::expose_shared`] are
-/// dropped.
+/// memory is zeroized when the value is dropped.
 ///
 /// There is deliberately no `Clone`: copies of a secret should be rare and visible
 /// (`SecretValue::from(value.expose().to_vec())`), and sharing goes through `Arc`.
 #[derive(PartialEq, Eq)]
-pub struct SecretValue(Bytes);
+pub struct SecretValue(Zeroizing<Vec<u8>>);
 
 impl SecretValue {
     pub fn new(bytes: Vec<u8>) -> Self {
-        // `Bytes` with a wiping owner: a server can write the value as a body without
-        // copying it, and the one copy is wiped when the last handle goes.
-        Self(Bytes::from_owner(Zeroizing::new(bytes)))
+        Self(Zeroizing::new(bytes))
     }
 
     /// The secret bytes. Named so that every place that reads a secret says so.
     pub fn expose(&self) -> &[u8] {
         &self.0
-    }
-
-    /// A handle to the same bytes (no copy), for a response body. The bytes are wiped
-    /// when this handle, the value and any other handle are all dropped. `Bytes`
-    /// prints its contents in Debug: a handle must go straight into a body, never into
-    /// a log or an error.
-    pub fn expose_shared(&self) -> Bytes {
-        self.0.clone()
     }
 
     /// The value as text, when it is valid UTF-8.
@@ -96,14 +84,5 @@ mod tests {
         assert_eq!(value.expose(), &[0, 255, b' ', b'\n']);
         assert_eq!(value.expose_str(), None);
         assert_eq!(SecretValue::from("ok").expose_str(), Some("ok"));
-    }
-
-    #[test]
-    fn a_shared_handle_is_the_same_bytes_and_outlives_the_value() {
-        let value = SecretValue::from("shared-token");
-        let handle = value.expose_shared();
-        assert_eq!(handle.as_ptr(), value.expose().as_ptr(), "not a copy");
-        drop(value);
-        assert_eq!(&handle[..], b"shared-token");
     }
 }
