@@ -210,7 +210,7 @@ const VALUE_HEADERS: usize = 10;
 
 fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
     let secret = &resolved.secret;
-    let body = Bytes::from_owner(CachedBytes(resolved.secret.clone()));
+    let body = Bytes::from_owner(CachedBytes(Arc::clone(secret)));
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     // Room for every header at once: growing the map mid-answer rehashes it.
