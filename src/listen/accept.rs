@@ -72,6 +72,9 @@ struct Handshake {
     state: AtomicU8,
     waker: AtomicWaker,
     peer: Peer,
+    /// The connection's place in its peer's count, given back as soon as it is
+    /// evicted.
+    slot: Option<Arc<PeerSlot>>,
 }
 
 impl Handshake {
@@ -80,6 +83,7 @@ impl Handshake {
             state: AtomicU8::new(WAITING),
             waker: AtomicWaker::new(),
             peer,
+            slot: None,
         }
     }
 
@@ -100,6 +104,9 @@ impl Handshake {
             .compare_exchange(WAITING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if evicted {
+            if let Some(slot) = &self.slot {
+                slot.release();
+            }
             self.waker.wake();
         }
         evicted
@@ -233,7 +240,7 @@ struct Loop {
 
 impl Loop {
     /// Counts a connection of `peer`, or says why not; `None` closes it.
-    fn admit(&self, peer: Peer) -> Option<(Arc<Handshake>, PeerSlot)> {
+    fn admit(&self, peer: Peer) -> Option<(Arc<Handshake>, PeerHold)> {
         let slot = match self.peers.admit(peer) {
             Ok(slot) => slot,
             Err(AtLimit { .. }) => {
@@ -245,7 +252,12 @@ impl Loop {
                 self.peers.admit_replacing(peer)
             }
         };
-        Some((Arc::new(Handshake::new(peer)), slot))
+        let slot = Arc::new(slot);
+        let handshake = Handshake {
+            slot: Some(slot.clone()),
+            ..Handshake::new(peer)
+        };
+        Some((Arc::new(handshake), PeerHold(slot)))
     }
 }
 
@@ -287,7 +299,18 @@ pub(crate) struct Guarded<S> {
     handshake: Option<(Pin<Box<Sleep>>, Arc<Handshake>)>,
     received: usize,
     _slot: OwnedSemaphorePermit,
-    _peer: PeerSlot,
+    _peer: PeerHold,
+}
+
+/// A connection's place in its peer's count, given back when the connection closes
+/// (the handshake queue may hold the slot longer).
+#[derive(Debug)]
+pub(crate) struct PeerHold(Arc<PeerSlot>);
+
+impl Drop for PeerHold {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 /// The caller's identity code reads the inner stream's connect info (the peer's

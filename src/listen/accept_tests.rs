@@ -95,3 +95,47 @@ fn a_connection_is_either_evicted_or_started_never_both() {
     assert!(!handshake.start());
     assert!(handshake.evicted());
 }
+
+/// A connection chosen to make room gives its place in its peer's count back at once,
+/// not when its task gets round to closing it: under a flood the loop evicts faster
+/// than evicted connections close, and a place held by a closing connection must not
+/// refuse the next caller of that peer.
+#[tokio::test]
+async fn an_evicted_connection_no_longer_counts_against_its_peer() {
+    const TIGHT: Limits = Limits {
+        max_connections: 3,
+        ..LIMITS
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut incoming = std::pin::pin!(incoming(listener, TIGHT, "test"));
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        // The third is over the peer's limit: the first makes room.
+        let client = connect_from("127.0.0.1", address).await;
+        silent.push((client, incoming.next().await.unwrap().unwrap()));
+    }
+    // Every slot is held (the evicted first one has not closed yet): the fourth
+    // connection closes the oldest waiting one (the second) and waits for a slot,
+    // which the first's close frees.
+    let _fourth_client = connect_from("127.0.0.1", address).await;
+    let mut fourth = std::pin::pin!(incoming.next());
+    assert!(futures_util::poll!(&mut fourth).is_pending());
+    let (_, first) = silent.remove(0);
+    drop(first);
+    let fourth = fourth.await.unwrap().unwrap();
+    // Again: the fifth closes the oldest waiting one and gets the second's slot. The
+    // peer's open connections other than the fourth have all been evicted, so they
+    // count for nothing and the fifth is admitted (counted, they would leave the peer
+    // at its limit with none of its connections left to evict, and it would be
+    // refused); the sixth, from another address, is what the loop would hand on then.
+    let _fifth_client = connect_from("127.0.0.1", address).await;
+    let mut fifth = std::pin::pin!(incoming.next());
+    assert!(futures_util::poll!(&mut fifth).is_pending());
+    let (_, second) = silent.remove(0);
+    drop(second);
+    let _sixth_client = connect_from("127.0.0.2", address).await;
+    let fifth = fifth.await.unwrap().unwrap();
+    assert_eq!(peer_of(&fifth).ip().to_string(), "127.0.0.1");
+    drop((silent, fourth));
+}

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Who a connection comes from.
@@ -50,7 +51,7 @@ pub(crate) struct Peers {
     live: Mutex<HashMap<Peer, Entry>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Entry {
     count: usize,
     /// Whether the peer is at its limit since it was last admitted under it: the
@@ -79,10 +80,7 @@ impl Peers {
     /// the log.
     pub(crate) fn admit(self: &Arc<Self>, peer: Peer) -> Result<PeerSlot, AtLimit> {
         let mut live = self.lock();
-        let entry = live.entry(peer).or_insert(Entry {
-            count: 0,
-            at_limit: false,
-        });
+        let entry = live.entry(peer).or_default();
         if entry.count >= self.limit {
             let first = !entry.at_limit;
             entry.at_limit = true;
@@ -103,21 +101,21 @@ impl Peers {
         Ok(PeerSlot {
             peers: self.clone(),
             peer,
+            released: AtomicBool::new(false),
         })
     }
 
-    /// Counts a connection of `peer` over its limit: one that replaces a connection of
-    /// the same peer just closed to make room, which still counts until it is gone.
+    /// Counts a connection of `peer` that replaces one of its connections just chosen
+    /// to make room (whose place is given back already), leaving the warning state as
+    /// it is: the peer is still at its limit.
     pub(crate) fn admit_replacing(self: &Arc<Self>, peer: Peer) -> PeerSlot {
         let mut live = self.lock();
-        let entry = live.entry(peer).or_insert(Entry {
-            count: 0,
-            at_limit: false,
-        });
+        let entry = live.entry(peer).or_default();
         entry.count += 1;
         PeerSlot {
             peers: self.clone(),
             peer,
+            released: AtomicBool::new(false),
         }
     }
 
@@ -148,16 +146,28 @@ impl Peers {
     }
 }
 
-/// One connection's place in its peer's count, given back when the connection closes.
+/// One connection's place in its peer's count, given back when the connection closes
+/// or, earlier, when it is chosen to make room (it is going away, and a place held by
+/// a closing connection must not refuse the caller it made room for).
 #[derive(Debug)]
 pub(crate) struct PeerSlot {
     peers: Arc<Peers>,
     peer: Peer,
+    released: AtomicBool,
+}
+
+impl PeerSlot {
+    /// Gives the place back; only the first call counts.
+    pub(crate) fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.peers.release(self.peer);
+        }
+    }
 }
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
-        self.peers.release(self.peer);
+        self.release();
     }
 }
 
