@@ -598,6 +598,7 @@ mod tests {
                 trim: true,
                 description: String::new(),
                 meter: Default::default(),
+                hot: Default::default(),
             })
         });
         let (_stop, stopping) = tokio::sync::watch::channel(false);

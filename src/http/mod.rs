@@ -267,13 +267,25 @@ where
         .max_buf_size(config.max_header_size);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stopped(stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    // Polled once to register for the stop, then only once the stop may have come (an
+    // atomic read): `select!` would poll it at every wake-up, a few hundred
+    // instructions per request.
+    let mut stopped = std::pin::pin!(stopped(stop.clone()));
+    let mut watching = Some(stop);
+    let mut registered = false;
+    let result = std::future::poll_fn(|cx| {
+        if let Some(stop) = &watching
+            && (!registered || stop.has_changed().unwrap_or(true))
+        {
+            registered = true;
+            if stopped.as_mut().poll(cx).is_ready() {
+                watching = None;
+                connection.as_mut().graceful_shutdown();
+            }
         }
-    };
+        connection.as_mut().poll(cx)
+    })
+    .await;
     if let Err(err) = result {
         tracing::debug!(error = %err, "HTTP connection ended with an error");
     }

@@ -4,15 +4,17 @@
 use super::{ConnPeer, Face, HttpRequestError, query, rpc};
 use crate::access::{Guard, Peer, Target};
 use crate::reload::Runtime;
-use crate::resolver::{CacheOutcome, CachedSecret, Resolved};
+use crate::resolver::{CacheOutcome, CachedSecret, Freshness, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{BoxFuture, Either};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::cell::RefCell;
 use std::convert::Infallible;
+use std::future::Ready;
 use std::sync::Arc;
 use tonic::{Code, Status};
 use zeroize::Zeroizing;
@@ -52,7 +54,7 @@ enum Route<'a> {
     Secret(&'a str),
     Health,
     AgentQuery,
-    AgentPath(&'a str),
+    AgentPath,
     AgentPing,
 }
 
@@ -67,28 +69,33 @@ fn route<'a>(face: &Face, path: &'a str) -> Option<Route<'a>> {
     match path {
         "/secretsmanager/get" => Some(Route::AgentQuery),
         "/ping" => Some(Route::AgentPing),
-        _ => path.strip_prefix("/v1/").map(Route::AgentPath),
+        _ => path.starts_with("/v1/").then_some(Route::AgentPath),
     }
 }
 
-/// Answers one request. Called by hyper's service directly: every async layer between
-/// the connection and the cache is one more future to build and move per request.
-pub(super) async fn answer(
-    face: Arc<Face>,
-    peer: ConnPeer,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let face = &*face;
+/// What hyper awaits for one request: an answer made at once, or one still to come.
+pub(super) type Answer = Either<Ready<Result<Response<Body>, Infallible>>, Later>;
+type Later = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+fn now(response: Response<Body>) -> Answer {
+    Either::Left(std::future::ready(Ok(response)))
+}
+
+/// Answers one request, called by hyper's service directly. Whatever needs no backend
+/// (a cache hit, every error, health) is answered here, before hyper reads on: the
+/// request's head is a slice of the connection's read buffer, and a request still
+/// held when hyper next reads makes it allocate a new buffer, every request.
+pub(super) fn answer(face: Arc<Face>, peer: ConnPeer, request: Request<Incoming>) -> Answer {
     let path = request.uri().path();
-    let Some(route) = route(face, path) else {
-        return Ok(request_error(
+    let Some(route) = route(&face, path) else {
+        return now(request_error(
             &HttpRequestError::NoRoute {
                 path: path.to_owned(),
             },
             false,
         ));
     };
-    let agent = matches!(route, Route::AgentQuery | Route::AgentPath(_));
+    let agent = matches!(route, Route::AgentQuery | Route::AgentPath);
     if request.method() != Method::GET {
         let mut response = request_error(
             &HttpRequestError::MethodNotAllowed {
@@ -99,41 +106,63 @@ pub(super) async fn answer(
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        return Ok(response);
+        return now(response);
     }
     if !request.body().is_end_stream() {
-        return Ok(request_error(&HttpRequestError::Body, agent));
+        return now(request_error(&HttpRequestError::Body, agent));
     }
-    let query = request.uri().query();
-    let headers = request.headers();
-    Ok(match route {
+    match route {
         Route::Secret(name) => {
-            let mut meter = face.meter.start(rpc::GET_SECRET);
-            let result = get_secret(face, peer, headers, name, query).await;
-            if let Some(meter) = &mut meter {
-                meter.ended(&result);
+            let query = request.uri().query();
+            match get_secret(&face, peer, request.headers(), name, query) {
+                Ok(Step::Fetch(fetch)) => Either::Right(Box::pin(fetch.run(face))),
+                Ok(Step::Hit(response)) => now(metered(&face, rpc::GET_SECRET, Ok(response))),
+                Err(status) => now(metered(&face, rpc::GET_SECRET, Err(status))),
             }
-            result.unwrap_or_else(|status| error(&status, false))
         }
-        Route::Health => face
-            .meter
-            .observe(rpc::HEALTH, async { Ok(health(face)) })
-            .await
-            .unwrap_or_else(|status| error(&status, false)),
-        Route::AgentPing => plain(StatusCode::OK, "healthy"),
-        Route::AgentQuery | Route::AgentPath(_) => {
-            let secret_id = match route {
-                Route::AgentPath(id) => Some(id),
-                _ => None,
-            };
-            let call = super::aws::get_secret_value(face, peer, headers, secret_id, query);
-            // Boxed: the agent's route is the larger future, and the native route's
-            // future would otherwise be as large.
-            Box::pin(face.meter.observe(rpc::AWS_GET_SECRET, call))
-                .await
-                .unwrap_or_else(|status| error(&status, true))
+        Route::Health => now(metered(&face, rpc::HEALTH, Ok(health(&face)))),
+        Route::AgentPing => now(plain(StatusCode::OK, "healthy")),
+        Route::AgentQuery | Route::AgentPath => {
+            let by_path = matches!(route, Route::AgentPath);
+            Either::Right(Box::pin(agent_get_secret(face, peer, request, by_path)))
         }
-    })
+    }
+}
+
+/// Counts a call answered at once in the metrics, and makes its error an answer.
+fn metered(face: &Face, rpc: usize, result: Result<Response<Body>, Status>) -> Response<Body> {
+    if let Some(mut meter) = face.meter.start(rpc) {
+        meter.ended(&result);
+    }
+    result.unwrap_or_else(|status| error(&status, false))
+}
+
+/// The agent's routes, which keep the request: they are off by default, and their
+/// answer is JSON made per request anyway.
+async fn agent_get_secret(
+    face: Arc<Face>,
+    peer: ConnPeer,
+    request: Request<Incoming>,
+    by_path: bool,
+) -> Result<Response<Body>, Infallible> {
+    let face = &*face;
+    let secret_id = if by_path {
+        request.uri().path().strip_prefix("/v1/")
+    } else {
+        None
+    };
+    let call = super::aws::get_secret_value(
+        face,
+        peer,
+        request.headers(),
+        secret_id,
+        request.uri().query(),
+    );
+    Ok(face
+        .meter
+        .observe(rpc::AWS_GET_SECRET, call)
+        .await
+        .unwrap_or_else(|status| error(&status, true)))
 }
 
 /// The caller under the access rules, from the connection and the request's headers.
@@ -167,14 +196,51 @@ pub(super) fn guard(
     Guard::of_peer(runtime.access.as_ref(), &peer, rpc)
 }
 
+/// How far [`get_secret`] got without waiting.
+enum Step {
+    Hit(Response<Body>),
+    Fetch(Fetch),
+}
+
+/// A `GET /v1/secrets/{name}` that needs a backend call: what it was checked with, the
+/// name owned so that the request can go.
+struct Fetch {
+    runtime: Arc<Runtime>,
+    guard: Option<Guard>,
+    name: String,
+    freshness: Freshness,
+}
+
+impl Fetch {
+    async fn run(self, face: Arc<Face>) -> Result<Response<Body>, Infallible> {
+        let face = &*face;
+        let mut meter = face.meter.start(rpc::GET_SECRET);
+        let result = self
+            .runtime
+            .resolver
+            .resolve_with(&self.name, self.freshness)
+            .await;
+        if let Some(guard) = &self.guard {
+            guard.resolved(rpc::AUDIT_GET_SECRET, &self.name, &result);
+        }
+        let result = result
+            .map(|resolved| value_response(face, &resolved))
+            .map_err(Status::from);
+        if let Some(meter) = &mut meter {
+            meter.ended(&result);
+        }
+        Ok(result.unwrap_or_else(|status| error(&status, false)))
+    }
+}
+
 /// `GET /v1/secrets/{name}`: the value as the body, what is known about it in headers.
-async fn get_secret(
+fn get_secret(
     face: &Face,
     peer: ConnPeer,
     headers: &HeaderMap,
     name: &str,
     query: Option<&str>,
-) -> Result<Response<Body>, Status> {
+) -> Result<Step, Status> {
     // One runtime for the whole request: a reload meanwhile does not change the rules
     // it is checked under or the resolver that answers it.
     let runtime = face.live.load();
@@ -184,11 +250,19 @@ async fn get_secret(
     if let Some(guard) = &guard {
         guard.check(rpc::AUDIT_GET_SECRET, Target::Definition(&name))?;
     }
-    let result = runtime.resolver.resolve_with(&name, freshness).await;
+    let Some(hit) = runtime.resolver.cache_hit(&name, freshness) else {
+        return Ok(Step::Fetch(Fetch {
+            name: name.into_owned(),
+            runtime,
+            guard,
+            freshness,
+        }));
+    };
+    let response = value_response(face, &hit);
     if let Some(guard) = &guard {
-        guard.resolved(rpc::AUDIT_GET_SECRET, &name, &result);
+        guard.resolved(rpc::AUDIT_GET_SECRET, &name, &Ok(hit));
     }
-    Ok(value_response(face, &result?))
+    Ok(Step::Hit(response))
 }
 
 /// Header names made once: `from_static` looks a name up each time it runs.

@@ -23,13 +23,12 @@ mod state;
 use crate::config::Config;
 use crate::metrics::{BackendMeter, Metrics};
 use crate::names::{self, NameError};
-use entry::NameHasher;
 pub(crate) use entry::{CachedSecret, Definition, Source, Sources};
 pub(crate) use reload::Generation;
 pub(crate) use state::Change;
 use state::Failure;
 use state::State;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -104,7 +103,7 @@ pub(crate) enum SetupError {
 }
 
 pub(crate) struct Resolver {
-    definitions: HashMap<Arc<str>, Arc<Definition>, NameHasher>,
+    definitions: state::Definitions,
     state: Arc<State>,
 }
 
@@ -185,6 +184,7 @@ impl Resolver {
                 meter: metrics
                     .map(|metrics| metrics.definition(name))
                     .unwrap_or_default(),
+                hot: Default::default(),
             }));
         }
         Ok(Self::from_definitions(
@@ -197,12 +197,15 @@ impl Resolver {
         definitions: impl IntoIterator<Item = Arc<Definition>>,
         max_entries: u64,
     ) -> Self {
-        Self {
-            definitions: definitions
+        let definitions: state::Definitions = Arc::new(
+            definitions
                 .into_iter()
                 .map(|definition| (definition.name.clone(), definition))
                 .collect(),
-            state: Arc::new(State::new(max_entries)),
+        );
+        Self {
+            state: Arc::new(State::new(max_entries, Arc::clone(&definitions))),
+            definitions,
         }
     }
 
@@ -239,7 +242,7 @@ impl Resolver {
         let seen = self.state.settled();
         // No await before a hit: the future a caller builds and moves on every request
         // stays small.
-        let cached = self.state.cached(&definition.name);
+        let cached = self.state.cached(definition);
         let cached = match self.judge(definition, cached, freshness) {
             Ok(hit) => return Ok(hit),
             Err(cached) => cached,
@@ -247,6 +250,14 @@ impl Resolver {
         // Boxed: the miss path's future is several times the hit path's, and every
         // caller's future (moved on each request) would otherwise carry it.
         Box::pin(self.fetch(definition, cached, freshness, seen)).await
+    }
+
+    /// [`Self::resolve_with`]'s answer when the cache gives it at once, without waiting;
+    /// `None` when it needs a backend call, a remembered not-found or an error.
+    pub(crate) fn cache_hit(&self, name: &str, freshness: Freshness) -> Option<Resolved> {
+        let definition = self.definitions.get(name)?;
+        let cached = self.state.cached(definition);
+        self.judge(definition, cached, freshness).ok()
     }
 
     /// The miss path of [`Self::resolve_with`]: a remembered not-found, or one flight.
@@ -328,7 +339,7 @@ impl Resolver {
 
     /// What the cache can answer without a backend call.
     fn lookup(&self, definition: &Arc<Definition>, freshness: Freshness) -> Lookup {
-        let cached = self.state.cached(&definition.name);
+        let cached = self.state.cached(definition);
         match self.judge(definition, cached, freshness) {
             Ok(hit) => Lookup::Hit(hit),
             Err(None) => match self.known_missing(definition, freshness) {
@@ -444,7 +455,7 @@ impl Resolver {
         let seen = self.state.settled();
         let mut due = Vec::new();
         for definition in definitions {
-            let stale = match self.state.cached(&definition.name) {
+            let stale = match self.state.cached(definition) {
                 Some(secret) => {
                     let revision = definition.sources.get(secret.source).backend.revision();
                     secret.revision != revision
@@ -465,7 +476,7 @@ impl Resolver {
     /// Drops one definition's cached value (and a remembered not-found).
     pub(crate) async fn invalidate(&self, name: &str) -> Result<(), ResolveError> {
         let definition = self.definition(name)?;
-        self.state.invalidate(&definition.name).await;
+        self.state.invalidate(definition).await;
         Ok(())
     }
 

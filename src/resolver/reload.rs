@@ -134,7 +134,7 @@ impl Generation {
             .collect();
         let mut resolver = Resolver::bind(config, &named(&backends), metrics)?;
         let mut changes = DefinitionChanges::default();
-        for (name, definition) in &resolver.definitions {
+        for (name, definition) in resolver.definitions.iter() {
             match self.resolver.definitions.get(name) {
                 None => changes.added.push(name.to_string()),
                 Some(old) if keeps_cache(old, definition, kept) => {
@@ -162,6 +162,7 @@ impl Generation {
             .state
             .successor(
                 config.cache.max_entries,
+                Arc::clone(&resolver.definitions),
                 |name| keep.contains(name),
                 |name| resolver.definitions.contains_key(name),
             )

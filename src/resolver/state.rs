@@ -88,8 +88,14 @@ pub(crate) struct Change {
 /// Watchers that fall this far behind are told that everything they watch changed.
 const CHANGES_BUFFER: usize = 1024;
 
+/// The definitions a state serves, by name.
+pub(super) type Definitions = Arc<HashMap<Arc<str>, Arc<Definition>, NameHasher>>;
+
 pub(super) struct State {
     cache: Cache<Arc<str>, Arc<CachedSecret>, NameHasher>,
+    /// `cache`'s capacity: below it, hits are read from the definitions' hot slots.
+    max_entries: u64,
+    definitions: Definitions,
     missing: Cache<Arc<str>, Arc<Missing>, NameHasher>,
     flights: Mutex<HashMap<Arc<str>, Flight, NameHasher>>,
     /// Definitions served stale since their backend last answered, so that an outage
@@ -127,12 +133,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    pub(super) fn new(max_entries: u64) -> Self {
+    pub(super) fn new(max_entries: u64, definitions: Definitions) -> Self {
+        let slots = Arc::clone(&definitions);
         Self {
             cache: Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(KeepForStale)
+                // Called for every value that leaves the cache (expired, evicted,
+                // invalidated, replaced): its hot slot lets it go too.
+                .eviction_listener(move |name: Arc<Arc<str>>, secret, _cause| {
+                    if let Some(definition) = slots.get(&**name) {
+                        definition.hot.clear_if(&secret);
+                    }
+                })
                 .build_with_hasher(NameHasher::default()),
+            max_entries,
+            definitions,
             missing: Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(MissingFor)
@@ -158,6 +174,7 @@ impl State {
     pub(super) async fn successor(
         &self,
         max_entries: u64,
+        definitions: Definitions,
         keeps: impl Fn(&str) -> bool,
         exists: impl Fn(&str) -> bool,
     ) -> Self {
@@ -166,7 +183,7 @@ impl State {
             jitter: self.jitter.clone(),
             changes: self.changes.clone(),
             settled: AtomicU64::new(self.settled()),
-            ..Self::new(max_entries)
+            ..Self::new(max_entries, definitions)
         };
         for (name, secret) in &self.cache {
             if keeps(&name) {
@@ -216,11 +233,21 @@ impl State {
             })
     }
 
-    /// moka's synchronous cache: a read never waits (its bookkeeping runs inline, a
-    /// few hundred instructions), so a cache hit is no future at all, where the
-    /// async cache's read was an 800-byte future built and moved on every hit.
-    pub(super) fn cached(&self, name: &Arc<str>) -> Option<Arc<CachedSecret>> {
-        self.cache.get(name)
+    /// The definition's cached value: from its hot slot while the cache is below its
+    /// capacity, else from the cache. (moka's synchronous cache: a read never waits, so
+    /// a cache hit is no future at all.)
+    pub(super) fn cached(&self, definition: &Definition) -> Option<Arc<CachedSecret>> {
+        let roomy = self.cache.entry_count() < self.max_entries;
+        if roomy && let Some(secret) = definition.hot.load() {
+            return Some(secret);
+        }
+        let secret = self.cache.get(&definition.name)?;
+        // A value that left the cache between the read and the fill would stay in the
+        // slot with nothing to empty it: look again once it is in.
+        if roomy && definition.hot.fill(&secret) && !self.cache.contains_key(&definition.name) {
+            definition.hot.clear_if(&secret);
+        }
+        Some(secret)
     }
 
     pub(super) fn known_missing(&self, name: &Arc<str>) -> Option<Failure> {
@@ -347,6 +374,7 @@ impl State {
                 let secret = self.cache_entry(definition, index, fetched, revision);
                 self.cache
                     .insert(definition.name.clone(), Arc::clone(&secret));
+                definition.hot.set(Arc::clone(&secret));
                 let settled = self.settled.fetch_add(1, Ordering::SeqCst) + 1;
                 secret.settled.store(settled, Ordering::SeqCst);
                 self.note_value(definition, &secret);
@@ -375,6 +403,7 @@ impl State {
                 let err = &failure.error;
                 if !err.is_temporary() {
                     self.cache.invalidate(&definition.name);
+                    definition.hot.clear();
                     lock(&self.stale).remove(&definition.name);
                     if err.kind() == ErrorKind::NotFound
                         && !definition.policy.negative_ttl.is_zero()
@@ -427,13 +456,17 @@ impl State {
         }
     }
 
-    pub(super) async fn invalidate(&self, name: &Arc<str>) {
-        self.cache.invalidate(name);
-        self.missing.invalidate(name);
+    pub(super) async fn invalidate(&self, definition: &Definition) {
+        self.cache.invalidate(&definition.name);
+        definition.hot.clear();
+        self.missing.invalidate(&definition.name);
     }
 
     pub(super) fn invalidate_all(&self) {
         self.cache.invalidate_all();
+        for definition in self.definitions.values() {
+            definition.hot.clear();
+        }
         self.missing.invalidate_all();
     }
 

@@ -130,6 +130,7 @@ pub(super) fn definition(
         trim,
         description: String::new(),
         meter: Default::default(),
+        hot: Default::default(),
     })
 }
 
@@ -443,6 +444,7 @@ fn batching_definitions(backend: &Arc<BatchingBackend>, names: &[&str]) -> Vec<A
                 trim: true,
                 description: String::new(),
                 meter: Default::default(),
+                hot: Default::default(),
             })
         })
         .collect()
