@@ -228,7 +228,7 @@ impl SecretsService {
         }
         let result = runtime.resolver.resolve_with(&name, freshness).await;
         if let Some(guard) = &guard {
-            guard.resolved("Resolve", &name, &result);
+            guard.resolved("Resolve", &name, result.as_ref());
         }
         let resolved = result?;
         Ok(Response::new(pb::ResolveResponse {
@@ -300,7 +300,7 @@ impl SecretsService {
                     _ => match resolved.next() {
                         Some(result) => {
                             if let Some(guard) = &guard {
-                                guard.resolved("ResolveBatch", &name, &result);
+                                guard.resolved("ResolveBatch", &name, result.as_ref());
                             }
                             match result {
                                 Ok(resolved) => pb::resolve_result::Outcome::Secret(to_proto(

@@ -70,6 +70,10 @@ pub(crate) struct Args {
     /// with the same through the file backend).
     #[arg(long)]
     pub(crate) skip_plugin: bool,
+    /// Run only the HTTP/1.1 rows (the face against its baseline, and with access
+    /// rules), for more rounds of them than a whole run affords.
+    #[arg(long)]
+    pub(crate) only_http: bool,
     #[command(subcommand)]
     pub(crate) mode: Option<Mode>,
 }

@@ -84,6 +84,12 @@ async fn run(args: Args) {
         args.daemon.display()
     );
     let dir = tempfile::tempdir().expect("tempdir");
+    if args.only_http {
+        let secrets = write_secrets(dir.path(), 1000, args.payload);
+        let results = http::measure(&args, dir.path(), &secrets).await;
+        report::rows(&args, &results);
+        return;
+    }
     let mut results: Vec<Measurement> = Vec::new();
     let work = Arc::new(Work::Resolve("bench".to_owned()));
 

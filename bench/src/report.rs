@@ -10,57 +10,7 @@ pub(crate) fn report(
     large_rss: Option<(f64, f64)>,
     startup: Duration,
 ) {
-    let baseline_for = |m: &Measurement| {
-        results.iter().find(|b| {
-            b.scenario == "baseline" && b.transport == m.transport && b.concurrency == m.concurrency
-        })
-    };
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
-    println!(
-        "duration {:?} per run, {} connections, {}-byte secret, {cores} cores, {} tokio workers per server\n",
-        args.duration,
-        args.connections,
-        args.payload,
-        args.server_workers.unwrap_or(cores)
-    );
-    println!(
-        "| scenario | transport | concurrency | req/s | secrets/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | CPU µs/secret | req/s vs baseline | CPU vs baseline (runs' range) | RSS MB |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for m in results {
-        let (rate_ratio, cpu_ratio) = match (m.paired, baseline_for(m)) {
-            (Some(paired), _) => (
-                format!("{:.2}", paired.rate),
-                format!(
-                    "{:.2} ({:.2}-{:.2})",
-                    paired.cpu, paired.cpu_lowest, paired.cpu_highest
-                ),
-            ),
-            // Refresh-ahead rows are compared with the same daemon's ttl-1h reading, in
-            // their own table; a ratio of medians to the baseline's would be unpaired.
-            (None, Some(b)) if m.per_request == 1 && m.refresh.is_none() => (
-                format!("{:.2}", m.rate() / b.rate()),
-                format!("{:.2}", m.cpu_us_per_request / b.cpu_us_per_request),
-            ),
-            (None, _) => ("-".to_owned(), "-".to_owned()),
-        };
-        println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} | {:.1} |",
-            m.scenario,
-            m.transport,
-            m.concurrency,
-            m.rate(),
-            m.rate() * m.per_request as f64,
-            m.p50_us,
-            m.p99_us,
-            m.p999_us,
-            m.cpu_us_per_request,
-            m.cpu_us_per_request / m.per_request as f64,
-            rate_ratio,
-            cpu_ratio,
-            m.rss_mb
-        );
-    }
+    rows(args, results);
     println!("\n| coalescing, memory and startup | value |\n|---|---:|");
     for m in results {
         if let Some((fewest, most)) = m.backend_calls_per_round {
@@ -220,4 +170,59 @@ fn with_refresh(mut line: serde_json::Value, r: &RefreshFigures) -> serde_json::
         "secrets_per_definition_per_window": r.calls.secrets() as f64 / (r.definitions as f64 * r.windows),
     });
     line
+}
+
+/// The main table: every measurement, with its ratio to its baseline.
+pub(crate) fn rows(args: &Args, results: &[Measurement]) {
+    let baseline_for = |m: &Measurement| {
+        results.iter().find(|b| {
+            b.scenario == "baseline" && b.transport == m.transport && b.concurrency == m.concurrency
+        })
+    };
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get);
+    println!(
+        "duration {:?} per run, {} connections, {}-byte secret, {cores} cores, {} tokio workers per server\n",
+        args.duration,
+        args.connections,
+        args.payload,
+        args.server_workers.unwrap_or(cores)
+    );
+    println!(
+        "| scenario | transport | concurrency | req/s | secrets/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | CPU µs/secret | req/s vs baseline | CPU vs baseline (runs' range) | RSS MB |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for m in results {
+        let (rate_ratio, cpu_ratio) = match (m.paired, baseline_for(m)) {
+            (Some(paired), _) => (
+                format!("{:.2}", paired.rate),
+                format!(
+                    "{:.2} ({:.2}-{:.2})",
+                    paired.cpu, paired.cpu_lowest, paired.cpu_highest
+                ),
+            ),
+            // Refresh-ahead rows are compared with the same daemon's ttl-1h reading, in
+            // their own table; a ratio of medians to the baseline's would be unpaired.
+            (None, Some(b)) if m.per_request == 1 && m.refresh.is_none() => (
+                format!("{:.2}", m.rate() / b.rate()),
+                format!("{:.2}", m.cpu_us_per_request / b.cpu_us_per_request),
+            ),
+            (None, _) => ("-".to_owned(), "-".to_owned()),
+        };
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {} | {} | {:.1} |",
+            m.scenario,
+            m.transport,
+            m.concurrency,
+            m.rate(),
+            m.rate() * m.per_request as f64,
+            m.p50_us,
+            m.p99_us,
+            m.p999_us,
+            m.cpu_us_per_request,
+            m.cpu_us_per_request / m.per_request as f64,
+            rate_ratio,
+            cpu_ratio,
+            m.rss_mb
+        );
+    }
 }

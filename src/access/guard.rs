@@ -94,7 +94,7 @@ impl Guard {
         &self,
         rpc: &'static str,
         name: &str,
-        result: &Result<Resolved, ResolveError>,
+        result: Result<&Resolved, &ResolveError>,
     ) {
         let (code, cache) = match result {
             Ok(resolved) => (

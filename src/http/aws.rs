@@ -281,7 +281,7 @@ pub(super) async fn get_secret_value(
         .resolve_with(&definition.name, freshness)
         .await;
     if let Some(guard) = &guard {
-        guard.resolved(rpc, &definition.name, &result);
+        guard.resolved(rpc, &definition.name, result.as_ref());
     }
     let resolved = result?;
     if !served(&resolved, &query) {

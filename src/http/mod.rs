@@ -256,9 +256,8 @@ where
     let peer = stream.connect_info().peer();
     let stop = face.stopping.clone();
     let service_face = face.clone();
-    let service = hyper::service::service_fn(move |request| {
-        routes::answer(service_face.clone(), peer, request)
-    });
+    let service =
+        hyper::service::service_fn(move |request| routes::answer(&service_face, peer, request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

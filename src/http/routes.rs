@@ -85,9 +85,9 @@ fn now(response: Response<Body>) -> Answer {
 /// (a cache hit, every error, health) is answered here, before hyper reads on: the
 /// request's head is a slice of the connection's read buffer, and a request still
 /// held when hyper next reads makes it allocate a new buffer, every request.
-pub(super) fn answer(face: Arc<Face>, peer: ConnPeer, request: Request<Incoming>) -> Answer {
+pub(super) fn answer(face: &Arc<Face>, peer: ConnPeer, request: Request<Incoming>) -> Answer {
     let path = request.uri().path();
-    let Some(route) = route(&face, path) else {
+    let Some(route) = route(face, path) else {
         return now(request_error(
             &HttpRequestError::NoRoute {
                 path: path.to_owned(),
@@ -114,17 +114,22 @@ pub(super) fn answer(face: Arc<Face>, peer: ConnPeer, request: Request<Incoming>
     match route {
         Route::Secret(name) => {
             let query = request.uri().query();
-            match get_secret(&face, peer, request.headers(), name, query) {
-                Ok(Step::Fetch(fetch)) => Either::Right(Box::pin(fetch.run(face))),
-                Ok(Step::Hit(response)) => now(metered(&face, rpc::GET_SECRET, Ok(response))),
-                Err(status) => now(metered(&face, rpc::GET_SECRET, Err(status))),
+            match get_secret(face, peer, request.headers(), name, query) {
+                Ok(Step::Fetch(fetch)) => Either::Right(Box::pin(fetch.run(Arc::clone(face)))),
+                Ok(Step::Hit(response)) => now(metered(face, rpc::GET_SECRET, Ok(response))),
+                Err(status) => now(metered(face, rpc::GET_SECRET, Err(status))),
             }
         }
-        Route::Health => now(metered(&face, rpc::HEALTH, Ok(health(&face)))),
+        Route::Health => now(metered(face, rpc::HEALTH, Ok(health(face)))),
         Route::AgentPing => now(plain(StatusCode::OK, "healthy")),
         Route::AgentQuery | Route::AgentPath => {
             let by_path = matches!(route, Route::AgentPath);
-            Either::Right(Box::pin(agent_get_secret(face, peer, request, by_path)))
+            Either::Right(Box::pin(agent_get_secret(
+                Arc::clone(face),
+                peer,
+                request,
+                by_path,
+            )))
         }
     }
 }
@@ -221,10 +226,10 @@ impl Fetch {
             .resolve_with(&self.name, self.freshness)
             .await;
         if let Some(guard) = &self.guard {
-            guard.resolved(rpc::AUDIT_GET_SECRET, &self.name, &result);
+            guard.resolved(rpc::AUDIT_GET_SECRET, &self.name, result.as_ref());
         }
         let result = result
-            .map(|resolved| value_response(face, &resolved))
+            .map(|resolved| value_response(face, resolved))
             .map_err(Status::from);
         if let Some(meter) = &mut meter {
             meter.ended(&result);
@@ -243,7 +248,7 @@ fn get_secret(
 ) -> Result<Step, Status> {
     // One runtime for the whole request: a reload meanwhile does not change the rules
     // it is checked under or the resolver that answers it.
-    let runtime = face.live.load();
+    let runtime = face.live.current();
     let guard = guard(&runtime, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
     let name = query::decode(name, false, "path")?;
     let freshness = query::freshness(query)?;
@@ -253,16 +258,15 @@ fn get_secret(
     let Some(hit) = runtime.resolver.cache_hit(&name, freshness) else {
         return Ok(Step::Fetch(Fetch {
             name: name.into_owned(),
-            runtime,
+            runtime: arc_swap::Guard::into_inner(runtime),
             guard,
             freshness,
         }));
     };
-    let response = value_response(face, &hit);
     if let Some(guard) = &guard {
-        guard.resolved(rpc::AUDIT_GET_SECRET, &name, &Ok(hit));
+        guard.resolved(rpc::AUDIT_GET_SECRET, &name, Ok(&hit));
     }
-    Ok(Step::Hit(response))
+    Ok(Step::Hit(value_response(face, hit)))
 }
 
 /// Header names made once: `from_static` looks a name up each time it runs.
@@ -282,13 +286,10 @@ const FALSE: HeaderValue = HeaderValue::from_static("false");
 /// The most headers a value's answer has.
 const VALUE_HEADERS: usize = 10;
 
-fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
+fn value_response(face: &Face, resolved: Resolved) -> Response<Body> {
     let secret = &resolved.secret;
-    let body = Bytes::from_owner(CachedBytes(Arc::clone(secret)));
-    let mut response = Response::new(Full::new(body));
-    let headers = response.headers_mut();
     // Room for every header at once: growing the map mid-answer rehashes it.
-    *headers = HeaderMap::with_capacity(VALUE_HEADERS);
+    let mut headers = HeaderMap::with_capacity(VALUE_HEADERS);
     headers.insert(
         header::CONTENT_TYPE,
         if secret.is_text { TEXT } else { BINARY },
@@ -319,14 +320,17 @@ fn value_response(face: &Face, resolved: &Resolved) -> Response<Body> {
         Some(backend) => {
             headers.insert(X_BACKEND, backend.clone());
         }
-        None => insert_text(headers, X_BACKEND, backend_name),
+        None => insert_text(&mut headers, X_BACKEND, backend_name),
     }
     if let Some(version) = &secret.version {
-        insert_text(headers, X_VERSION, version);
+        insert_text(&mut headers, X_VERSION, version);
     }
     if let Some(reason) = &resolved.stale_reason {
-        insert_text(headers, X_STALE_REASON, &reason.to_string());
+        insert_text(&mut headers, X_STALE_REASON, &reason.to_string());
     }
+    // The entry itself becomes the body's owner: no second reference to take.
+    let mut response = Response::new(Full::new(Bytes::from_owner(CachedBytes(resolved.secret))));
+    *response.headers_mut() = headers;
     response
 }
 

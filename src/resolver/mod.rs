@@ -520,6 +520,8 @@ fn backend_error(definition: &Definition, failure: Failure) -> ResolveError {
 }
 
 #[cfg(test)]
+mod hot_tests;
+#[cfg(test)]
 mod sources_tests;
 #[cfg(test)]
 mod stale_tests;
