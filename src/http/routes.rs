@@ -4,7 +4,7 @@
 use super::{ConnPeer, Face, HttpRequestError, query, rpc};
 use crate::access::{Guard, Peer, Target};
 use crate::reload::Runtime;
-use crate::resolver::{CacheOutcome, CachedSecret, Freshness, Resolved};
+use crate::resolver::{CacheOutcome, CachedSecret, Freshness, Hit, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, Either};
@@ -16,7 +16,9 @@ use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Ready;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::{Code, Status};
+use vaultbridge_backend_core::BackendError;
 use zeroize::Zeroizing;
 
 pub(super) type Body = Full<Bytes>;
@@ -229,7 +231,26 @@ impl Fetch {
             guard.resolved(rpc::AUDIT_GET_SECRET, &self.name, result.as_ref());
         }
         let result = result
-            .map(|resolved| value_response(face, resolved))
+            .map(|resolved| {
+                let Resolved {
+                    definition,
+                    secret,
+                    cache,
+                    stale_reason,
+                    age,
+                } = resolved;
+                let backend_name = &definition.sources.get(secret.source).backend_name;
+                value_response(
+                    face,
+                    Served {
+                        backend_name,
+                        secret,
+                        cache,
+                        age,
+                        stale_reason: stale_reason.as_deref(),
+                    },
+                )
+            })
             .map_err(Status::from);
         if let Some(meter) = &mut meter {
             meter.ended(&result);
@@ -264,9 +285,29 @@ fn get_secret(
         }));
     };
     if let Some(guard) = &guard {
-        guard.resolved(rpc::AUDIT_GET_SECRET, &name, Ok(&hit));
+        guard.record(
+            rpc::AUDIT_GET_SECRET,
+            Target::Definition(&name),
+            Code::Ok,
+            Some("hit"),
+        );
     }
-    Ok(Step::Hit(value_response(face, hit)))
+    let Hit {
+        definition,
+        secret,
+        age,
+    } = hit;
+    let backend_name = &definition.sources.get(secret.source).backend_name;
+    Ok(Step::Hit(value_response(
+        face,
+        Served {
+            backend_name,
+            secret,
+            cache: CacheOutcome::Hit,
+            age,
+            stale_reason: None,
+        },
+    )))
 }
 
 /// Header names made once: `from_static` looks a name up each time it runs.
@@ -286,7 +327,16 @@ const FALSE: HeaderValue = HeaderValue::from_static("false");
 /// The most headers a value's answer has.
 const VALUE_HEADERS: usize = 10;
 
-fn value_response(face: &Face, resolved: Resolved) -> Response<Body> {
+/// What an answer with a value tells: a hit's or a resolve's.
+struct Served<'a> {
+    backend_name: &'a Arc<str>,
+    secret: Arc<CachedSecret>,
+    cache: CacheOutcome,
+    age: Duration,
+    stale_reason: Option<&'a BackendError>,
+}
+
+fn value_response(face: &Face, resolved: Served<'_>) -> Response<Body> {
     let secret = &resolved.secret;
     // Room for every header at once: growing the map mid-answer rehashes it.
     let mut headers = HeaderMap::with_capacity(VALUE_HEADERS);
@@ -315,7 +365,7 @@ fn value_response(face: &Face, resolved: Resolved) -> Response<Body> {
     if let Some(fetched_at) = fetched_at {
         headers.insert(X_FETCHED_AT, HeaderValue::clone(fetched_at));
     }
-    let backend_name = &resolved.source().backend_name;
+    let backend_name = resolved.backend_name;
     match face.backend_headers.get(&**backend_name) {
         Some(backend) => {
             headers.insert(X_BACKEND, backend.clone());
@@ -325,7 +375,7 @@ fn value_response(face: &Face, resolved: Resolved) -> Response<Body> {
     if let Some(version) = &secret.version {
         insert_text(&mut headers, X_VERSION, version);
     }
-    if let Some(reason) = &resolved.stale_reason {
+    if let Some(reason) = resolved.stale_reason {
         insert_text(&mut headers, X_STALE_REASON, &reason.to_string());
     }
     // The entry itself becomes the body's owner: no second reference to take.

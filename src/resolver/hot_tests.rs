@@ -91,7 +91,7 @@ async fn cache_hit_answers_only_what_the_cache_holds() {
     let hit = resolver
         .cache_hit("tok", Freshness::default())
         .expect("cached");
-    assert_eq!(hit.cache, CacheOutcome::Hit);
+    assert_eq!(&*hit.definition.name, "tok");
     assert_eq!(hit.secret.value.expose(), b"value");
     let refresh = Freshness {
         refresh: true,
