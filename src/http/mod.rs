@@ -12,6 +12,7 @@
 //! socket's directory checks and lock, and the connection caps, overall and per peer).
 
 mod aws;
+mod body;
 mod query;
 mod routes;
 

@@ -8,7 +8,6 @@ use crate::resolver::{CacheOutcome, CachedSecret, Freshness, Hit, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, Either};
-use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,7 +20,7 @@ use tonic::{Code, Status};
 use vaultbridge_backend_core::BackendError;
 use zeroize::Zeroizing;
 
-pub(super) type Body = Full<Bytes>;
+pub(super) use super::body::Body;
 
 const NATIVE_PREFIX: &str = "/v1/secrets/";
 const HEALTH: &str = "/v1/health";
@@ -35,21 +34,9 @@ impl AsRef<[u8]> for Wiped {
     }
 }
 
-/// A cached value's own bytes as a body, not a copy: the entry stays alive until hyper
-/// has written it, and its value is wiped when the last holder drops it. (A `Bytes`
-/// kept in the entry would save this answer's one allocation but cost every cached
-/// value, gRPC-only ones included, about 50 bytes more.)
-struct CachedBytes(Arc<CachedSecret>);
-
-impl AsRef<[u8]> for CachedBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.0.value.expose()
-    }
-}
-
 /// A body holding secret material.
 pub(super) fn secret_body(bytes: Zeroizing<Vec<u8>>) -> Body {
-    Full::new(Bytes::from_owner(Wiped(bytes)))
+    Body::bytes(Bytes::from_owner(Wiped(bytes)))
 }
 
 enum Route<'a> {
@@ -378,8 +365,8 @@ fn value_response(face: &Face, resolved: Served<'_>) -> Response<Body> {
     if let Some(reason) = resolved.stale_reason {
         insert_text(&mut headers, X_STALE_REASON, &reason.to_string());
     }
-    // The entry itself becomes the body's owner: no second reference to take.
-    let mut response = Response::new(Full::new(Bytes::from_owner(CachedBytes(resolved.secret))));
+    // The entry itself is the body: no second reference to take, no copy.
+    let mut response = Response::new(Body::cached(resolved.secret));
     *response.headers_mut() = headers;
     response
 }
@@ -508,7 +495,7 @@ fn health(face: &Face) -> Response<Body> {
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    let mut response = Response::new(Body::bytes(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -518,7 +505,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut response = Response::new(Body::bytes(Bytes::from(value.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
