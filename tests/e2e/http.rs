@@ -473,3 +473,37 @@ async fn python_http_client_reads_values_over_one_keep_alive_connection() {
         assert_eq!(replies[3][0], 200);
     }
 }
+
+/// An idle keep-alive connection does not hold the daemon up at shutdown: the stop
+/// reaches it (the connection checks for it only once it may have come) and hyper
+/// closes it. The grace and the header timeout are longer than the harness waits for
+/// the exit, so a connection the stop did not reach would keep the daemon running and
+/// fail the wait.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_when_the_daemon_stops() {
+    use std::io::{Read, Write};
+    let mut setup = setup("    tcp: 127.0.0.1:0\n    header_read_timeout: 60s\n", "");
+    setup.custom_config = setup
+        .custom_config
+        .map(|config| config.replace("shutdown_grace: 5s", "shutdown_grace: 60s"));
+    let mut daemon = setup.start();
+    let Http::Tcp(address) = http_tcp(&daemon) else {
+        unreachable!()
+    };
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .write_all(b"GET /v1/secrets/plain HTTP/1.1\r\nhost: e2e\r\n\r\n")
+        .expect("send");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.ends_with(b"plain-e2e-value") {
+        let read = stream.read(&mut buffer).expect("read the answer");
+        assert!(read > 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}\n{}", daemon.output());
+    let read = stream.read(&mut buffer).expect("read after the stop");
+    assert_eq!(read, 0, "the daemon closed the idle connection");
+}
