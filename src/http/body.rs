@@ -12,11 +12,17 @@ use std::task::{Context, Poll};
 /// One answer's body, sent as one frame. A cached value is written from the cache
 /// entry itself, which the body keeps alive until hyper has written it: no copy, no
 /// wipe pass, and no allocation per answer (a `Bytes` owning the entry cost one).
-#[derive(Debug)]
+/// Debug shows the length only: a body may be a secret.
 pub(crate) struct Body(Option<Chunk>);
 
-/// What a [`Body`] sends.
-#[derive(Debug)]
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let length = self.0.as_ref().map_or(0, Buf::remaining);
+        write!(f, "Body({length} bytes)")
+    }
+}
+
+/// What a [`Body`] sends; no Debug, since it may hold secret bytes.
 pub(crate) enum Chunk {
     Bytes(Bytes),
     /// A cached value from `at` on.
@@ -102,6 +108,12 @@ mod tests {
         let empty = Body::bytes(Bytes::new());
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));
+    }
+
+    #[test]
+    fn debug_shows_the_length_not_the_bytes() {
+        let body = Body::bytes(Bytes::from_static(b"s3cr3t-token"));
+        assert_eq!(format!("{body:?}"), "Body(12 bytes)");
     }
 
     #[test]

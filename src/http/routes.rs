@@ -218,26 +218,7 @@ impl Fetch {
             guard.resolved(rpc::AUDIT_GET_SECRET, &self.name, result.as_ref());
         }
         let result = result
-            .map(|resolved| {
-                let Resolved {
-                    definition,
-                    secret,
-                    cache,
-                    stale_reason,
-                    age,
-                } = resolved;
-                let backend_name = &definition.sources.get(secret.source).backend_name;
-                value_response(
-                    face,
-                    Served {
-                        backend_name,
-                        secret,
-                        cache,
-                        age,
-                        stale_reason: stale_reason.as_deref(),
-                    },
-                )
-            })
+            .map(|resolved| value_response(face, Served::resolved(&resolved)))
             .map_err(Status::from);
         if let Some(meter) = &mut meter {
             meter.ended(&result);
@@ -279,22 +260,7 @@ fn get_secret(
             Some("hit"),
         );
     }
-    let Hit {
-        definition,
-        secret,
-        age,
-    } = hit;
-    let backend_name = &definition.sources.get(secret.source).backend_name;
-    Ok(Step::Hit(value_response(
-        face,
-        Served {
-            backend_name,
-            secret,
-            cache: CacheOutcome::Hit,
-            age,
-            stale_reason: None,
-        },
-    )))
+    Ok(Step::Hit(value_response(face, Served::hit(hit))))
 }
 
 /// Header names made once: `from_static` looks a name up each time it runs.
@@ -321,6 +287,30 @@ struct Served<'a> {
     cache: CacheOutcome,
     age: Duration,
     stale_reason: Option<&'a BackendError>,
+}
+
+impl<'a> Served<'a> {
+    /// A hit's answer, taking over its reference to the value.
+    fn hit(hit: Hit<'a>) -> Self {
+        Self {
+            backend_name: &hit.source().backend_name,
+            secret: hit.secret,
+            cache: CacheOutcome::Hit,
+            age: hit.age,
+            stale_reason: None,
+        }
+    }
+
+    /// A resolve's answer (a miss or a stale value, off the hit path).
+    fn resolved(resolved: &'a Resolved) -> Self {
+        Self {
+            backend_name: &resolved.source().backend_name,
+            secret: Arc::clone(&resolved.secret),
+            cache: resolved.cache,
+            age: resolved.age,
+            stale_reason: resolved.stale_reason.as_deref(),
+        }
+    }
 }
 
 fn value_response(face: &Face, resolved: Served<'_>) -> Response<Body> {

@@ -1,10 +1,16 @@
 //! The definitions' hot slots mirror the cache: what a hit reads there is what the cache
 //! holds, and a value that leaves the cache is let go by its slot too.
 
-use super::tests::{CountingBackend, definition};
+use super::tests::{CountingBackend, definition, resolver_with};
 use super::*;
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
+
+/// Read the backend now, whatever is cached.
+const REFRESH: Freshness = Freshness {
+    max_age: None,
+    refresh: true,
+};
 
 /// With more definitions than `max_entries`, the cache evicts (or refuses) values; each
 /// of them must be freed, not kept alive by a slot: the values alive are exactly those
@@ -58,15 +64,7 @@ async fn values_the_cache_lets_go_are_freed_not_kept_by_their_slots() {
 #[tokio::test]
 async fn a_refreshed_value_is_what_the_next_hit_serves() {
     let backend = CountingBackend::new("old");
-    let resolver = Resolver::from_definitions(
-        [definition(
-            "tok",
-            backend.clone(),
-            Duration::from_secs(600),
-            true,
-        )],
-        100,
-    );
+    let resolver = resolver_with(&backend, Duration::from_secs(600), true);
     assert_eq!(
         resolver.resolve("tok").await.unwrap().secret.value.expose(),
         b"old"
@@ -76,11 +74,7 @@ async fn a_refreshed_value_is_what_the_next_hit_serves() {
         CacheOutcome::Hit
     );
     *backend.value.lock().unwrap() = "new".into();
-    let refresh = Freshness {
-        refresh: true,
-        ..Freshness::default()
-    };
-    let refreshed = resolver.resolve_with("tok", refresh).await.unwrap();
+    let refreshed = resolver.resolve_with("tok", REFRESH).await.unwrap();
     assert_eq!(refreshed.cache, CacheOutcome::Miss);
     let hit = resolver.resolve("tok").await.unwrap();
     assert_eq!(hit.cache, CacheOutcome::Hit);
@@ -93,15 +87,7 @@ async fn a_refreshed_value_is_what_the_next_hit_serves() {
 #[tokio::test]
 async fn cache_hit_answers_only_what_the_cache_holds() {
     let backend = CountingBackend::new("value");
-    let resolver = Resolver::from_definitions(
-        [definition(
-            "tok",
-            backend.clone(),
-            Duration::from_secs(600),
-            true,
-        )],
-        100,
-    );
+    let resolver = resolver_with(&backend, Duration::from_secs(600), true);
     assert!(resolver.cache_hit("tok", Freshness::default()).is_none());
     assert!(resolver.cache_hit("nope", Freshness::default()).is_none());
     resolver.resolve("tok").await.unwrap();
@@ -110,14 +96,10 @@ async fn cache_hit_answers_only_what_the_cache_holds() {
         .expect("cached");
     assert_eq!(&*hit.definition.name, "tok");
     assert_eq!(hit.secret.value.expose(), b"value");
-    let refresh = Freshness {
-        refresh: true,
-        ..Freshness::default()
-    };
-    assert!(resolver.cache_hit("tok", refresh).is_none());
+    assert!(resolver.cache_hit("tok", REFRESH).is_none());
     backend.gone.store(true, Ordering::SeqCst);
     resolver
-        .resolve_with("tok", refresh)
+        .resolve_with("tok", REFRESH)
         .await
         .expect_err("gone");
     assert!(

@@ -72,6 +72,13 @@ impl Resolved {
     }
 }
 
+impl<'a> Hit<'a> {
+    /// The source the value came from.
+    pub(crate) fn source(&self) -> &'a Source {
+        self.definition.sources.get(self.secret.source)
+    }
+}
+
 /// What a caller asks of a value's freshness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Freshness {

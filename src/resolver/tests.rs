@@ -134,7 +134,7 @@ pub(super) fn definition(
     })
 }
 
-fn resolver_with(backend: &Arc<CountingBackend>, ttl: Duration, trim: bool) -> Resolver {
+pub(super) fn resolver_with(backend: &Arc<CountingBackend>, ttl: Duration, trim: bool) -> Resolver {
     Resolver::from_definitions([definition("tok", backend.clone(), ttl, trim)], 100)
 }
 
