@@ -256,8 +256,8 @@ impl Backend for Protected {
         results
     }
 
-    fn revision(&self) -> Option<u64> {
-        self.inner.revision()
+    fn revision(&self, now: Instant) -> Option<u64> {
+        self.inner.revision(now)
     }
 }
 

@@ -170,6 +170,11 @@ pub(crate) struct CachedSecret {
 
 impl CachedSecret {
     pub(crate) fn age(&self) -> Duration {
-        self.fetched.elapsed()
+        self.age_at(Instant::now())
+    }
+
+    /// The age at `now`, a clock reading the caller has already taken.
+    pub(crate) fn age_at(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.fetched)
     }
 }

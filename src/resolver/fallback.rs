@@ -3,6 +3,7 @@
 use super::entry::{Definition, NameHasher};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 use vaultbridge_backend_core::{BackendError, Fetched};
 
 /// One source's answer to a read, and the source's revision when the read started.
@@ -35,7 +36,7 @@ impl Fallbacks {
         let mut passed: Option<Attempt> = None;
         let last = definition.sources.len() - 1;
         for (index, source) in definition.sources.iter().enumerate() {
-            let revision = source.backend.revision();
+            let revision = source.backend.revision(Instant::now());
             let result = source.backend.fetch(&source.secret).await;
             let err = match result {
                 Ok(fetched) => {

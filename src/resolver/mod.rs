@@ -31,7 +31,7 @@ use state::State;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vaultbridge_backend_core::{Backend, BackendError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,11 +412,13 @@ impl Resolver {
         };
         // Compared with the revision read when the fetch started: a change during the
         // fetch leaves the entry marked with the older one, so this resolve reads again.
-        let revision = definition.sources.get(secret.source).backend.revision();
+        // One clock reading for the revision and the age.
+        let now = Instant::now();
+        let revision = definition.sources.get(secret.source).backend.revision(now);
         if secret.revision != revision || freshness.refresh {
             return Err(Some(secret));
         }
-        let age = secret.age();
+        let age = secret.age_at(now);
         if age >= secret.policy.ttl || freshness.max_age.is_some_and(|max| age > max) {
             return Err(Some(secret));
         }
@@ -490,9 +492,10 @@ impl Resolver {
         for definition in definitions {
             let stale = match self.state.cached(definition) {
                 Some(secret) => {
-                    let revision = definition.sources.get(secret.source).backend.revision();
+                    let now = Instant::now();
+                    let revision = definition.sources.get(secret.source).backend.revision(now);
                     secret.revision != revision
-                        || secret.age() >= secret.refresh_after.unwrap_or(secret.policy.ttl)
+                        || secret.age_at(now) >= secret.refresh_after.unwrap_or(secret.policy.ttl)
                 }
                 None => self.state.known_missing(&definition.name).is_none(),
             };

@@ -319,7 +319,7 @@ impl State {
                 if !(batched && definition.sources.first().backend.max_batch() > 1) =>
             {
                 let source = definition.sources.first();
-                let revision = source.backend.revision();
+                let revision = source.backend.revision(Instant::now());
                 vec![Attempt {
                     source: 0,
                     revision,
@@ -329,7 +329,7 @@ impl State {
             [(first, _), ..] => {
                 // Only definitions with one source share a batch (see `group_by_backend`).
                 let backend = &first.sources.first().backend;
-                let revision = backend.revision();
+                let revision = backend.revision(Instant::now());
                 let secrets: Vec<_> = group
                     .iter()
                     .map(|(d, _)| d.sources.first().secret.clone())

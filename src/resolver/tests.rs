@@ -106,7 +106,7 @@ impl Backend for CountingBackend {
         Ok(Fetched::new(SecretValue::from(value)).with_version("v1"))
     }
 
-    fn revision(&self) -> Option<u64> {
+    fn revision(&self, _now: Instant) -> Option<u64> {
         Some(self.revision.load(Ordering::SeqCst))
     }
 }

@@ -22,6 +22,7 @@ pub use value::SecretValue;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Instant;
 
 /// Which version of a secret a definition asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -184,7 +185,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// backends that can tell (a file on disk). The resolver drops a cached value whose
     /// marker no longer matches, so an edit is seen on the next resolve rather than
     /// after the TTL. `None` means the backend cannot tell and the TTL alone applies.
-    fn revision(&self) -> Option<u64> {
+    ///
+    /// `now` is the caller's reading of the monotonic clock: a cache hit reads the
+    /// clock once for the value's age, and a backend that looks for changes at an
+    /// interval measures it with that reading rather than a second one of its own.
+    fn revision(&self, _now: Instant) -> Option<u64> {
         None
     }
 

@@ -195,10 +195,11 @@ impl Inner {
     /// The revision for a cache hit: the last one seen while the change-check interval
     /// runs, else a fresh signature. Concurrent hits at the interval's end may each take
     /// one; that is harmless.
-    fn revision_for_hit(&self) -> u64 {
+    fn revision_for_hit(&self, now: Instant) -> u64 {
         let interval = self.config.change_check_interval;
         if !interval.is_zero() {
-            let elapsed = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let elapsed = now.saturating_duration_since(self.started).as_nanos();
+            let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
             if elapsed < self.next_check.load(Ordering::Relaxed) {
                 return self.revision.load(Ordering::Acquire);
             }
@@ -317,8 +318,8 @@ impl Backend for FileBackend {
         Ok(Fetched::new(value))
     }
 
-    fn revision(&self) -> Option<u64> {
-        Some(self.inner.revision_for_hit())
+    fn revision(&self, now: Instant) -> Option<u64> {
+        Some(self.inner.revision_for_hit(now))
     }
 }
 

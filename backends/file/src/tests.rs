@@ -174,10 +174,10 @@ fn rewrite(dir: &tempfile::TempDir, name: &str, body: &str) {
 async fn within_the_change_check_interval_a_hit_keeps_its_revision_and_a_miss_reads_anew() {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = open_checking_every(&dir, "s.yaml", "a: \"one\"\n", Duration::from_secs(3600));
-    let first = backend.revision();
+    let first = backend.revision(Instant::now());
     rewrite(&dir, "s.yaml", "a: \"two\"\n");
     assert_eq!(
-        backend.revision(),
+        backend.revision(Instant::now()),
         first,
         "a hit does not stat within the interval"
     );
@@ -187,31 +187,32 @@ async fn within_the_change_check_interval_a_hit_keeps_its_revision_and_a_miss_re
         "a miss always takes the signature"
     );
     assert_ne!(
-        backend.revision(),
+        backend.revision(Instant::now()),
         first,
         "and the revision the miss saw is the one hits report"
     );
 }
 
-/// Polls `backend.revision()` (as cache hits do) until it moves from `first`, within
-/// a deadline, and returns how long after `checked` that was. The interval is on the
-/// real clock, so waiting is the behaviour under test; the loop ends when the change
-/// is seen, not after a guessed time.
-fn hit_sees_the_edit_after(
+/// `first` still answered by a hit just before the interval since `checked` ends, and
+/// a fresh signature (the edit) once it has: the clock is the caller's, so the
+/// boundary is tested exactly, without waiting for it.
+fn assert_hits_see_the_edit_at(
     backend: &FileBackend,
     first: Option<u64>,
     checked: Instant,
-) -> Duration {
-    let deadline = checked + Duration::from_secs(20);
-    while backend.revision() == first {
-        assert!(
-            Instant::now() < deadline,
-            "a hit did not see the edit within 20 s"
-        );
-        // Polling interval only; a hit within the interval costs two atomic loads.
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    checked.elapsed()
+    interval: Duration,
+) {
+    let just_before = checked + interval - Duration::from_nanos(1);
+    assert_eq!(
+        backend.revision(just_before),
+        first,
+        "a hit within the interval does not stat"
+    );
+    assert_ne!(
+        backend.revision(checked + interval),
+        first,
+        "a hit once the interval has passed sees the edit"
+    );
 }
 
 #[test]
@@ -219,12 +220,11 @@ fn after_the_change_check_interval_a_hit_sees_the_edit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let interval = Duration::from_millis(50);
     let backend = open_checking_every(&dir, "s.yaml", "a: \"one\"\n", interval);
-    // The first hit takes the signature and starts the interval, no sooner than this.
+    // The first hit takes the signature and starts the interval.
     let checked = Instant::now();
-    let first = backend.revision();
+    let first = backend.revision(checked);
     rewrite(&dir, "s.yaml", "a: \"two\"\n");
-    let seen = hit_sees_the_edit_after(&backend, first, checked);
-    assert!(seen >= interval, "seen after {seen:?}, within the interval");
+    assert_hits_see_the_edit_at(&backend, first, checked, interval);
 }
 
 /// The default (what `FileConfig::new` gives and an unset `change_check_interval`
@@ -237,13 +237,9 @@ fn by_default_a_hit_sees_an_edit_after_one_second_and_not_before() {
     std::fs::write(&path, "a: \"one\"\n").expect("write");
     let backend = FileBackend::open(FileConfig::new(path, FileFormat::Yaml));
     let checked = Instant::now();
-    let first = backend.revision();
+    let first = backend.revision(checked);
     rewrite(&dir, "s.yaml", "a: \"two\"\n");
-    let seen = hit_sees_the_edit_after(&backend, first, checked);
-    assert!(
-        seen >= Duration::from_secs(1),
-        "seen after {seen:?}, within the default second"
-    );
+    assert_hits_see_the_edit_at(&backend, first, checked, Duration::from_secs(1));
 }
 
 async fn fetch(backend: &FileBackend, id: &str) -> Result<Vec<u8>, BackendError> {
@@ -257,12 +253,16 @@ async fn fetch(backend: &FileBackend, id: &str) -> Result<Vec<u8>, BackendError>
 async fn an_edit_is_seen_by_the_next_fetch_and_moves_the_revision() {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = open(&dir, "s.yaml", "a: \"one\"\n");
-    let first = backend.revision();
+    let first = backend.revision(Instant::now());
     assert_eq!(fetch(&backend, "a").await.unwrap(), b"one");
-    assert_eq!(backend.revision(), first, "no change, same revision");
+    assert_eq!(
+        backend.revision(Instant::now()),
+        first,
+        "no change, same revision"
+    );
     // Same size, written in place: caught by mtime/ctime even within one second.
     rewrite(&dir, "s.yaml", "a: \"two\"\n");
-    assert_ne!(backend.revision(), first);
+    assert_ne!(backend.revision(Instant::now()), first);
     assert_eq!(fetch(&backend, "a").await.unwrap(), b"two");
 }
 

@@ -492,7 +492,7 @@ impl Backend for PluginBackend {
         }
     }
 
-    fn revision(&self) -> Option<u64> {
+    fn revision(&self, _now: Instant) -> Option<u64> {
         let revisions = self
             .described
             .lock()

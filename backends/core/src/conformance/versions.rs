@@ -16,13 +16,13 @@ pub async fn a_change_moves_a_reported_revision_and_none_stays_none(fixture: &dy
     let backend = fixture
         .backend(&[("conf-rev", Seed::text("rev-value-one"))])
         .await;
-    let before = backend.revision();
+    let before = backend.revision(Instant::now());
     assert_eq!(
         value(&backend, &SecretRef::new("conf-rev")).await,
         b"rev-value-one"
     );
     assert_eq!(
-        backend.revision(),
+        backend.revision(Instant::now()),
         before,
         "the revision holds while nothing changes"
     );
@@ -39,18 +39,26 @@ pub async fn a_change_moves_a_reported_revision_and_none_stays_none(fixture: &dy
             value(&backend, &SecretRef::new("conf-rev")).await,
             b"rev-value-one"
         );
-        assert_eq!(backend.revision(), None, "no revision stays no revision");
+        assert_eq!(
+            backend.revision(Instant::now()),
+            None,
+            "no revision stays no revision"
+        );
         return;
     }
     let after = match before {
         None => {
-            assert_eq!(backend.revision(), None, "no revision stays no revision");
+            assert_eq!(
+                backend.revision(Instant::now()),
+                None,
+                "no revision stays no revision"
+            );
             None
         }
         Some(before) => {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                match backend.revision() {
+                match backend.revision(Instant::now()) {
                     Some(now) if now != before => break Some(now),
                     Some(_) => {}
                     None => panic!("the backend reported revision {before}, then none"),
@@ -69,7 +77,7 @@ pub async fn a_change_moves_a_reported_revision_and_none_stays_none(fixture: &dy
         "the next fetch serves the change"
     );
     assert_eq!(
-        backend.revision(),
+        backend.revision(Instant::now()),
         after,
         "the new revision (or none) holds while nothing changes"
     );
