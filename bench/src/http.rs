@@ -234,57 +234,6 @@ async fn run(
     }
 }
 
-/// One side of a paired row: a server, where to reach it, and the row's name.
-struct Contender<'a> {
-    server: &'a Server,
-    endpoint: Endpoint,
-    scenario: &'static str,
-}
-
-/// `reference` and `subject` taking turns run by run; the subject's row is paired with
-/// the reference's.
-async fn paired(
-    reference: &Contender<'_>,
-    subject: &Contender<'_>,
-    concurrency: usize,
-    args: &Args,
-) -> [Measurement; 2] {
-    let mut reference_runs = Vec::new();
-    let mut subject_runs = Vec::new();
-    for _ in 0..args.repeat.max(1) {
-        for (contender, runs) in [
-            (reference, &mut reference_runs),
-            (subject, &mut subject_runs),
-        ] {
-            let mut measured = run(
-                contender.server,
-                &contender.endpoint,
-                concurrency,
-                args.duration,
-            )
-            .await;
-            measured.scenario = contender.scenario.to_owned();
-            eprintln!(
-                "run: {} c={}: {:.0} req/s, {:.1} µs CPU/req, p99 {:.0} µs",
-                measured.scenario,
-                concurrency,
-                measured.rate(),
-                measured.cpu_us_per_request,
-                measured.p99_us
-            );
-            runs.push(measured);
-        }
-    }
-    let pairing = Paired::of(&subject_runs, &reference_runs);
-    [
-        median(reference_runs),
-        Measurement {
-            paired: Some(pairing),
-            ..median(subject_runs)
-        },
-    ]
-}
-
 /// A daemon serving `config` with the HTTP face on TCP and on `http_socket`; its gRPC
 /// socket is `socket`.
 async fn start_http_daemon(
@@ -328,118 +277,243 @@ fn with_http(config: &Path, http_socket: &Path) {
     std::fs::write(config, text).expect("config");
 }
 
-/// The baseline and the daemon's HTTP face, taking turns run by run at each
-/// concurrency over TCP, then over the Unix socket at the highest; and the face with
-/// access rules and an audit file against the face without them, over the socket.
-pub(crate) async fn measure(args: &Args, dir: &Path, secrets: &Path) -> Vec<Measurement> {
-    let me = std::env::current_exe().expect("own path");
-    let started = Instant::now();
-    let baseline_socket = dir.join("http-baseline.sock");
-    let (child, tcp) = spawn_reporting_tcp(
-        Command::new(me).args([
-            "http-baseline-server",
-            "--tcp",
-            "127.0.0.1:0",
-            "--unix",
-            &baseline_socket.display().to_string(),
-            "--payload",
-            &args.payload.to_string(),
-        ]),
-        args.server_workers,
-        Reports::OnStdout,
-    );
-    let mut baseline = Server {
-        child,
-        socket: dir.join("none.sock"),
-        tcp: String::new(),
-    };
-    baseline.tcp = tcp.read("the HTTP baseline").await;
-    eprintln!("HTTP baseline ready in {:?}", started.elapsed());
+/// Which server of a round a side of a pairing measures.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Baseline,
+    Daemon,
+    /// The daemon with access rules and an audit file.
+    Guarded,
+}
 
-    let socket = dir.join("daemon-http.sock");
-    let http_socket = dir.join("daemon-http-face.sock");
-    let config = write_config(dir, "daemon-http.yaml", secrets, 1000, &socket);
-    with_http(&config, &http_socket);
-    let daemon = start_http_daemon(args, &config, socket, &http_socket).await;
+/// One side of a paired row: a server, how to reach it, and the row's name.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    who: Who,
+    over_socket: bool,
+    scenario: &'static str,
+}
 
-    let guarded_socket = dir.join("daemon-http-guarded.sock");
-    let guarded_http_socket = dir.join("daemon-http-guarded-face.sock");
-    let guarded_config = write_config(
-        dir,
-        "daemon-http-guarded.yaml",
-        secrets,
-        1000,
-        &guarded_socket,
-    );
-    with_http(&guarded_config, &guarded_http_socket);
-    let uid = std::fs::metadata(dir).expect("the bench directory").uid();
-    let audit = dir.join("http-audit.jsonl");
-    let mut text = std::fs::read_to_string(&guarded_config).expect("config");
-    text.push_str(&format!(
-        "clients:\n  bench:\n    uids: [{uid}]\n    definitions: [bench, \"s*\"]\naudit:\n  file: {}\n",
-        audit.display()
-    ));
-    std::fs::write(&guarded_config, text).expect("config");
-    let guarded =
-        start_http_daemon(args, &guarded_config, guarded_socket, &guarded_http_socket).await;
+/// Two sides taking turns round by round; the subject's row is paired with the
+/// reference's.
+struct Pairing {
+    reference: Side,
+    subject: Side,
+    concurrency: usize,
+    /// Whether the reference's own row is reported too (not for the access row,
+    /// whose reference is the plain daemon's row measured again).
+    report_reference: bool,
+    reference_runs: Vec<Measurement>,
+    subject_runs: Vec<Measurement>,
+}
 
-    let tcp = |server: &Server| Endpoint::Tcp(server.tcp.clone());
-    let mut results = Vec::new();
-    for &concurrency in &args.concurrency {
-        results.extend(
-            paired(
-                &Contender {
-                    server: &baseline,
-                    endpoint: tcp(&baseline),
-                    scenario: "HTTP/1.1 baseline: empty hyper server",
-                },
-                &Contender {
-                    server: &daemon,
-                    endpoint: tcp(&daemon),
-                    scenario: "HTTP/1.1 cache hit (vs HTTP baseline)",
-                },
-                concurrency,
-                args,
-            )
-            .await,
+/// The servers of one round, started afresh for each: where a process happens to
+/// land (its threads' CPUs, its memory layout) moved a whole run's daemon median
+/// from 8.3 to 11.6 µs against a steady baseline when they lived for the run, and is
+/// now one round's luck, which the median of the rounds settles.
+struct Round {
+    baseline: Server,
+    daemon: Server,
+    guarded: Server,
+}
+
+/// Where the servers of every round listen and what they serve.
+struct Setup {
+    baseline_socket: PathBuf,
+    daemon_config: PathBuf,
+    daemon_socket: PathBuf,
+    daemon_http_socket: PathBuf,
+    guarded_config: PathBuf,
+    guarded_socket: PathBuf,
+    guarded_http_socket: PathBuf,
+    audit: PathBuf,
+}
+
+impl Setup {
+    fn write(dir: &Path, secrets: &Path) -> Self {
+        let daemon_socket = dir.join("daemon-http.sock");
+        let daemon_http_socket = dir.join("daemon-http-face.sock");
+        let daemon_config = write_config(dir, "daemon-http.yaml", secrets, 1000, &daemon_socket);
+        with_http(&daemon_config, &daemon_http_socket);
+
+        let guarded_socket = dir.join("daemon-http-guarded.sock");
+        let guarded_http_socket = dir.join("daemon-http-guarded-face.sock");
+        let guarded_config = write_config(
+            dir,
+            "daemon-http-guarded.yaml",
+            secrets,
+            1000,
+            &guarded_socket,
         );
+        with_http(&guarded_config, &guarded_http_socket);
+        let uid = std::fs::metadata(dir).expect("the bench directory").uid();
+        let audit = dir.join("http-audit.jsonl");
+        let mut text = std::fs::read_to_string(&guarded_config).expect("config");
+        text.push_str(&format!(
+            "clients:\n  bench:\n    uids: [{uid}]\n    definitions: [bench, \"s*\"]\naudit:\n  file: {}\n",
+            audit.display()
+        ));
+        std::fs::write(&guarded_config, text).expect("config");
+        Self {
+            baseline_socket: dir.join("http-baseline.sock"),
+            daemon_config,
+            daemon_socket,
+            daemon_http_socket,
+            guarded_config,
+            guarded_socket,
+            guarded_http_socket,
+            audit,
+        }
     }
-    let highest = args.concurrency.iter().copied().max().unwrap_or(1);
-    let over_socket = Contender {
-        server: &daemon,
-        endpoint: Endpoint::Unix(http_socket),
+
+    async fn start(&self, args: &Args) -> Round {
+        let me = std::env::current_exe().expect("own path");
+        let started = Instant::now();
+        let (child, tcp) = spawn_reporting_tcp(
+            Command::new(me).args([
+                "http-baseline-server",
+                "--tcp",
+                "127.0.0.1:0",
+                "--unix",
+                &self.baseline_socket.display().to_string(),
+                "--payload",
+                &args.payload.to_string(),
+            ]),
+            args.server_workers,
+            Reports::OnStdout,
+        );
+        let mut baseline = Server {
+            child,
+            socket: self.baseline_socket.clone(),
+            tcp: String::new(),
+        };
+        baseline.tcp = tcp.read("the HTTP baseline").await;
+        let daemon = start_http_daemon(
+            args,
+            &self.daemon_config,
+            self.daemon_socket.clone(),
+            &self.daemon_http_socket,
+        )
+        .await;
+        let guarded = start_http_daemon(
+            args,
+            &self.guarded_config,
+            self.guarded_socket.clone(),
+            &self.guarded_http_socket,
+        )
+        .await;
+        eprintln!("HTTP round's servers ready in {:?}", started.elapsed());
+        Round {
+            baseline,
+            daemon,
+            guarded,
+        }
+    }
+
+    /// The server behind `side` in `round`, and where to reach it.
+    fn endpoint<'a>(&self, round: &'a Round, side: Side) -> (&'a Server, Endpoint) {
+        let (server, socket) = match side.who {
+            Who::Baseline => (&round.baseline, &self.baseline_socket),
+            Who::Daemon => (&round.daemon, &self.daemon_http_socket),
+            Who::Guarded => (&round.guarded, &self.guarded_http_socket),
+        };
+        let endpoint = if side.over_socket {
+            Endpoint::Unix(socket.clone())
+        } else {
+            Endpoint::Tcp(server.tcp.clone())
+        };
+        (server, endpoint)
+    }
+}
+
+/// The baseline and the daemon's HTTP face, taking turns at each concurrency over
+/// TCP, then over the Unix socket at the highest; and the face with access rules and
+/// an audit file against the face without them, over the socket. Each round starts
+/// every server afresh (see [`Round`]).
+pub(crate) async fn measure(args: &Args, dir: &Path, secrets: &Path) -> Vec<Measurement> {
+    let setup = Setup::write(dir, secrets);
+    let baseline = |over_socket| Side {
+        who: Who::Baseline,
+        over_socket,
+        scenario: "HTTP/1.1 baseline: empty hyper server",
+    };
+    let daemon = |over_socket| Side {
+        who: Who::Daemon,
+        over_socket,
         scenario: "HTTP/1.1 cache hit (vs HTTP baseline)",
     };
-    results.extend(
-        paired(
-            &Contender {
-                server: &baseline,
-                endpoint: Endpoint::Unix(baseline_socket),
-                scenario: "HTTP/1.1 baseline: empty hyper server",
-            },
-            &over_socket,
-            highest,
-            args,
-        )
-        .await,
-    );
-    let reference = Contender {
-        scenario: "HTTP/1.1 cache hit, reference for the access row",
-        ..over_socket
+    let pairing = |reference, subject, concurrency, report_reference| Pairing {
+        reference,
+        subject,
+        concurrency,
+        report_reference,
+        reference_runs: Vec::new(),
+        subject_runs: Vec::new(),
     };
-    let [_, guarded_row] = paired(
-        &reference,
-        &Contender {
-            server: &guarded,
-            endpoint: Endpoint::Unix(guarded_http_socket),
+    let mut pairings: Vec<Pairing> = args
+        .concurrency
+        .iter()
+        .map(|&concurrency| pairing(baseline(false), daemon(false), concurrency, true))
+        .collect();
+    let highest = args.concurrency.iter().copied().max().unwrap_or(1);
+    pairings.push(pairing(baseline(true), daemon(true), highest, true));
+    pairings.push(pairing(
+        Side {
+            scenario: "HTTP/1.1 cache hit, reference for the access row",
+            ..daemon(true)
+        },
+        Side {
+            who: Who::Guarded,
+            over_socket: true,
             scenario: "HTTP/1.1 cache hit, uid rule + audit file (vs the same without)",
         },
         highest,
-        args,
-    )
-    .await;
-    results.push(guarded_row);
-    let lines = std::fs::read_to_string(&audit)
+        false,
+    ));
+
+    for index in 0..args.repeat.max(1) {
+        let round = setup.start(args).await;
+        for pairing in &mut pairings {
+            let mut sides = [
+                (pairing.reference, &mut pairing.reference_runs),
+                (pairing.subject, &mut pairing.subject_runs),
+            ];
+            // Every other round the subject goes first, so that whatever the second
+            // run of a pair meets (the first one's leftovers, the machine's drift)
+            // falls on both sides alike.
+            if index % 2 == 1 {
+                sides.reverse();
+            }
+            for (side, runs) in sides {
+                let (server, endpoint) = setup.endpoint(&round, side);
+                let mut measured = run(server, &endpoint, pairing.concurrency, args.duration).await;
+                measured.scenario = side.scenario.to_owned();
+                eprintln!(
+                    "run: {} c={}: {:.0} req/s, {:.1} µs CPU/req, p99 {:.0} µs",
+                    measured.scenario,
+                    pairing.concurrency,
+                    measured.rate(),
+                    measured.cpu_us_per_request,
+                    measured.p99_us
+                );
+                runs.push(measured);
+            }
+        }
+        // Dropping the round's servers stops them before the next round binds.
+    }
+
+    let mut results = Vec::new();
+    for pairing in pairings {
+        let paired = Paired::of(&pairing.subject_runs, &pairing.reference_runs);
+        if pairing.report_reference {
+            results.push(median(pairing.reference_runs));
+        }
+        results.push(Measurement {
+            paired: Some(paired),
+            ..median(pairing.subject_runs)
+        });
+    }
+    let lines = std::fs::read_to_string(&setup.audit)
         .map(|text| text.lines().count())
         .unwrap_or(0);
     eprintln!("HTTP access row: the guarded daemon wrote {lines} audit lines");

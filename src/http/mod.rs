@@ -81,13 +81,8 @@ pub(crate) struct Face {
     stopping: watch::Receiver<bool>,
     /// The agent's routes, when `aws_agent_compat` is on.
     aws: Option<aws::Compat>,
-    /// Each backend's name as a header value, made once. Keyed by names from the
-    /// config only, so the fast hasher is safe from flooding (as the resolver's maps).
-    backend_headers: std::collections::HashMap<
-        Arc<str>,
-        hyper::header::HeaderValue,
-        foldhash::fast::RandomState,
-    >,
+    /// Each backend's name as a header value, made once; see [`Face::backend_header`].
+    backend_headers: Box<[(Arc<str>, hyper::header::HeaderValue)]>,
 }
 
 /// The methods as the metrics count them; indices into [`Face::meter`].
@@ -120,10 +115,12 @@ impl Face {
         let backend_headers = definitions
             .iter()
             .flat_map(|definition| definition.sources.iter())
-            .filter_map(|source| {
-                let name = source.backend_name.clone();
-                let value = hyper::header::HeaderValue::from_str(&name).ok()?;
-                Some((name, value))
+            .map(|source| &source.backend_name)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|name| {
+                let value = hyper::header::HeaderValue::from_str(name).ok()?;
+                Some((Arc::clone(name), value))
             })
             .collect();
         Ok(Self {
@@ -135,6 +132,17 @@ impl Face {
             stopping,
             aws,
         })
+    }
+
+    /// `name` as a header value, if the face made one. Every definition of a backend
+    /// shares its name's `Arc`, so a pointer comparison finds it: cheaper than hashing
+    /// the name on each answer. A name from a reload's new config compares by text.
+    fn backend_header(&self, name: &Arc<str>) -> Option<&hyper::header::HeaderValue> {
+        let known = || self.backend_headers.iter();
+        known()
+            .find(|(known, _)| Arc::ptr_eq(known, name))
+            .or_else(|| known().find(|(known, _)| known == name))
+            .map(|(_, value)| value)
     }
 }
 

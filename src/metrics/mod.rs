@@ -351,10 +351,14 @@ pub(crate) struct RpcGuard<'a> {
 
 impl RpcGuard<'_> {
     pub(crate) fn ended<T>(&mut self, result: &Result<T, tonic::Status>) {
-        self.code = match result {
+        self.ended_with(match result {
             Ok(_) => tonic::Code::Ok,
             Err(status) => status.code(),
-        };
+        });
+    }
+
+    pub(crate) fn ended_with(&mut self, code: tonic::Code) {
+        self.code = code;
     }
 }
 
