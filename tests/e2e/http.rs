@@ -507,3 +507,42 @@ async fn an_idle_keep_alive_connection_is_closed_when_the_daemon_stops() {
     let read = stream.read(&mut buffer).expect("read after the stop");
     assert_eq!(read, 0, "the daemon closed the idle connection");
 }
+
+/// A reload that adds a backend: answers for its definitions name it, though the face
+/// made its backend header values from the first config; the first config's
+/// definitions still name theirs.
+#[tokio::test]
+async fn after_a_reload_answers_name_a_backend_the_first_config_did_not_have() {
+    let daemon = setup(LISTENERS, "").start();
+    let http = http_tcp(&daemon);
+    let path = daemon.setup_dir().join("config.yaml");
+    let config = std::fs::read_to_string(&path).expect("the config");
+    let config = config
+        .replacen(
+            "backends:\n",
+            "backends:\n  added-later:\n    type: file\n    path: secrets.yaml\n",
+            1,
+        )
+        .replacen(
+            "definitions:\n",
+            "definitions:\n  after-reload:\n    backend: added-later\n    secret: plain\n",
+            1,
+        );
+    std::fs::write(&path, config).expect("write the config");
+    crate::harness::set_mode(&path, 0o600);
+    let pid = daemon.child.as_ref().expect("the daemon").id();
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+    crate::harness::wait_until(
+        Duration::from_secs(20),
+        || daemon.output().contains("config reloaded"),
+        || format!("no reload in the log:\n{}", daemon.output()),
+    );
+
+    let added = curl(&http, "/v1/secrets/after-reload", &[]);
+    assert_eq!(added.status, 200, "{added:?}");
+    assert_eq!(added.body, b"plain-e2e-value");
+    assert_eq!(added.header("x-vaultbridge-backend"), Some("added-later"));
+    let kept = curl(&http, "/v1/secrets/plain", &[]);
+    assert_eq!(kept.header("x-vaultbridge-backend"), Some("local"));
+}
