@@ -307,10 +307,10 @@ struct Pairing {
     subject_runs: Vec<Measurement>,
 }
 
-/// The servers of one round, started afresh for each: where a process happens to
-/// land (its threads' CPUs, its memory layout) moved a whole run's daemon median
-/// from 8.3 to 11.6 µs against a steady baseline when they lived for the run, and is
-/// now one round's luck, which the median of the rounds settles.
+/// The servers of one round, started afresh for each: a process that lived for the
+/// whole run carried whatever it met (where its threads and memory landed) into every
+/// round, and one run's daemon median was 8.3 µs, another's 11.6 µs, against a steady
+/// baseline. Now that is one round's luck, which the median of the rounds settles.
 struct Round {
     baseline: Server,
     daemon: Server,

@@ -2,7 +2,7 @@
 //! it may have what it asks for, and the audit line for the outcome.
 
 use super::{Access, Caller, Target};
-use crate::resolver::{CacheOutcome, ResolveError, Resolved};
+use crate::resolver::{ResolveError, Resolved};
 use std::sync::Arc;
 use tonic::{Code, Request, Status};
 
@@ -97,14 +97,7 @@ impl Guard {
         result: Result<&Resolved, &ResolveError>,
     ) {
         let (code, cache) = match result {
-            Ok(resolved) => (
-                Code::Ok,
-                Some(match resolved.cache {
-                    CacheOutcome::Hit => "hit",
-                    CacheOutcome::Miss => "miss",
-                    CacheOutcome::Stale => "stale",
-                }),
-            ),
+            Ok(resolved) => (Code::Ok, Some(resolved.cache.name())),
             Err(err) => (crate::status::code_of(err), None),
         };
         self.record(rpc, Target::Definition(name), code, cache);

@@ -266,7 +266,7 @@ fn get_secret(
             rpc::AUDIT_GET_SECRET,
             Target::Definition(&name),
             Code::Ok,
-            Some("hit"),
+            Some(CacheOutcome::Hit.name()),
         );
     }
     Ok(Step::Hit(value_response(face, Served::hit(hit))))
@@ -331,12 +331,7 @@ fn value_response(face: &Face, resolved: Served<'_>) -> Response<Body> {
         if secret.is_text { TEXT } else { BINARY },
     );
     headers.insert(header::CACHE_CONTROL, NO_STORE);
-    let cache = match resolved.cache {
-        CacheOutcome::Hit => "hit",
-        CacheOutcome::Miss => "miss",
-        CacheOutcome::Stale => "stale",
-    };
-    headers.insert(X_CACHE, HeaderValue::from_static(cache));
+    headers.insert(X_CACHE, HeaderValue::from_static(resolved.cache.name()));
     let flag = |on: bool| if on { TRUE } else { FALSE };
     headers.insert(X_STALE, flag(resolved.cache == CacheOutcome::Stale));
     headers.insert(X_TRIMMED, flag(secret.trimmed));

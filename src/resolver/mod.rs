@@ -44,6 +44,17 @@ pub(crate) enum CacheOutcome {
     Stale,
 }
 
+impl CacheOutcome {
+    /// The outcome as the audit trail and the HTTP face's `X-Vaultbridge-Cache` name it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
     pub definition: Arc<Definition>,
