@@ -265,8 +265,9 @@ where
     let peer = stream.connect_info().peer();
     let stop = face.stopping.clone();
     let service_face = face.clone();
+    let caller = routes::Caller::new(peer, &face.live);
     let service =
-        hyper::service::service_fn(move |request| routes::answer(&service_face, peer, request));
+        hyper::service::service_fn(move |request| routes::answer(&service_face, &caller, request));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

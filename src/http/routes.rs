@@ -3,7 +3,7 @@
 
 use super::{ConnPeer, Face, HttpRequestError, query, rpc};
 use crate::access::{Guard, Peer, Target};
-use crate::reload::Runtime;
+use crate::reload::{Live, Runtime};
 use crate::resolver::{CacheOutcome, CachedSecret, Freshness, Hit, Resolved};
 use crate::status::{code_name, http_status, http_status_of};
 use bytes::{Bytes, BytesMut};
@@ -11,11 +11,12 @@ use futures_util::future::{BoxFuture, Either};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
 use std::convert::Infallible;
 use std::future::Ready;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tonic::{Code, Status};
 use vaultbridge_backend_core::BackendError;
 use zeroize::Zeroizing;
@@ -74,7 +75,8 @@ fn now(response: Response<Body>) -> Answer {
 /// (a cache hit, every error, health) is answered here, before hyper reads on: the
 /// request's head is a slice of the connection's read buffer, and a request still
 /// held when hyper next reads makes it allocate a new buffer, every request.
-pub(super) fn answer(face: &Arc<Face>, peer: ConnPeer, request: Request<Incoming>) -> Answer {
+pub(super) fn answer(face: &Arc<Face>, caller: &Caller, request: Request<Incoming>) -> Answer {
+    let peer = caller.peer;
     let path = request.uri().path();
     let Some(route) = route(face, path) else {
         return now(request_error(
@@ -103,7 +105,8 @@ pub(super) fn answer(face: &Arc<Face>, peer: ConnPeer, request: Request<Incoming
     match route {
         Route::Secret(name) => {
             let query = request.uri().query();
-            match get_secret(face, peer, request.headers(), name, query) {
+            let runtime = caller.runtime(&face.live);
+            match get_secret(face, &runtime, peer, request.headers(), name, query) {
                 Ok(Step::Fetch(fetch)) => Either::Right(Box::pin(fetch.run(Arc::clone(face)))),
                 Ok(Step::Hit(response)) => {
                     count(face, rpc::GET_SECRET, Code::Ok);
@@ -129,6 +132,49 @@ pub(super) fn answer(face: &Arc<Face>, peer: ConnPeer, request: Request<Incoming
                 by_path,
             )))
         }
+    }
+}
+
+/// What one connection keeps from request to request: its peer, and the runtime its
+/// last request was answered with. Seeing that no reload came since is one plain read
+/// of the reload counter; loading the live runtime for each request cost two atomic
+/// read-modify-writes on a line every worker thread shares. A connection picks up a
+/// reload at its next request; an idle one is closed within `header_read_timeout`,
+/// which also bounds how long it keeps an old runtime alive.
+pub(super) struct Caller {
+    peer: ConnPeer,
+    held: RefCell<Held>,
+}
+
+struct Held {
+    generations: watch::Receiver<u64>,
+    runtime: Arc<Runtime>,
+}
+
+impl Caller {
+    pub(super) fn new(peer: ConnPeer, live: &Live) -> Self {
+        // Subscribed before the load: a reload in between is seen at the first request.
+        let generations = live.subscribe();
+        Self {
+            peer,
+            held: RefCell::new(Held {
+                generations,
+                runtime: live.load(),
+            }),
+        }
+    }
+
+    /// The runtime to answer a request with: the held one, unless a reload swapped it.
+    fn runtime(&self, live: &Live) -> Ref<'_, Arc<Runtime>> {
+        {
+            let mut held = self.held.borrow_mut();
+            // An error means the daemon is going away: keep answering with what it had.
+            if held.generations.has_changed().unwrap_or(false) {
+                held.generations.mark_unchanged();
+                held.runtime = live.load();
+            }
+        }
+        Ref::map(self.held.borrow(), |held| &held.runtime)
     }
 }
 
@@ -239,15 +285,13 @@ impl Fetch {
 /// `GET /v1/secrets/{name}`: the value as the body, what is known about it in headers.
 fn get_secret(
     face: &Face,
+    runtime: &Arc<Runtime>,
     peer: ConnPeer,
     headers: &HeaderMap,
     name: &str,
     query: Option<&str>,
 ) -> Result<Step, Status> {
-    // One runtime for the whole request: a reload meanwhile does not change the rules
-    // it is checked under or the resolver that answers it.
-    let runtime = face.live.current();
-    let guard = guard(&runtime, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
+    let guard = guard(runtime, peer, headers, None, rpc::AUDIT_GET_SECRET)?;
     let name = query::decode(name, false, "path")?;
     let freshness = query::freshness(query)?;
     if let Some(guard) = &guard {
@@ -256,7 +300,7 @@ fn get_secret(
     let Some(hit) = runtime.resolver.cache_hit(&name, freshness) else {
         return Ok(Step::Fetch(Fetch {
             name: name.into_owned(),
-            runtime: arc_swap::Guard::into_inner(runtime),
+            runtime: Arc::clone(runtime),
             guard,
             freshness,
         }));

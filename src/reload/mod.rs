@@ -56,13 +56,6 @@ impl Live {
         self.current.load_full()
     }
 
-    /// The runtime for a moment, without taking a reference count (each is an atomic
-    /// write to a line every worker thread shares); [`arc_swap::Guard::into_inner`]
-    /// makes it an `Arc` when it must outlive the moment.
-    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Runtime>> {
-        self.current.load()
-    }
-
     /// Changes each time a reload is applied.
     pub(crate) fn subscribe(&self) -> channel::Receiver<u64> {
         self.generations.subscribe()

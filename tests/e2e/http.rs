@@ -508,13 +508,107 @@ async fn an_idle_keep_alive_connection_is_closed_when_the_daemon_stops() {
     assert_eq!(read, 0, "the daemon closed the idle connection");
 }
 
+/// Waits for the daemon to close `stream`, reading whatever it sends first; fails after
+/// 20 s, so a connection left open fails the test instead of hanging it.
+fn assert_closed(stream: &mut std::net::TcpStream, what: &str) -> Vec<u8> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("a read timeout");
+    let mut sent = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return sent,
+            Ok(read) => sent.extend_from_slice(&buffer[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return sent,
+            Err(err) => panic!("{what}: still open after 20 s ({err}); got {sent:?}"),
+        }
+    }
+}
+
+/// `header_read_timeout` closes a connection whose client stopped halfway through its
+/// request's head (a slow client holding a slot), and a keep-alive connection left idle
+/// after an answer, which is what bounds how long such a connection keeps the config it
+/// was answered with after a reload.
+#[tokio::test]
+async fn a_client_that_sends_no_whole_head_in_time_is_disconnected() {
+    use std::io::Write;
+    let daemon = setup("    tcp: 127.0.0.1:0\n    header_read_timeout: 1s\n", "").start();
+    let Http::Tcp(address) = http_tcp(&daemon) else {
+        unreachable!()
+    };
+    let mut slow = std::net::TcpStream::connect(address).expect("connect");
+    slow.write_all(b"GET /v1/secrets/plain HTTP/1.1\r\nhost: e2")
+        .expect("send half a head");
+    let sent = assert_closed(&mut slow, "a half-sent head");
+    assert!(
+        !String::from_utf8_lossy(&sent).contains("plain-e2e-value"),
+        "answered a half-sent head: {sent:?}"
+    );
+
+    let mut idle = std::net::TcpStream::connect(address).expect("connect");
+    let answered = get_kept_alive(&mut idle, "/v1/secrets/plain");
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let sent = assert_closed(&mut idle, "an idle keep-alive connection");
+    assert!(
+        !String::from_utf8_lossy(&sent).contains("HTTP/1.1 200"),
+        "a second answer on an idle connection: {sent:?}"
+    );
+}
+
+/// One `GET` on a keep-alive connection: the answer's status, its headers (names in
+/// lower case) and its `Content-Length` bytes of body.
+fn get_kept_alive(stream: &mut std::net::TcpStream, path: &str) -> Reply {
+    use std::io::{BufRead, BufReader, Read, Write};
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: e2e\r\n\r\n").expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = reader.read_until(b'\n', &mut head).expect("read the head");
+        assert!(read > 0, "closed before the answer: {head:?}");
+    }
+    let head = String::from_utf8(head).expect("an ASCII head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("read the body");
+    // The answer ends at its body: nothing may be left buffered for the next one.
+    assert!(reader.buffer().is_empty(), "bytes past the body");
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
 /// A reload that adds a backend: answers for its definitions name it, though the face
 /// made its backend header values from the first config; the first config's
-/// definitions still name theirs.
+/// definitions still name theirs. A connection kept alive across the reload answers
+/// from the new config too: a connection holds its runtime between requests.
 #[tokio::test]
 async fn after_a_reload_answers_name_a_backend_the_first_config_did_not_have() {
     let daemon = setup(LISTENERS, "").start();
     let http = http_tcp(&daemon);
+    let Http::Tcp(address) = &http else {
+        unreachable!()
+    };
+    let mut kept = std::net::TcpStream::connect(address).expect("connect");
+    let before = get_kept_alive(&mut kept, "/v1/secrets/after-reload");
+    before.assert_error(404, "NOT_FOUND");
     let path = daemon.setup_dir().join("config.yaml");
     let config = std::fs::read_to_string(&path).expect("the config");
     let config = config
@@ -543,6 +637,11 @@ async fn after_a_reload_answers_name_a_backend_the_first_config_did_not_have() {
     assert_eq!(added.status, 200, "{added:?}");
     assert_eq!(added.body, b"plain-e2e-value");
     assert_eq!(added.header("x-vaultbridge-backend"), Some("added-later"));
-    let kept = curl(&http, "/v1/secrets/plain", &[]);
-    assert_eq!(kept.header("x-vaultbridge-backend"), Some("local"));
+    let old = curl(&http, "/v1/secrets/plain", &[]);
+    assert_eq!(old.header("x-vaultbridge-backend"), Some("local"));
+
+    let after = get_kept_alive(&mut kept, "/v1/secrets/after-reload");
+    assert_eq!(after.status, 200, "{after:?}");
+    assert_eq!(after.body, b"plain-e2e-value");
+    assert_eq!(after.header("x-vaultbridge-backend"), Some("added-later"));
 }
