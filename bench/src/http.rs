@@ -185,53 +185,104 @@ async fn read_response(stream: &mut (impl AsyncRead + Unpin), buffer: &mut Vec<u
     }
 }
 
-/// `concurrency` clients, one connection each, for `duration`.
-async fn run(
-    server: &Server,
-    endpoint: &Endpoint,
+const REQUEST: &[u8] = b"GET /v1/secrets/bench HTTP/1.1\r\nHost: localhost\r\nUser-Agent: vaultbridge-bench\r\nAccept: */*\r\n\r\n";
+
+/// How long one side of a pair is loaded before the other takes its turn.
+const SLICE: Duration = Duration::from_millis(500);
+
+/// One side of a pair under measurement: its server, its warmed connections, and what
+/// its slices added up to.
+struct Loaded<'a> {
+    server: &'a Server,
+    transport: &'static str,
+    streams: Vec<Box<dyn Connection>>,
+    latencies: Vec<u32>,
+    seconds: f64,
+    cpu: Duration,
+}
+
+impl<'a> Loaded<'a> {
+    /// `concurrency` keep-alive connections to `endpoint`, each warmed with 50 calls.
+    async fn connect(server: &'a Server, endpoint: &Endpoint, concurrency: usize) -> Self {
+        let mut streams = Vec::new();
+        let mut buffer = Vec::new();
+        for _ in 0..concurrency {
+            let mut stream = endpoint.connect().await;
+            for _ in 0..50 {
+                stream.write_all(REQUEST).await.expect("write");
+                read_response(&mut stream, &mut buffer).await;
+            }
+            streams.push(stream);
+        }
+        Self {
+            server,
+            transport: endpoint.transport(),
+            streams,
+            latencies: Vec::new(),
+            seconds: 0.0,
+            cpu: Duration::ZERO,
+        }
+    }
+
+    /// Every connection calls back to back for `length`; the server's CPU and the
+    /// time are added to this side's sums.
+    async fn slice(&mut self, length: Duration) {
+        let cpu_before = self.server.cpu();
+        let started = Instant::now();
+        let deadline = started + length;
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut stream in self.streams.drain(..) {
+            tasks.spawn(async move {
+                let mut latencies: Vec<u32> = Vec::with_capacity(1 << 14);
+                let mut buffer = Vec::with_capacity(1024);
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    stream.write_all(REQUEST).await.expect("write");
+                    read_response(&mut stream, &mut buffer).await;
+                    latencies.push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+                (stream, latencies)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (stream, latencies) = done.expect("load task");
+            self.streams.push(stream);
+            self.latencies.extend(latencies);
+        }
+        self.seconds += started.elapsed().as_secs_f64();
+        self.cpu += self.server.cpu().saturating_sub(cpu_before);
+    }
+
+    fn measured(mut self, concurrency: usize) -> Measurement {
+        Measurement {
+            transport: self.transport,
+            concurrency,
+            ..Measurement::of_calls(&mut self.latencies, self.seconds, self.cpu, self.server)
+        }
+    }
+}
+
+/// The two sides of a pair, `concurrency` clients each (one connection per client),
+/// loaded in turns of [`SLICE`] until each has had `duration`, `first` starting. Both
+/// sides' connections stay open throughout; the idle side's cost nothing. Turns this
+/// short put the machine's slow drift (seconds long here: one daemon measured twice
+/// within a round gave 10.8 and 7.0 µs per request) on both sides alike, where one
+/// run of `duration` per side put it on one.
+async fn run_pair(
+    first: (&Server, &Endpoint),
+    second: (&Server, &Endpoint),
     concurrency: usize,
     duration: Duration,
-) -> Measurement {
-    let request = b"GET /v1/secrets/bench HTTP/1.1\r\nHost: localhost\r\nUser-Agent: vaultbridge-bench\r\nAccept: */*\r\n\r\n";
-    let mut streams = Vec::new();
-    for _ in 0..concurrency {
-        let mut stream = endpoint.connect().await;
-        let mut buffer = Vec::new();
-        // Warm the connection and the server before measuring.
-        for _ in 0..50 {
-            stream.write_all(request).await.expect("write");
-            read_response(&mut stream, &mut buffer).await;
-        }
-        streams.push(stream);
+) -> (Measurement, Measurement) {
+    let mut first = Loaded::connect(first.0, first.1, concurrency).await;
+    let mut second = Loaded::connect(second.0, second.1, concurrency).await;
+    let turns = (duration.as_nanos() / SLICE.as_nanos()).max(1);
+    let length = duration / u32::try_from(turns).unwrap_or(u32::MAX);
+    for _ in 0..turns {
+        first.slice(length).await;
+        second.slice(length).await;
     }
-    let cpu_before = server.cpu();
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for mut stream in streams {
-        tasks.spawn(async move {
-            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-            let mut buffer = Vec::with_capacity(1024);
-            while Instant::now() < deadline {
-                let began = Instant::now();
-                stream.write_all(request).await.expect("write");
-                read_response(&mut stream, &mut buffer).await;
-                latencies.push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
-            }
-            latencies
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        latencies.extend(done.expect("load task"));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = server.cpu().saturating_sub(cpu_before);
-    Measurement {
-        transport: endpoint.transport(),
-        concurrency,
-        ..Measurement::of_calls(&mut latencies, seconds, cpu, server)
-    }
+    (first.measured(concurrency), second.measured(concurrency))
 }
 
 /// A daemon serving `config` with the HTTP face on TCP and on `http_socket`; its gRPC
@@ -484,9 +535,20 @@ pub(crate) async fn measure(args: &Args, dir: &Path, secrets: &Path) -> Vec<Meas
             if index % 2 == 1 {
                 sides.reverse();
             }
-            for (side, runs) in sides {
-                let (server, endpoint) = setup.endpoint(&round, side);
-                let mut measured = run(server, &endpoint, pairing.concurrency, args.duration).await;
+            let [(first, first_runs), (second, second_runs)] = sides;
+            let (first_server, first_endpoint) = setup.endpoint(&round, first);
+            let (second_server, second_endpoint) = setup.endpoint(&round, second);
+            let (first_measured, second_measured) = run_pair(
+                (first_server, &first_endpoint),
+                (second_server, &second_endpoint),
+                pairing.concurrency,
+                args.duration,
+            )
+            .await;
+            for (side, runs, mut measured) in [
+                (first, first_runs, first_measured),
+                (second, second_runs, second_measured),
+            ] {
                 measured.scenario = side.scenario.to_owned();
                 eprintln!(
                     "run: {} c={}: {:.0} req/s, {:.1} µs CPU/req, p99 {:.0} µs",
