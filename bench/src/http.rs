@@ -264,7 +264,8 @@ impl<'a> Loaded<'a> {
 
 /// The two sides of a pair, `concurrency` clients each (one connection per client),
 /// loaded in turns of [`SLICE`] until each has had `duration`, `first` starting. Both
-/// sides' connections stay open throughout; the idle side's cost nothing. Turns this
+/// sides' connections stay open throughout: a waiting keep-alive connection costs its
+/// server nothing until its next request (it is far inside the header timeout). Turns this
 /// short put the machine's slow drift (seconds long here: one daemon measured twice
 /// within a round gave 10.8 and 7.0 µs per request) on both sides alike, where one
 /// run of `duration` per side put it on one.
