@@ -105,6 +105,16 @@ pub(crate) fn curl(http: &Http, path: &str, extra: &[&str]) -> Reply {
         String::from_utf8_lossy(&output.stderr)
     );
     let head = std::fs::read_to_string(&headers).expect("headers");
+    let (status, headers) = parse_head(&head);
+    Reply {
+        status,
+        headers,
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
+
+/// A response head's status code and its headers, names in lower case, in order.
+fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -115,11 +125,7 @@ pub(crate) fn curl(http: &Http, path: &str, extra: &[&str]) -> Reply {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    Reply {
-        status,
-        headers,
-        body: std::fs::read(&body).unwrap_or_default(),
-    }
+    (status, headers)
 }
 
 fn own_uid(dir: &Path) -> u32 {
@@ -571,16 +577,7 @@ fn get_kept_alive(stream: &mut std::net::TcpStream, path: &str) -> Reply {
         assert!(read > 0, "closed before the answer: {head:?}");
     }
     let head = String::from_utf8(head).expect("an ASCII head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {head}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
+    let (status, headers) = parse_head(&head);
     let length = headers
         .iter()
         .find(|(name, _)| name == "content-length")
